@@ -1,0 +1,202 @@
+// Versioned up/down SQL for the registry schema, embedded as strings so they ship in dist/.
+// Applied one transaction per version under a session advisory lock, so concurrent
+// migrators (several `pulumi up`s, the CLI, the local platform) serialize instead of racing.
+import type { ClientBase, Pool, PoolClient } from "pg";
+import { REGISTRY_TABLE } from "./types";
+
+/** Channel of the trigger's NOTIFY; payload is `{"environment": ..., "model": ...}`. */
+export const REGISTRY_CHANNEL = "model_registry_changed";
+
+/** Table recording applied versions. */
+export const MIGRATIONS_TABLE = "schema_migrations";
+
+/** Key of the advisory lock held while migrating (any constant bigint shared by all migrators). */
+export const MIGRATION_LOCK_KEY = 7_300_417_912;
+
+export interface Migration {
+  version: number;
+  name: string;
+  up: string;
+  down: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "create_model_registry_entries",
+    up: `
+CREATE TABLE ${REGISTRY_TABLE} (
+  id bigserial PRIMARY KEY,
+  model_name text NOT NULL
+    CONSTRAINT model_name_format CHECK (model_name ~ '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$' AND length(model_name) <= 63),
+  deployment_environment text NOT NULL
+    CONSTRAINT deployment_environment_valid CHECK (deployment_environment IN ('development', 'staging', 'production')),
+  endpoint text NOT NULL
+    CONSTRAINT endpoint_format CHECK (endpoint ~ '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?:[0-9]{1,5}$'),
+  namespace text NOT NULL DEFAULT 'system'
+    CONSTRAINT namespace_not_empty CHECK (namespace <> ''),
+  served_model_name text NOT NULL
+    CONSTRAINT served_model_name_not_empty CHECK (served_model_name <> ''),
+  status text NOT NULL DEFAULT 'ready'
+    CONSTRAINT status_valid CHECK (status IN ('ready', 'disabled')),
+  disabled_reason text,
+  fallbacks text[] NOT NULL DEFAULT '{}',
+  last_health_check_at timestamptz,
+  managed_by text,
+  revision text,
+  metadata jsonb NOT NULL DEFAULT '{}',
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT disabled_needs_reason CHECK (status <> 'disabled' OR coalesce(disabled_reason, '') <> ''),
+  CONSTRAINT model_registry_entries_model_environment_key UNIQUE (model_name, deployment_environment)
+);
+CREATE INDEX model_registry_entries_environment_status_idx
+  ON ${REGISTRY_TABLE} (deployment_environment, status);
+CREATE FUNCTION model_registry_entries_touch() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.updated_at := now();
+  RETURN NEW;
+END $$;
+CREATE TRIGGER model_registry_entries_touch BEFORE UPDATE ON ${REGISTRY_TABLE}
+  FOR EACH ROW EXECUTE FUNCTION model_registry_entries_touch();
+`,
+    down: `
+DROP TABLE ${REGISTRY_TABLE};
+DROP FUNCTION model_registry_entries_touch();
+`,
+  },
+  {
+    version: 2,
+    name: "notify_model_registry_changed",
+    // A trigger, not the writers, sends the NOTIFY: every writer (program, CLI, psql) invalidates.
+    up: `
+CREATE FUNCTION model_registry_entries_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP IN ('UPDATE', 'DELETE') THEN
+    PERFORM pg_notify('${REGISTRY_CHANNEL}',
+      json_build_object('environment', OLD.deployment_environment, 'model', OLD.model_name)::text);
+  END IF;
+  IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND (NEW.model_name, NEW.deployment_environment)
+      IS DISTINCT FROM (OLD.model_name, OLD.deployment_environment)) THEN
+    PERFORM pg_notify('${REGISTRY_CHANNEL}',
+      json_build_object('environment', NEW.deployment_environment, 'model', NEW.model_name)::text);
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER model_registry_entries_notify AFTER INSERT OR UPDATE OR DELETE ON ${REGISTRY_TABLE}
+  FOR EACH ROW EXECUTE FUNCTION model_registry_entries_notify();
+`,
+    down: `
+DROP TRIGGER model_registry_entries_notify ON ${REGISTRY_TABLE};
+DROP FUNCTION model_registry_entries_notify();
+`,
+  },
+];
+
+/** Highest known version: what `up` migrates to by default. */
+export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
+
+export interface MigrateOptions {
+  /** `up` (default) applies pending versions; `down` reverts applied ones. */
+  direction?: "up" | "down";
+  /** Version to end at: `up` defaults to LATEST_VERSION, `down` to one step back (0 = empty). */
+  target?: number;
+  /** Called once per applied or reverted version (progress for CLIs). */
+  onStep?: (step: MigrationStep) => void;
+}
+
+export interface MigrationStep {
+  direction: "up" | "down";
+  version: number;
+  name: string;
+}
+
+export interface MigrateResult {
+  from: number;
+  to: number;
+  steps: MigrationStep[];
+}
+
+type Queryable = ClientBase | Pool;
+
+function isPool(db: Queryable): db is Pool {
+  return typeof (db as Pool).totalCount === "number";
+}
+
+/** Version currently applied (0 when none); needs no lock. */
+export async function currentVersion(db: Queryable): Promise<number> {
+  const exists = await db.query<{ t: string | null }>(`SELECT to_regclass($1) AS t`, [
+    MIGRATIONS_TABLE,
+  ]);
+  if (!exists.rows[0].t) return 0;
+  const res = await db.query<{ v: number | null }>(
+    `SELECT max(version) AS v FROM ${MIGRATIONS_TABLE}`,
+  );
+  return res.rows[0].v ?? 0;
+}
+
+/**
+ * Migrates the registry schema up or down to a target version. Takes a client or a pool
+ * (the lock is session-level, so a pool lends one client for the whole run).
+ */
+export async function migrate(db: Queryable, options: MigrateOptions = {}): Promise<MigrateResult> {
+  const direction = options.direction ?? "up";
+  if (direction !== "up" && direction !== "down")
+    throw new Error(`direction '${String(direction)}' is invalid: use up or down`);
+  const target = options.target;
+  if (target !== undefined && (!Number.isInteger(target) || target < 0 || target > LATEST_VERSION))
+    throw new Error(`target ${target} is invalid: use a version between 0 and ${LATEST_VERSION}`);
+  const client: ClientBase = isPool(db) ? await db.connect() : db;
+  try {
+    await client.query(`SELECT pg_advisory_lock($1)`, [MIGRATION_LOCK_KEY]);
+    try {
+      return await migrateLocked(client, direction, target, options.onStep);
+    } finally {
+      await client.query(`SELECT pg_advisory_unlock($1)`, [MIGRATION_LOCK_KEY]);
+    }
+  } finally {
+    if (isPool(db)) (client as PoolClient).release();
+  }
+}
+
+async function migrateLocked(
+  client: ClientBase,
+  direction: "up" | "down",
+  target: number | undefined,
+  onStep?: (step: MigrationStep) => void,
+): Promise<MigrateResult> {
+  await client.query(`CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+  )`);
+  const from = await currentVersion(client);
+  const to = target ?? (direction === "up" ? LATEST_VERSION : Math.max(0, from - 1));
+  const steps: MigrationStep[] = [];
+  const pending =
+    direction === "up"
+      ? MIGRATIONS.filter((m) => m.version > from && m.version <= to)
+      : MIGRATIONS.filter((m) => m.version <= from && m.version > to).reverse();
+  for (const m of pending) {
+    await client.query("BEGIN");
+    try {
+      await client.query(direction === "up" ? m.up : m.down);
+      if (direction === "up")
+        await client.query(`INSERT INTO ${MIGRATIONS_TABLE} (version, name) VALUES ($1, $2)`, [
+          m.version,
+          m.name,
+        ]);
+      else await client.query(`DELETE FROM ${MIGRATIONS_TABLE} WHERE version = $1`, [m.version]);
+      await client.query("COMMIT");
+    } catch (err) {
+      await client.query("ROLLBACK");
+      throw new Error(
+        `migration ${m.version} (${m.name}) ${direction} failed: ${(err as Error).message}`,
+      );
+    }
+    const step = { direction, version: m.version, name: m.name };
+    steps.push(step);
+    onStep?.(step);
+  }
+  return { from, to: await currentVersion(client), steps };
+}
