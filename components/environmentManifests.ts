@@ -1,0 +1,103 @@
+// Pure builders: the namespace-wide objects of one stack (DESIGN section 4, "Per stack also").
+import type { ILimitRange } from "kubernetes-models/v1/LimitRange";
+import type { INamespace } from "kubernetes-models/v1/Namespace";
+import type { IResourceQuota } from "kubernetes-models/v1/ResourceQuota";
+import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
+import type { StackSpec } from "./config";
+
+type Named<T> = T & { metadata: { name: string } };
+
+function labels(spec: StackSpec): Record<string, string> {
+  return {
+    "app.kubernetes.io/part-of": "vllm-fleet",
+    "app.kubernetes.io/managed-by": "pulumi",
+    "vllm.ai/environment": spec.environment,
+  };
+}
+
+/** GPU resource names the stack's models request (normally just nvidia.com/gpu). */
+export function gpuResourceNames(spec: StackSpec): string[] {
+  return [...new Set(spec.models.map((m) => m.gpu.resourceName))];
+}
+
+export function buildNamespace(spec: StackSpec): Named<INamespace> {
+  return {
+    apiVersion: "v1",
+    kind: "Namespace",
+    metadata: {
+      name: spec.namespace,
+      labels: {
+        ...labels(spec),
+        // Every pod here (vLLM and router) meets the restricted Pod Security Standard.
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": "latest",
+      },
+    },
+  };
+}
+
+/** The GPU budget of the environment: the scheduler refuses pods past it. */
+export function buildResourceQuota(spec: StackSpec): Named<IResourceQuota> {
+  const hard: Record<string, string> = {};
+  for (const r of gpuResourceNames(spec)) hard[`requests.${r}`] = String(spec.gpuQuota);
+  return {
+    apiVersion: "v1",
+    kind: "ResourceQuota",
+    metadata: { name: "gpu-budget", namespace: spec.namespace, labels: labels(spec) },
+    spec: { hard },
+  };
+}
+
+/** Defaults for containers that forget requests, so one pod cannot starve a node. */
+export function buildLimitRange(spec: StackSpec): Named<ILimitRange> {
+  return {
+    apiVersion: "v1",
+    kind: "LimitRange",
+    metadata: { name: "container-defaults", namespace: spec.namespace, labels: labels(spec) },
+    spec: {
+      limits: [
+        {
+          type: "Container",
+          defaultRequest: { cpu: "100m", memory: "128Mi" },
+          default: { cpu: "1", memory: "512Mi" },
+        },
+      ],
+    },
+  };
+}
+
+/** Deny all traffic in the namespace except DNS; each workload opens what it needs. */
+export function buildDefaultDenyPolicy(spec: StackSpec): Named<INetworkPolicy> {
+  return {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: { name: "default-deny", namespace: spec.namespace, labels: labels(spec) },
+    spec: {
+      podSelector: {},
+      policyTypes: ["Ingress", "Egress"],
+      egress: [
+        {
+          to: [
+            {
+              namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
+              podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
+            },
+          ],
+          ports: [
+            { port: 53, protocol: "UDP" },
+            { port: 53, protocol: "TCP" },
+          ],
+        },
+      ],
+    },
+  };
+}
+
+export function buildEnvironmentObjects(spec: StackSpec) {
+  return {
+    namespace: buildNamespace(spec),
+    resourceQuota: buildResourceQuota(spec),
+    limitRange: buildLimitRange(spec),
+    defaultDeny: buildDefaultDenyPolicy(spec),
+  };
+}

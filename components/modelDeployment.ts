@@ -1,0 +1,90 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import type { ModelSpec, StackSpec } from "./config";
+import { buildModelObjects, probeBudget } from "./modelManifests";
+import { modelEndpoint, registryKey } from "./naming";
+
+export interface ModelDeploymentArgs {
+  /** The validated stack the model belongs to (environment, namespace, monitoring). */
+  stack: StackSpec;
+  /** The model: its promoted release and this environment's capacity. */
+  model: ModelSpec;
+  /** Objects (e.g. the Namespace) that must exist before the model's. */
+  dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+/**
+ * One vLLM model served in one environment: cache volume, Deployment, Service, PDB,
+ * NetworkPolicy and ServiceMonitor, built by the pure functions in modelManifests.ts.
+ */
+export class ModelDeployment extends pulumi.ComponentResource {
+  /** In-cluster endpoint: `{model}-{env}.{namespace}.svc.cluster.local:8000`. */
+  readonly endpoint: pulumi.Output<string>;
+  /** Name of the model's Service (`{model}-{env}`). */
+  readonly serviceName: pulumi.Output<string>;
+  /** Redis key of the model's registry entry. */
+  readonly registryKey: string;
+  readonly deployment: k8s.apps.v1.Deployment;
+  readonly service: k8s.core.v1.Service;
+
+  constructor(name: string, args: ModelDeploymentArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("vllm:serving:ModelDeployment", name, {}, opts);
+    const { stack, model } = args;
+    const objs = buildModelObjects(stack, model);
+    const child = { parent: this, dependsOn: args.dependsOn };
+    // Pulumi must wait as long as Kubernetes lets vLLM load weights (default is 10 minutes).
+    const wait = `${probeBudget(model.startupBudgetMinutes).customTimeoutMinutes}m`;
+
+    const cache = new k8s.core.v1.PersistentVolumeClaim(
+      `${name}-cache`,
+      objs.cacheClaim as k8s.core.v1.PersistentVolumeClaimArgs,
+      child,
+    );
+    this.deployment = new k8s.apps.v1.Deployment(
+      `${name}-deployment`,
+      objs.deployment as k8s.apps.v1.DeploymentArgs,
+      {
+        ...child,
+        dependsOn: [cache, ...(args.dependsOn ?? [])],
+        customTimeouts: { create: wait, update: wait },
+        // Names are fixed (predictable endpoints), so a replacement must delete first.
+        deleteBeforeReplace: true,
+      },
+    );
+    this.service = new k8s.core.v1.Service(
+      `${name}-service`,
+      objs.service as k8s.core.v1.ServiceArgs,
+      {
+        ...child,
+        customTimeouts: { create: wait, update: wait },
+        deleteBeforeReplace: true,
+      },
+    );
+    if (objs.disruptionBudget) {
+      new k8s.policy.v1.PodDisruptionBudget(
+        `${name}-pdb`,
+        objs.disruptionBudget as k8s.policy.v1.PodDisruptionBudgetArgs,
+        child,
+      );
+    }
+    new k8s.networking.v1.NetworkPolicy(
+      `${name}-netpol`,
+      objs.networkPolicy as k8s.networking.v1.NetworkPolicyArgs,
+      child,
+    );
+    if (objs.serviceMonitor) {
+      new k8s.apiextensions.CustomResource(`${name}-servicemonitor`, objs.serviceMonitor, child);
+    }
+
+    this.serviceName = this.service.metadata.name;
+    this.endpoint = this.service.metadata.apply((m) =>
+      modelEndpoint(model.name, stack.environment, m.namespace ?? stack.namespace),
+    );
+    this.registryKey = registryKey(stack.environment, model.name);
+    this.registerOutputs({
+      endpoint: this.endpoint,
+      serviceName: this.serviceName,
+      registryKey: this.registryKey,
+    });
+  }
+}

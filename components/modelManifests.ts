@@ -1,0 +1,296 @@
+// Pure builders: one model of one stack -> its Kubernetes objects (DESIGN section 4).
+import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
+import type { IPersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClaim";
+import type { IService } from "kubernetes-models/v1/Service";
+import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
+import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import type { IServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
+import type { ModelSpec, StackSpec } from "./config";
+import { modelLabels, modelSelector, routerSelector, serviceName, VLLM_PORT } from "./naming";
+
+/** Seconds the pod keeps serving after removal from endpoints, so in-flight routing settles. */
+export const PRESTOP_SECONDS = 15;
+/** Seconds vLLM gets to finish in-flight generations after SIGTERM. */
+export const DRAIN_SECONDS = 90;
+/** Startup probe period; the failure threshold is derived from the startup budget. */
+export const STARTUP_PERIOD_SECONDS = 10;
+/** Where the model cache volume is mounted (HF_HOME lives below it). */
+export const CACHE_MOUNT = "/models";
+/** Annotation carrying the startup budget so policies can check the probes cover it. */
+export const STARTUP_BUDGET_ANNOTATION = "vllm.ai/startup-budget-minutes";
+
+/** Probe timings derived from the startup budget (minutes vLLM may take to load weights). */
+export function probeBudget(startupBudgetMinutes: number) {
+  return {
+    startupFailureThreshold: Math.ceil((startupBudgetMinutes * 60) / STARTUP_PERIOD_SECONDS),
+    /** Pulumi must wait at least as long as Kubernetes does, plus scheduling and image pull. */
+    customTimeoutMinutes: startupBudgetMinutes + 10,
+  };
+}
+
+/** `/dev/shm` size: NCCL exchanges tensors through shared memory between tensor-parallel ranks. */
+export function shmSize(tensorParallelSize: number): string {
+  return tensorParallelSize > 1 ? `${4 * tensorParallelSize}Gi` : "2Gi";
+}
+
+/** Command-line flags of `vllm serve` for one release. */
+export function vllmArgs(model: ModelSpec): string[] {
+  const a = model.args;
+  const args = [
+    model.source,
+    "--host=0.0.0.0",
+    `--port=${VLLM_PORT}`,
+    `--served-model-name=${model.servedModelName}`,
+    `--tensor-parallel-size=${a.tensorParallelSize}`,
+    `--gpu-memory-utilization=${a.gpuMemoryUtilization}`,
+    `--dtype=${a.dtype}`,
+  ];
+  if (model.revision) args.push(`--revision=${model.revision}`);
+  if (a.maxModelLen) args.push(`--max-model-len=${a.maxModelLen}`);
+  if (a.quantization) args.push(`--quantization=${a.quantization}`);
+  return [...args, ...a.extraArgs];
+}
+
+function meta(spec: StackSpec, model: ModelSpec, name = serviceName(model.name, spec.environment)) {
+  return { name, namespace: spec.namespace, labels: modelLabels(model.name, spec.environment) };
+}
+
+export function buildModelCacheClaim(
+  spec: StackSpec,
+  model: ModelSpec,
+): IPersistentVolumeClaim & { metadata: { name: string } } {
+  return {
+    apiVersion: "v1",
+    kind: "PersistentVolumeClaim",
+    metadata: {
+      ...meta(spec, model, `${serviceName(model.name, spec.environment)}-cache`),
+      // With WaitForFirstConsumer storage the claim binds only once the pod exists; waiting
+      // for Bound before creating the Deployment would deadlock.
+      annotations: { "pulumi.com/skipAwait": "true" },
+    },
+    spec: {
+      // Replicas on different nodes share one cache only through a ReadWriteMany volume.
+      accessModes: [model.replicas > 1 ? "ReadWriteMany" : "ReadWriteOnce"],
+      resources: { requests: { storage: model.cache.size } },
+      ...(model.cache.storageClass ? { storageClassName: model.cache.storageClass } : {}),
+    },
+  };
+}
+
+export function buildModelDeployment(
+  spec: StackSpec,
+  model: ModelSpec,
+): IDeployment & { metadata: { name: string } } {
+  const name = serviceName(model.name, spec.environment);
+  const gpu = model.gpu;
+  const budget = probeBudget(model.startupBudgetMinutes);
+  const limits: Record<string, string> = { [gpu.resourceName]: String(gpu.count) };
+  if (model.resources.cpuLimit) limits.cpu = model.resources.cpuLimit;
+  limits.memory = model.resources.memoryLimit ?? model.resources.memory;
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: {
+      ...meta(spec, model),
+      annotations: { [STARTUP_BUDGET_ANNOTATION]: String(model.startupBudgetMinutes) },
+    },
+    spec: {
+      replicas: model.enabled ? model.replicas : 0,
+      revisionHistoryLimit: 5,
+      selector: { matchLabels: modelSelector(model.name, spec.environment) },
+      // GPUs are scarce: replace pods one at a time instead of needing twice the GPUs.
+      strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } },
+      template: {
+        metadata: { labels: modelLabels(model.name, spec.environment) },
+        spec: {
+          // A Service named like `vllm` would inject VLLM_PORT=tcp://... and break vLLM's config.
+          enableServiceLinks: false,
+          automountServiceAccountToken: false,
+          terminationGracePeriodSeconds: PRESTOP_SECONDS + DRAIN_SECONDS,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 1000,
+            runAsGroup: 1000,
+            fsGroup: 1000,
+            seccompProfile: { type: "RuntimeDefault" },
+          },
+          nodeSelector: {
+            "nvidia.com/gpu.present": "true",
+            ...(gpu.product ? { "nvidia.com/gpu.product": gpu.product } : {}),
+            ...model.nodeSelector,
+          },
+          tolerations: model.tolerations,
+          containers: [
+            {
+              name: "vllm",
+              image: model.image,
+              command: ["vllm", "serve"],
+              args: vllmArgs(model),
+              ports: [{ name: "http", containerPort: VLLM_PORT, protocol: "TCP" }],
+              env: [
+                { name: "HF_HOME", value: `${CACHE_MOUNT}/huggingface` },
+                { name: "HOME", value: "/tmp" },
+                { name: "VLLM_NO_USAGE_STATS", value: "1" },
+                {
+                  name: "HF_TOKEN",
+                  valueFrom: {
+                    secretKeyRef: { name: "huggingface-token", key: "token", optional: true },
+                  },
+                },
+              ],
+              resources: {
+                requests: {
+                  cpu: model.resources.cpu,
+                  memory: model.resources.memory,
+                  [gpu.resourceName]: String(gpu.count),
+                },
+                limits,
+              },
+              startupProbe: {
+                httpGet: { path: "/health", port: "http" },
+                periodSeconds: STARTUP_PERIOD_SECONDS,
+                timeoutSeconds: 5,
+                failureThreshold: budget.startupFailureThreshold,
+              },
+              // Ready only when the model is loaded and listed, not when the process is up.
+              readinessProbe: {
+                httpGet: { path: "/v1/models", port: "http" },
+                periodSeconds: 10,
+                timeoutSeconds: 5,
+                failureThreshold: 3,
+              },
+              // Long generations can stall /health briefly; restart only after a sustained failure.
+              livenessProbe: {
+                httpGet: { path: "/health", port: "http" },
+                periodSeconds: 15,
+                timeoutSeconds: 10,
+                failureThreshold: 6,
+              },
+              lifecycle: { preStop: { exec: { command: ["sleep", String(PRESTOP_SECONDS)] } } },
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                runAsNonRoot: true,
+                capabilities: { drop: ["ALL"] },
+                seccompProfile: { type: "RuntimeDefault" },
+              },
+              volumeMounts: [
+                { name: "model-cache", mountPath: CACHE_MOUNT },
+                { name: "dshm", mountPath: "/dev/shm" },
+              ],
+            },
+          ],
+          volumes: [
+            { name: "model-cache", persistentVolumeClaim: { claimName: `${name}-cache` } },
+            {
+              name: "dshm",
+              emptyDir: { medium: "Memory", sizeLimit: shmSize(model.args.tensorParallelSize) },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+export function buildModelService(
+  spec: StackSpec,
+  model: ModelSpec,
+): IService & { metadata: { name: string } } {
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: meta(spec, model),
+    spec: {
+      type: "ClusterIP",
+      selector: modelSelector(model.name, spec.environment),
+      ports: [{ name: "http", port: VLLM_PORT, targetPort: "http", protocol: "TCP" }],
+    },
+  };
+}
+
+/** Only when there is more than one replica: a PDB on a single replica blocks node drains forever. */
+export function buildModelDisruptionBudget(
+  spec: StackSpec,
+  model: ModelSpec,
+): (IPodDisruptionBudget & { metadata: { name: string } }) | undefined {
+  if (!model.enabled || model.replicas < 2) return undefined;
+  return {
+    apiVersion: "policy/v1",
+    kind: "PodDisruptionBudget",
+    metadata: meta(spec, model),
+    spec: {
+      maxUnavailable: 1,
+      selector: { matchLabels: modelSelector(model.name, spec.environment) },
+      // A pod that never became ready (e.g. a bad rollout) must not block node drains.
+      unhealthyPodEvictionPolicy: "AlwaysAllow",
+    },
+  };
+}
+
+export function buildModelNetworkPolicy(
+  spec: StackSpec,
+  model: ModelSpec,
+): INetworkPolicy & { metadata: { name: string } } {
+  return {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: meta(spec, model),
+    spec: {
+      podSelector: { matchLabels: modelSelector(model.name, spec.environment) },
+      policyTypes: ["Ingress", "Egress"],
+      ingress: [
+        {
+          from: [{ podSelector: { matchLabels: routerSelector(spec.environment) } }],
+          ports: [{ port: VLLM_PORT, protocol: "TCP" }],
+        },
+        {
+          from: [
+            {
+              namespaceSelector: {
+                matchLabels: { "kubernetes.io/metadata.name": spec.monitoring.prometheusNamespace },
+              },
+            },
+          ],
+          ports: [{ port: VLLM_PORT, protocol: "TCP" }],
+        },
+      ],
+      // Weights are downloaded from the model hub over HTTPS on first start.
+      egress: [{ ports: [{ port: 443, protocol: "TCP" }] }],
+    },
+  };
+}
+
+export function buildModelServiceMonitor(
+  spec: StackSpec,
+  model: ModelSpec,
+): (IServiceMonitor & { metadata: { name: string } }) | undefined {
+  if (!spec.monitoring.serviceMonitor) return undefined;
+  return {
+    apiVersion: "monitoring.coreos.com/v1",
+    kind: "ServiceMonitor",
+    metadata: {
+      ...meta(spec, model),
+      labels: {
+        ...modelLabels(model.name, spec.environment),
+        release: spec.monitoring.prometheusRelease,
+      },
+    },
+    spec: {
+      selector: { matchLabels: modelSelector(model.name, spec.environment) },
+      namespaceSelector: { matchNames: [spec.namespace] },
+      endpoints: [{ port: "http", path: "/metrics", interval: "30s", scrapeTimeout: "10s" }],
+    },
+  };
+}
+
+/** Every Kubernetes object of one model, in apply order. */
+export function buildModelObjects(spec: StackSpec, model: ModelSpec) {
+  return {
+    cacheClaim: buildModelCacheClaim(spec, model),
+    deployment: buildModelDeployment(spec, model),
+    service: buildModelService(spec, model),
+    disruptionBudget: buildModelDisruptionBudget(spec, model),
+    networkPolicy: buildModelNetworkPolicy(spec, model),
+    serviceMonitor: buildModelServiceMonitor(spec, model),
+  };
+}

@@ -1,0 +1,45 @@
+// Composition root: validate the stack config, then build the platform from components.
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { parseStackConfig, readStackConfig, StackConfigError } from "./components/config";
+import { Environment } from "./components/environment";
+import { ModelDeployment } from "./components/modelDeployment";
+
+function loadSpec() {
+  try {
+    return parseStackConfig(readStackConfig(pulumi.runtime.allConfig()));
+  } catch (e) {
+    // RunError prints the message without a stack trace; nothing has been created yet.
+    if (e instanceof StackConfigError) throw new pulumi.RunError(e.message);
+    throw e;
+  }
+}
+
+const spec = loadSpec();
+
+const provider = new k8s.Provider("kubernetes", {
+  context: spec.kubernetes.context,
+  kubeconfig: spec.kubernetes.kubeconfig,
+  renderYamlToDirectory: spec.kubernetes.renderYamlToDirectory,
+  enableServerSideApply: true,
+});
+const providers = { kubernetes: provider };
+
+const environment = new Environment(spec.environment, { stack: spec }, { providers });
+
+const deployments = spec.models.map(
+  (model) =>
+    new ModelDeployment(
+      model.name,
+      { stack: spec, model, dependsOn: [environment.namespace] },
+      { providers },
+    ),
+);
+
+export const namespace = environment.namespaceName;
+export const models = Object.fromEntries(
+  deployments.map((d, i) => [
+    spec.models[i].name,
+    { endpoint: d.endpoint, serviceName: d.serviceName, registryKey: d.registryKey },
+  ]),
+);

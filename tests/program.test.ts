@@ -1,0 +1,125 @@
+import { strict as assert } from "node:assert";
+import { runProgram, ProgramRun } from "./support/program";
+import { modelEndpoint } from "../components/naming";
+
+const STACKS = ["development", "staging", "production"] as const;
+const K = {
+  deployment: "kubernetes:apps/v1:Deployment",
+  service: "kubernetes:core/v1:Service",
+  pdb: "kubernetes:policy/v1:PodDisruptionBudget",
+  netpol: "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+  serviceMonitor: "kubernetes:monitoring.coreos.com/v1:ServiceMonitor",
+  namespace: "kubernetes:core/v1:Namespace",
+  quota: "kubernetes:core/v1:ResourceQuota",
+};
+
+function matches(selector: Record<string, string>, labels: Record<string, string>): boolean {
+  return Object.entries(selector).every(([k, v]) => labels[k] === v);
+}
+
+for (const stack of STACKS) {
+  describe(`program under mocks: ${stack}`, () => {
+    let run: ProgramRun;
+    before(async () => {
+      run = await runProgram(stack);
+    });
+
+    it("gives every Kubernetes resource the explicit provider", () => {
+      const k8s = run.resources.filter(
+        (r) => r.type.startsWith("kubernetes:") && !r.type.startsWith("pulumi:providers"),
+      );
+      assert.ok(k8s.length > 5);
+      for (const r of k8s)
+        assert.match(
+          r.provider ?? "",
+          /pulumi:providers:kubernetes::kubernetes::/,
+          `${r.type} ${r.name} has no explicit provider`,
+        );
+    });
+
+    it("schedules each model on GPU nodes with requests equal to limits", () => {
+      const deps = run
+        .ofType(K.deployment)
+        .filter((d) => d.inputs.metadata.labels["app.kubernetes.io/name"] === "vllm");
+      assert.ok(deps.length >= 1);
+      for (const d of deps) {
+        const pod = d.inputs.spec.template.spec;
+        const c = pod.containers.find((x: { name: string }) => x.name === "vllm");
+        assert.equal(c.resources.requests["nvidia.com/gpu"], c.resources.limits["nvidia.com/gpu"]);
+        assert.ok(Number(c.resources.limits["nvidia.com/gpu"]) >= 1);
+        assert.equal(pod.nodeSelector["nvidia.com/gpu.present"], "true");
+        assert.ok(pod.tolerations.some((t: { key: string }) => t.key === "nvidia.com/gpu"));
+        assert.equal(pod.enableServiceLinks, false);
+        assert.equal(pod.automountServiceAccountToken, false);
+        assert.equal(d.inputs.spec.strategy.rollingUpdate.maxSurge, 0);
+        assert.notDeepEqual(c.readinessProbe.httpGet.path, c.livenessProbe.httpGet.path);
+        assert.ok(c.livenessProbe.failureThreshold >= 5);
+        const budgetSeconds =
+          Number(d.inputs.metadata.annotations["vllm.ai/startup-budget-minutes"]) * 60;
+        assert.ok(c.startupProbe.failureThreshold * c.startupProbe.periodSeconds >= budgetSeconds);
+        const tp = Number(/--tensor-parallel-size=(\d+)/.exec(c.args.join(" "))![1]);
+        assert.equal(tp, Number(c.resources.limits["nvidia.com/gpu"]));
+        const shm = pod.volumes.find((v: { name: string }) => v.name === "dshm");
+        assert.equal(shm.emptyDir.medium, "Memory");
+        assert.equal(shm.emptyDir.sizeLimit, tp > 1 ? `${4 * tp}Gi` : "2Gi");
+      }
+    });
+
+    it("exports a predictable endpoint, Service name and registry key per model", () => {
+      const ns = run.outputs.namespace as string;
+      const models = run.outputs.models as Record<
+        string,
+        { endpoint: string; serviceName: string; registryKey: string }
+      >;
+      assert.ok(Object.keys(models).length >= 1);
+      for (const [name, m] of Object.entries(models)) {
+        assert.equal(m.serviceName, `${name}-${stack}`);
+        assert.equal(m.endpoint, modelEndpoint(name, stack, ns));
+        assert.equal(m.registryKey, `model_registry:${stack}:${name}`);
+        const svc = run.ofType(K.service).find((s) => s.inputs.metadata.name === m.serviceName);
+        assert.ok(svc, `Service ${m.serviceName} exists`);
+        assert.equal(svc!.inputs.metadata.namespace, ns);
+        assert.equal(svc!.inputs.spec.ports[0].port, 8000);
+      }
+    });
+
+    it("selects the model pods from its Service, NetworkPolicy and ServiceMonitor", () => {
+      for (const d of run
+        .ofType(K.deployment)
+        .filter((x) => x.inputs.metadata.labels["app.kubernetes.io/name"] === "vllm")) {
+        const podLabels = d.inputs.spec.template.metadata.labels;
+        const name = d.inputs.metadata.name;
+        const svc = run.ofType(K.service).find((s) => s.inputs.metadata.name === name)!;
+        assert.ok(matches(svc.inputs.spec.selector, podLabels));
+        const np = run.ofType(K.netpol).find((n) => n.inputs.metadata.name === name)!;
+        assert.ok(matches(np.inputs.spec.podSelector.matchLabels, podLabels));
+        const sm = run.ofType(K.serviceMonitor).find((s) => s.inputs.metadata.name === name)!;
+        assert.ok(matches(sm.inputs.spec.selector.matchLabels, svc.inputs.metadata.labels));
+        assert.equal(sm.inputs.spec.endpoints[0].port, svc.inputs.spec.ports[0].name);
+      }
+    });
+
+    it("creates a PDB exactly for models with more than one replica", () => {
+      const deps = run
+        .ofType(K.deployment)
+        .filter((x) => x.inputs.metadata.labels["app.kubernetes.io/name"] === "vllm");
+      for (const d of deps) {
+        const pdb = run
+          .ofType(K.pdb)
+          .find((p) => p.inputs.metadata.name === d.inputs.metadata.name);
+        assert.equal(Boolean(pdb), d.inputs.spec.replicas > 1, d.inputs.metadata.name);
+        if (stack === "production")
+          assert.ok(pdb, `production model ${d.inputs.metadata.name} has a PDB`);
+      }
+    });
+
+    it("budgets the namespace's GPUs and denies traffic by default", () => {
+      const quota = run.ofType(K.quota)[0];
+      assert.ok(Number(quota.inputs.spec.hard["requests.nvidia.com/gpu"]) >= 1);
+      const deny = run.ofType(K.netpol).find((n) => n.inputs.metadata.name === "default-deny")!;
+      assert.deepEqual(deny.inputs.spec.podSelector, {});
+      assert.deepEqual(deny.inputs.spec.policyTypes, ["Ingress", "Egress"]);
+      assert.ok(deny.inputs.spec.egress[0].ports.some((p: { port: number }) => p.port === 53));
+    });
+  });
+}

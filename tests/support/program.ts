@@ -1,0 +1,90 @@
+// Runs the whole Pulumi program (index.ts) under the SDK's mocks for one real stack file,
+// with Pulumi.yaml defaults merged as the CLI does.
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { loadStackConfig } from "../../components/stackFile";
+import { PROJECT } from "../../components/config";
+
+export interface MockedResource {
+  type: string;
+  name: string;
+  inputs: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  provider?: string;
+  urn: string;
+}
+
+export interface ProgramRun {
+  resources: MockedResource[];
+  outputs: Record<string, unknown>;
+  /** Resources of one type (`kubernetes:apps/v1:Deployment`). */
+  ofType(type: string): MockedResource[];
+}
+
+const INDEX = path.resolve(__dirname, "../../index.ts");
+
+/** Resolves an Output to its value (mocks run as an update, so values are known). */
+export function valueOf<T>(o: pulumi.Input<T>): Promise<T> {
+  return new Promise((resolve) => pulumi.output(o).apply((v) => resolve(v as T)));
+}
+
+async function resolveDeep(v: unknown): Promise<unknown> {
+  if (pulumi.Output.isInstance(v)) return resolveDeep(await valueOf(v));
+  if (Array.isArray(v)) return Promise.all(v.map(resolveDeep));
+  if (v && typeof v === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[k] = await resolveDeep(x);
+    return out;
+  }
+  return v;
+}
+
+/**
+ * Runs index.ts for `stack`; `overrides` replace config keys (without the project prefix,
+ * values as they would appear in the stack file).
+ */
+export async function runProgram(
+  stack: string,
+  overrides: Record<string, unknown> = {},
+  secrets: Record<string, string> = { registryAdminPassword: "mock-admin-password" },
+): Promise<ProgramRun> {
+  const resources: MockedResource[] = [];
+  pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        const id = `${args.name}-id`;
+        resources.push({
+          type: args.type,
+          name: args.name,
+          inputs: args.inputs,
+          provider: args.provider,
+          urn: `urn:pulumi:${stack}::${PROJECT}::${args.type}::${args.name}`,
+        });
+        return { id, state: { ...args.inputs } };
+      },
+      call(args) {
+        return args.inputs;
+      },
+    },
+    PROJECT,
+    stack,
+    false,
+  );
+  const config = loadStackConfig(stack);
+  for (const [k, v] of Object.entries(overrides)) {
+    config[`${PROJECT}:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
+  }
+  for (const [k, v] of Object.entries(secrets)) config[`${PROJECT}:${k}`] = v;
+  pulumi.runtime.setAllConfig(
+    config,
+    Object.keys(secrets).map((k) => `${PROJECT}:${k}`),
+  );
+
+  delete require.cache[require.resolve(INDEX)];
+  // require, not import(): the program is TypeScript loaded through ts-node's CommonJS hook.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const mod = require(INDEX) as Record<string, unknown>;
+  const outputs = (await resolveDeep({ ...mod })) as Record<string, unknown>;
+  // Let registrations still in flight (children created in apply callbacks) reach the mocks.
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  return { resources, outputs, ofType: (type) => resources.filter((r) => r.type === type) };
+}
