@@ -17,6 +17,11 @@ export const MODEL_NAME_MAX = 63;
 /** Endpoints are `host:port` without a scheme, e.g. `llama-2-7b-development.system.svc.cluster.local:8000`. */
 export const ENDPOINT = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?:[0-9]{1,5}$/;
 
+/** Redis key of a model's registry entry: `model_registry:{env}:{model}` (seeds). */
+export function registryKey(environment: string, model: string): string {
+  return `model_registry:${environment}:${model}`;
+}
+
 /** One row of `model_registry_entries`, camelCased; timestamps are ISO strings so JSON round-trips. */
 export interface RegistryEntry {
   id: number;
