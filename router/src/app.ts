@@ -1,0 +1,335 @@
+// The router's HTTP server: endpoints, authentication, model resolution, metrics and the
+// SIGTERM lifecycle (fail readiness, keep serving through the preStop window, drain, close).
+import { randomUUID } from "node:crypto";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import type Redis from "ioredis";
+import type { Pool } from "pg";
+import { ApiKeys } from "./apiKeys";
+import { parseRequest, readBody } from "./body";
+import type { RouterConfig } from "./config";
+import { RouterError, sendError } from "./errors";
+import { createLogger, Logger } from "./logger";
+import { RouterMetrics } from "./metrics";
+import { createPool, createRedis, redactUrl } from "./registry/connect";
+import type { Environment, RegistryEntry } from "./registry/types";
+import { RegistryListener } from "./registryListener";
+import { ModelResolver } from "./resolver";
+import { Upstream } from "./upstream";
+
+/** The only paths forwarded to model servers; the upstream comes from the registry. */
+const FORWARDED = new Set(["/v1/chat/completions", "/v1/completions", "/v1/embeddings"]);
+
+/** Header set on answers given from last-known-good entries while the registry is down. */
+export const DEGRADED_HEADER = "x-vllm-router-degraded";
+
+export class RouterApp {
+  readonly metrics = new RouterMetrics();
+  readonly logger: Logger;
+  private readonly server: http.Server;
+  private readonly pool: Pool;
+  private readonly redis?: Redis;
+  private readonly resolver: ModelResolver;
+  private readonly listener: RegistryListener;
+  private readonly upstream: Upstream;
+  private readonly apiKeys?: ApiKeys;
+  private readonly env: Environment;
+  private draining = false;
+  private inflight = 0;
+  private idle?: () => void;
+
+  constructor(private readonly config: RouterConfig) {
+    this.logger = createLogger(config.logLevel);
+    this.env = config.environment as Environment;
+    this.apiKeys = config.apiKeysFile ? ApiKeys.fromFile(config.apiKeysFile) : undefined;
+    this.pool = createPool(
+      config.databaseUrl,
+      // Requests wait on these: fail fast and answer from last known good instead.
+      { max: 10, connectionTimeoutMillis: 1000, statement_timeout: 2000, query_timeout: 2500 },
+      () => undefined,
+    );
+    this.redis = config.redisUrl
+      ? createRedis(config.redisUrl, { commandTimeout: 200 })
+      : undefined;
+    this.resolver = new ModelResolver({
+      pool: this.pool,
+      redis: this.redis,
+      environment: this.env,
+      metrics: this.metrics,
+      logger: this.logger,
+    });
+    this.listener = new RegistryListener({
+      databaseUrl: config.databaseUrl,
+      environment: this.env,
+      logger: this.logger,
+      onChange: (model) => this.resolver.invalidate(model),
+      onConnected: () => this.resolver.resync(),
+      onLost: () => this.resolver.listenerLost(),
+    });
+    this.upstream = new Upstream({
+      connectTimeoutMs: config.upstreamConnectTimeoutMs,
+      firstByteTimeoutMs: config.upstreamFirstByteTimeoutMs,
+      idleTimeoutMs: config.upstreamIdleTimeoutMs,
+      keepAliveMs: config.upstreamKeepAliveMs,
+      metrics: this.metrics,
+      logger: this.logger,
+    });
+    this.server = http.createServer((req, res) => void this.handle(req, res));
+  }
+
+  /** Starts listening; resolves with the bound port. */
+  async start(): Promise<number> {
+    this.listener.start();
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(this.config.port, this.config.host, () => resolve());
+    });
+    const port = (this.server.address() as AddressInfo).port;
+    this.logger.info(
+      {
+        port,
+        environment: this.env,
+        database: redactUrl(this.config.databaseUrl),
+        redis: this.config.redisUrl ? redactUrl(this.config.redisUrl) : null,
+        authentication: this.apiKeys ? "api-keys" : "none",
+      },
+      "router listening",
+    );
+    if (!this.apiKeys)
+      this.logger.warn("ROUTER_API_KEYS_FILE is not set: requests are not authenticated");
+    return port;
+  }
+
+  /**
+   * Graceful stop: readiness fails at once, requests keep being served for `shutdownDelayMs`
+   * (endpoints take a moment to drop this pod), then new connections are refused and in-flight
+   * requests and streams get up to `drainTimeoutMs` before the rest are cut.
+   */
+  async shutdown(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    this.logger.info(
+      { inflight: this.inflight, delayMs: this.config.shutdownDelayMs },
+      "SIGTERM: draining",
+    );
+    await sleep(this.config.shutdownDelayMs);
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    const drained =
+      this.inflight === 0
+        ? Promise.resolve(true)
+        : new Promise<boolean>((r) => (this.idle = () => r(true)));
+    const finished = await Promise.race([
+      drained,
+      sleep(this.config.drainTimeoutMs).then(() => false),
+    ]);
+    if (!finished)
+      this.logger.warn(
+        { inflight: this.inflight },
+        "drain deadline reached; closing open requests",
+      );
+    this.server.closeAllConnections();
+    await closed;
+    await Promise.allSettled([this.listener.close(), this.pool.end(), this.upstream.close()]);
+    this.redis?.disconnect();
+    this.logger.info("router stopped");
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    const path = q === -1 ? url : url.slice(0, q);
+    if (this.draining) res.setHeader("connection", "close");
+    try {
+      if (path === "/healthz") return this.sendJson(res, 200, { status: "ok" });
+      if (path === "/readyz") return this.readyz(res);
+      if (path === "/metrics") return await this.sendMetrics(res);
+      if (path === "/v1/models") {
+        if (req.method !== "GET") throw methodNotAllowed(req.method, path, "GET");
+        this.authenticate(req);
+        return await this.listModels(res);
+      }
+      if (FORWARDED.has(path)) {
+        if (req.method !== "POST") throw methodNotAllowed(req.method, path, "POST");
+        return await this.proxy(req, res, path);
+      }
+      throw new RouterError(
+        404,
+        "unknown_path",
+        `Unknown path ${req.method} ${path}; the router serves POST /v1/chat/completions, /v1/completions, /v1/embeddings and GET /v1/models`,
+        "invalid_request_error",
+      );
+    } catch (err) {
+      this.fail(req, res, err);
+    }
+  }
+
+  private fail(req: http.IncomingMessage, res: http.ServerResponse, err: unknown): void {
+    if (res.headersSent || res.destroyed) {
+      res.destroy();
+      return;
+    }
+    const e =
+      err instanceof RouterError
+        ? err
+        : new RouterError(
+            500,
+            "internal_error",
+            "The router failed to handle the request",
+            "server_error",
+          );
+    if (!(err instanceof RouterError))
+      this.logger.error({ err: (err as Error).message, path: req.url }, "unhandled error");
+    if (e.status === 413) {
+      res.setHeader("connection", "close");
+      req.resume();
+    }
+    sendError(res, e);
+  }
+
+  private authenticate(req: http.IncomingMessage): void {
+    if (this.apiKeys && !this.apiKeys.accepts(req.headers.authorization)) {
+      throw new RouterError(
+        401,
+        "invalid_api_key",
+        "Missing or invalid API key: send 'Authorization: Bearer <key>'",
+      );
+    }
+  }
+
+  private async proxy(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    path: string,
+  ): Promise<void> {
+    const started = process.hrtime.bigint();
+    const requestId = (req.headers["x-request-id"] as string | undefined) ?? randomUUID();
+    let model = "";
+    this.inflight++;
+    this.metrics.inflight.inc();
+    res.once("close", () => {
+      this.metrics.requests.inc({ model, status: String(res.statusCode), environment: this.env });
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      if (model) this.metrics.duration.observe({ model, environment: this.env }, seconds);
+      this.logger.info(
+        {
+          requestId,
+          path,
+          model: model || undefined,
+          status: res.statusCode,
+          ms: Math.round(seconds * 1000),
+          completed: res.writableFinished,
+        },
+        "request",
+      );
+      this.metrics.inflight.dec();
+      if (--this.inflight === 0) this.idle?.();
+    });
+    res.setHeader("x-request-id", requestId);
+    this.authenticate(req);
+    const body = await readBody(req, this.config.maxBodyBytes);
+    const json = parseRequest(body);
+    const { entry, source } = await this.resolver.resolve(json.model);
+    const primary = this.usable(json.model, entry);
+    model = primary.modelName;
+    const headers: Record<string, string> = {};
+    if (source === "stale" || this.resolver.degraded) headers[DEGRADED_HEADER] = "1";
+    await this.upstream
+      .forward({
+        req,
+        res,
+        path,
+        body,
+        json,
+        primary,
+        headers,
+        requestId,
+        fallback: async (name) => (await this.resolver.resolve(name)).entry,
+        onFirstByte: () =>
+          this.metrics.timeToFirstByte.observe(
+            { model, environment: this.env },
+            Number(process.hrtime.bigint() - started) / 1e9,
+          ),
+      })
+      .catch((err) => {
+        if (err instanceof RouterError)
+          err.headers[DEGRADED_HEADER] = headers[DEGRADED_HEADER] ?? "0";
+        throw err;
+      });
+  }
+
+  /** The entry if it can serve; 404 for unknown names, 403 (with the reason) for disabled ones. */
+  private usable(name: string, entry: RegistryEntry | undefined): RegistryEntry {
+    if (!entry) {
+      throw new RouterError(
+        404,
+        "model_not_found",
+        `The model '${name}' does not exist in the ${this.env} registry; GET /v1/models lists the available models`,
+        "invalid_request_error",
+      );
+    }
+    if (entry.status !== "ready") {
+      throw new RouterError(
+        403,
+        "model_disabled",
+        `The model '${name}' is disabled: ${entry.disabledReason ?? "no reason given"}`,
+      );
+    }
+    return entry;
+  }
+
+  private async listModels(res: http.ServerResponse): Promise<void> {
+    const { entries, degraded } = await this.resolver.listReady();
+    const data = entries.map((e) => ({
+      id: e.modelName,
+      object: "model",
+      created: Math.floor(Date.parse(e.createdAt) / 1000),
+      owned_by: "vllm-fleet",
+    }));
+    this.sendJson(res, 200, { object: "list", data }, degraded ? { [DEGRADED_HEADER]: "1" } : {});
+  }
+
+  private readyz(res: http.ServerResponse): void {
+    if (this.draining) return this.sendJson(res, 503, { status: "draining" });
+    if (!this.resolver.ready)
+      return this.sendJson(res, 503, { status: "registry unreachable and cache empty" });
+    this.sendJson(res, 200, { status: "ready", degraded: this.resolver.degraded });
+  }
+
+  private async sendMetrics(res: http.ServerResponse): Promise<void> {
+    const text = await this.metrics.registry.metrics();
+    res.writeHead(200, { "content-type": this.metrics.registry.contentType });
+    res.end(text);
+  }
+
+  private sendJson(
+    res: http.ServerResponse,
+    status: number,
+    value: unknown,
+    headers: Record<string, string> = {},
+  ): void {
+    const body = JSON.stringify(value);
+    res.writeHead(status, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(body),
+      ...headers,
+    });
+    res.end(body);
+  }
+}
+
+function methodNotAllowed(method: string | undefined, path: string, allowed: string): RouterError {
+  return new RouterError(
+    405,
+    "method_not_allowed",
+    `${method} ${path} is not supported; use ${allowed}`,
+    "invalid_request_error",
+    {
+      allow: allowed,
+    },
+  );
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,94 @@
+// Router settings, read once from the environment. Every error names the variable and the fix.
+
+const ENVIRONMENTS = ["development", "staging", "production"] as const;
+
+/** Everything the router needs to run; built from process.env by `readRouterConfig`. */
+export interface RouterConfig {
+  /** Port the HTTP server listens on. */
+  port: number;
+  /** Address the HTTP server binds to. */
+  host: string;
+  /** Registry PostgreSQL URL (the router role needs SELECT only). */
+  databaseUrl: string;
+  /** Registry cache; the router works without it. */
+  redisUrl?: string;
+  /** Deployment environment whose registry rows this router serves. */
+  environment: string;
+  /** File of API keys (plaintext or `sha256:<hex>` per line); no file means no authentication. */
+  apiKeysFile?: string;
+  /** Largest accepted request body. */
+  maxBodyBytes: number;
+  /** Time allowed to open a connection to a model server. */
+  upstreamConnectTimeoutMs: number;
+  /** Time allowed until a model server sends response headers (non-streaming responses arrive whole). */
+  upstreamFirstByteTimeoutMs: number;
+  /** Longest silence allowed between two chunks of an upstream body (streams have no overall limit). */
+  upstreamIdleTimeoutMs: number;
+  /** Upstream keep-alive; must stay below vLLM's 5 s server keep-alive. */
+  upstreamKeepAliveMs: number;
+  /** After SIGTERM: keep serving (readiness failing) this long so endpoints stop sending traffic. */
+  shutdownDelayMs: number;
+  /** After the delay: wait this long for in-flight requests and streams before closing. */
+  drainTimeoutMs: number;
+  /** pino log level. */
+  logLevel: string;
+}
+
+export class RouterConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid router configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "RouterConfigError";
+  }
+}
+
+/** Parses the router's environment variables; throws RouterConfigError listing every problem. */
+export function readRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
+  const problems: string[] = [];
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      problems.push(`${name} must be an integer between ${min} and ${max} (got '${raw}')`);
+      return fallback;
+    }
+    return n;
+  };
+  const databaseUrl = env.DATABASE_URL ?? "";
+  if (!/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push(
+      "DATABASE_URL must be set to the registry's postgresql://user:password@host:port/database URL",
+    );
+  }
+  const redisUrl = env.REDIS_URL || undefined;
+  if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) {
+    problems.push(
+      "REDIS_URL must start with redis:// or rediss:// (or be unset to run without Redis)",
+    );
+  }
+  const environment = env.ROUTER_ENVIRONMENT ?? "";
+  if (!(ENVIRONMENTS as readonly string[]).includes(environment)) {
+    problems.push(
+      `ROUTER_ENVIRONMENT must be one of ${ENVIRONMENTS.join(", ")} (got '${environment}')`,
+    );
+  }
+  const upstreamKeepAliveMs = int("ROUTER_UPSTREAM_KEEPALIVE_MS", 4000, 100, 4900);
+  const config: RouterConfig = {
+    port: int("PORT", 8080, 0, 65535),
+    host: env.HOST || "0.0.0.0",
+    databaseUrl,
+    redisUrl,
+    environment,
+    apiKeysFile: env.ROUTER_API_KEYS_FILE || undefined,
+    maxBodyBytes: int("ROUTER_MAX_BODY_BYTES", 4 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+    upstreamConnectTimeoutMs: int("ROUTER_UPSTREAM_CONNECT_TIMEOUT_MS", 2000, 10, 60000),
+    upstreamFirstByteTimeoutMs: int("ROUTER_UPSTREAM_FIRST_BYTE_TIMEOUT_MS", 300000, 10, 3600000),
+    upstreamIdleTimeoutMs: int("ROUTER_UPSTREAM_IDLE_TIMEOUT_MS", 300000, 10, 3600000),
+    upstreamKeepAliveMs,
+    shutdownDelayMs: int("ROUTER_SHUTDOWN_DELAY_MS", 3000, 0, 600000),
+    drainTimeoutMs: int("ROUTER_DRAIN_TIMEOUT_MS", 20000, 0, 3600000),
+    logLevel: env.LOG_LEVEL || "info",
+  };
+  if (problems.length) throw new RouterConfigError(problems);
+  return config;
+}

@@ -1,0 +1,61 @@
+// The router's Prometheus metrics. Names are a contract with the alerts and dashboards.
+import * as client from "prom-client";
+
+export type LookupSource = "memory" | "redis" | "postgres" | "stale" | "negative";
+
+/** One registry of metrics per router instance (tests run several in one process). */
+export class RouterMetrics {
+  readonly registry = new client.Registry();
+  readonly requests = new client.Counter({
+    name: "router_requests_total",
+    help: "Requests answered, by client-facing model, HTTP status and environment",
+    labelNames: ["model", "status", "environment"] as const,
+    registers: [this.registry],
+  });
+  readonly duration = new client.Histogram({
+    name: "router_request_duration_seconds",
+    help: "Time from request to the last byte of the response",
+    labelNames: ["model", "environment"] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+    registers: [this.registry],
+  });
+  readonly timeToFirstByte = new client.Histogram({
+    name: "router_time_to_first_byte_seconds",
+    help: "Time from request to the first response byte from the model server",
+    labelNames: ["model", "environment"] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly lookups = new client.Counter({
+    name: "router_registry_lookups_total",
+    help: "Model lookups by where the answer came from (memory, redis, postgres, stale, negative)",
+    labelNames: ["source"] as const,
+    registers: [this.registry],
+  });
+  readonly registryErrors = new client.Counter({
+    name: "router_registry_errors_total",
+    help: "Failed registry operations by backend",
+    labelNames: ["backend"] as const,
+    registers: [this.registry],
+  });
+  readonly upstreamErrors = new client.Counter({
+    name: "router_upstream_errors_total",
+    help: "Failed attempts to reach a model server, by model and reason",
+    labelNames: ["model", "reason"] as const,
+    registers: [this.registry],
+  });
+  readonly inflight = new client.Gauge({
+    name: "router_inflight_requests",
+    help: "Requests (including open streams) being served",
+    registers: [this.registry],
+  });
+  readonly degraded = new client.Gauge({
+    name: "router_degraded",
+    help: "1 while the registry database is unreachable and answers come from the last known good entries",
+    registers: [this.registry],
+  });
+
+  constructor() {
+    client.collectDefaultMetrics({ register: this.registry });
+  }
+}

@@ -1,0 +1,69 @@
+// `npm run sim -- --port 8001 --model my-model`: a vLLM-compatible server without a GPU.
+import { Command, InvalidArgumentError, Option } from "commander";
+import { SIMULATOR_FAULTS, SimulatorFault, startSimulator } from "./simulator/server";
+
+export { startSimulator } from "./simulator/server";
+export type { Simulator, SimulatorFault, SimulatorOptions } from "./simulator/server";
+
+function nonNegativeInt(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0)
+      throw new InvalidArgumentError(`${flag} must be an integer >= 0`);
+    return n;
+  };
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = new Command("sim")
+    .description(
+      "Simulated vLLM OpenAI server: /health, /v1/models, completions, chat completions, /metrics",
+    )
+    .requiredOption(
+      "--model <name>",
+      "model name (also the served name unless --served-model-name)",
+    )
+    .option("--port <port>", "port to listen on", nonNegativeInt("--port"), 8000)
+    .option("--host <address>", "address to bind", "127.0.0.1")
+    .option("--served-model-name <name>", "name requests must use, as vLLM's --served-model-name")
+    .option(
+      "--ttft-ms <ms>",
+      "time to first token in milliseconds",
+      nonNegativeInt("--ttft-ms"),
+      50,
+    )
+    .option(
+      "--tokens-per-second <n>",
+      "token rate after the first token (0: all at once)",
+      nonNegativeInt("--tokens-per-second"),
+      50,
+    )
+    .addOption(
+      new Option("--fault <fault>", "fault to inject").choices(SIMULATOR_FAULTS as string[]),
+    )
+    .showHelpAfterError();
+  program.parse(argv);
+  const o = program.opts<{
+    model: string;
+    port: number;
+    host: string;
+    servedModelName?: string;
+    ttftMs: number;
+    tokensPerSecond: number;
+    fault?: SimulatorFault;
+  }>();
+  const sim = await startSimulator(o);
+  process.stdout.write(
+    `vLLM simulator for '${o.servedModelName ?? o.model}' listening on ${sim.url}\n`,
+  );
+  const stop = () => void sim.close().then(() => process.exit(0));
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+}
+
+if (require.main === module) {
+  main(process.argv).catch((err) => {
+    process.stderr.write(`simulator failed: ${(err as Error).message}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,396 @@
+// A vLLM OpenAI-server simulator: vLLM's endpoints, response and SSE chunk formats and metric
+// names, with settable time to first token, token rate and faults. No GPU, no model.
+import { randomUUID } from "node:crypto";
+import * as http from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { SimulatorMetrics } from "./metrics";
+
+export type SimulatorFault = "refuse" | "500" | "drop-mid-stream";
+export const SIMULATOR_FAULTS: readonly SimulatorFault[] = ["refuse", "500", "drop-mid-stream"];
+
+export interface SimulatorOptions {
+  /** Port to listen on (0 picks a free one). */
+  port: number;
+  /** Address to bind (default 127.0.0.1). */
+  host?: string;
+  /** Model name, as in the registry; also the served name unless `servedModelName` is set. */
+  model: string;
+  /** Name vLLM serves the model as (`--served-model-name`); requests must use it. */
+  servedModelName?: string;
+  /** Delay before the first token. */
+  ttftMs: number;
+  /** Token rate after the first token (0 sends all tokens at once). */
+  tokensPerSecond: number;
+  /** Fault to inject from the start. */
+  fault?: SimulatorFault;
+}
+
+export interface SimulatorStats {
+  /** Completion requests received. */
+  requests: number;
+  /** Completion requests whose client went away before the response finished. */
+  aborted: number;
+  /** Completion requests being generated now. */
+  running: number;
+}
+
+export interface Simulator {
+  url: string;
+  port: number;
+  /** Registry endpoint form: `127.0.0.1:<port>`. */
+  endpoint: string;
+  stats(): SimulatorStats;
+  /** Changes the fault; `refuse` closes the port, clearing it listens again on the same port. */
+  setFault(fault: SimulatorFault | undefined): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Tokens the simulator "generates": short words, so text length tracks token count. */
+const WORDS = ["The", " quick", " brown", " fox", " jumps", " over", " the", " lazy", " dog", "."];
+const MAX_TOKENS_DEFAULT = 16;
+const MAX_MODEL_LEN = 8192;
+/** After this many streamed tokens a `drop-mid-stream` fault cuts the connection. */
+const DROP_AFTER_TOKENS = 2;
+const EMBEDDING_DIMENSIONS = 8;
+
+interface Generation {
+  id: string;
+  created: number;
+  chat: boolean;
+  stream: boolean;
+  includeUsage: boolean;
+  maxTokens: number;
+  promptTokens: number;
+}
+
+type Json = Record<string, unknown>;
+
+export async function startSimulator(options: SimulatorOptions): Promise<Simulator> {
+  const host = options.host ?? "127.0.0.1";
+  const served = options.servedModelName ?? options.model;
+  const metrics = new SimulatorMetrics(served);
+  const sockets = new Set<Socket>();
+  const stats: SimulatorStats = { requests: 0, aborted: 0, running: 0 };
+  let fault = options.fault;
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((err: Error) => {
+      if (!res.headersSent) sendError(res, 500, "InternalServerError", err.message);
+      else res.destroy();
+    });
+  });
+  // vLLM (uvicorn) closes idle keep-alive connections after 5 s; the router must stay below.
+  server.keepAliveTimeout = 5000;
+  server.on("connection", (s) => {
+    sockets.add(s);
+    s.once("close", () => sockets.delete(s));
+  });
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const path = (req.url ?? "/").split("?")[0];
+    if (req.method === "GET" && path === "/health") {
+      res.writeHead(200).end();
+      return;
+    }
+    if (req.method === "GET" && path === "/v1/models") {
+      return sendJson(res, 200, {
+        object: "list",
+        data: [
+          {
+            id: served,
+            object: "model",
+            created: Math.floor(Date.now() / 1000),
+            owned_by: "vllm",
+            root: options.model,
+            parent: null,
+            max_model_len: MAX_MODEL_LEN,
+            permission: [],
+          },
+        ],
+      });
+    }
+    if (req.method === "GET" && path === "/metrics") {
+      res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+      res.end(metrics.render(stats.running));
+      return;
+    }
+    const chat = path === "/v1/chat/completions";
+    if (
+      req.method !== "POST" ||
+      !(chat || path === "/v1/completions" || path === "/v1/embeddings")
+    ) {
+      return sendError(res, 404, "NotFoundError", "Not Found");
+    }
+    const body = await readJson(req);
+    if (!body) return sendError(res, 400, "BadRequestError", "Invalid JSON body");
+    if (body.model !== served) {
+      return sendError(
+        res,
+        404,
+        "NotFoundError",
+        `The model \`${String(body.model)}\` does not exist.`,
+      );
+    }
+    if (fault === "500")
+      return sendError(res, 500, "InternalServerError", "simulated engine failure");
+    if (path === "/v1/embeddings") return sendEmbeddings(res, body);
+    const limit = body.max_tokens ?? body.max_completion_tokens;
+    await generate(res, {
+      id: `${chat ? "chatcmpl" : "cmpl"}-${randomUUID().replace(/-/g, "")}`,
+      created: Math.floor(Date.now() / 1000),
+      chat,
+      stream: body.stream === true,
+      includeUsage:
+        (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true,
+      maxTokens: Math.min(
+        Number.isInteger(limit) ? Number(limit) : MAX_TOKENS_DEFAULT,
+        MAX_MODEL_LEN,
+      ),
+      promptTokens: promptTokens(body),
+    });
+  }
+
+  async function generate(res: http.ServerResponse, gen: Generation): Promise<void> {
+    stats.requests++;
+    stats.running++;
+    const started = process.hrtime.bigint();
+    const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
+    let gone = false;
+    const onClose = () => {
+      if (!res.writableFinished) gone = true;
+    };
+    res.once("close", onClose);
+    try {
+      if (gen.stream) {
+        res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8" });
+        res.flushHeaders();
+      }
+      await sleep(options.ttftMs);
+      metrics.observeTtft(elapsed());
+      const tokens: string[] = [];
+      for (let i = 0; i < gen.maxTokens && !gone; i++) {
+        if (i > 0 && options.tokensPerSecond > 0) await sleep(1000 / options.tokensPerSecond);
+        if (gone) break;
+        const token = WORDS[i % WORDS.length];
+        tokens.push(token);
+        if (!gen.stream) continue;
+        if (fault === "drop-mid-stream" && i === DROP_AFTER_TOKENS) {
+          res.destroy();
+          return;
+        }
+        if (gen.chat && i === 0)
+          await write(res, sse(chunk(gen, served, { role: "assistant", content: "" }, null)));
+        await write(res, sse(chunk(gen, served, gen.chat ? { content: token } : token, null)));
+      }
+      if (gone) {
+        stats.aborted++;
+        return;
+      }
+      const finish = tokens.length >= gen.maxTokens ? "length" : "stop";
+      const usage = {
+        prompt_tokens: gen.promptTokens,
+        total_tokens: gen.promptTokens + tokens.length,
+        completion_tokens: tokens.length,
+        prompt_tokens_details: null,
+      };
+      metrics.countTokens(gen.promptTokens, tokens.length);
+      if (gen.stream) {
+        await write(res, sse(chunk(gen, served, gen.chat ? {} : "", finish)));
+        if (gen.includeUsage) {
+          const object = gen.chat ? "chat.completion.chunk" : "text_completion";
+          await write(
+            res,
+            sse({ id: gen.id, object, created: gen.created, model: served, choices: [], usage }),
+          );
+        }
+        res.end("data: [DONE]\n\n");
+      } else {
+        sendJson(res, 200, completion(gen, served, tokens.join(""), finish, usage));
+      }
+      metrics.observeE2e(elapsed());
+    } finally {
+      stats.running--;
+      res.off("close", onClose);
+    }
+  }
+
+  const listen = () =>
+    new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  const unlisten = () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      for (const s of sockets) s.destroy();
+    });
+
+  let port = options.port;
+  await listen();
+  port = (server.address() as AddressInfo).port;
+  let listening = true;
+  if (fault === "refuse") {
+    await unlisten();
+    listening = false;
+  }
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    endpoint: `${host}:${port}`,
+    stats: () => ({ ...stats }),
+    async setFault(next) {
+      fault = next;
+      if (next === "refuse" && listening) {
+        listening = false;
+        await unlisten();
+      } else if (next !== "refuse" && !listening) {
+        await listen();
+        listening = true;
+      }
+    },
+    async close() {
+      if (listening) await unlisten();
+      listening = false;
+    },
+  };
+}
+
+function chunk(gen: Generation, model: string, delta: Json | string, finish: string | null): Json {
+  const choice = gen.chat
+    ? { index: 0, delta, logprobs: null, finish_reason: finish }
+    : { index: 0, text: delta, logprobs: null, finish_reason: finish, stop_reason: null };
+  return {
+    id: gen.id,
+    object: gen.chat ? "chat.completion.chunk" : "text_completion",
+    created: gen.created,
+    model,
+    choices: [choice],
+  };
+}
+
+function completion(
+  gen: Generation,
+  model: string,
+  text: string,
+  finish: string,
+  usage: Json,
+): Json {
+  const choice = gen.chat
+    ? {
+        index: 0,
+        message: {
+          role: "assistant",
+          content: text,
+          refusal: null,
+          tool_calls: [],
+          reasoning_content: null,
+        },
+        logprobs: null,
+        finish_reason: finish,
+        stop_reason: null,
+      }
+    : {
+        index: 0,
+        text,
+        logprobs: null,
+        finish_reason: finish,
+        stop_reason: null,
+        prompt_logprobs: null,
+      };
+  return {
+    id: gen.id,
+    object: gen.chat ? "chat.completion" : "text_completion",
+    created: gen.created,
+    model,
+    choices: [choice],
+    usage,
+    ...(gen.chat ? { prompt_logprobs: null } : {}),
+  };
+}
+
+function sendEmbeddings(res: http.ServerResponse, body: Json): void {
+  const inputs = Array.isArray(body.input) ? body.input : [body.input];
+  const data = inputs.map((input, index) => ({
+    index,
+    object: "embedding",
+    embedding: Array.from(
+      { length: EMBEDDING_DIMENSIONS },
+      (_, d) => ((String(input).length + d) % 7) / 7,
+    ),
+  }));
+  const tokens = inputs.reduce((n: number, i) => n + Math.ceil(String(i).length / 4), 0);
+  sendJson(res, 200, {
+    id: `embd-${randomUUID().replace(/-/g, "")}`,
+    object: "list",
+    created: Math.floor(Date.now() / 1000),
+    model: body.model,
+    data,
+    usage: {
+      prompt_tokens: tokens,
+      total_tokens: tokens,
+      completion_tokens: 0,
+      prompt_tokens_details: null,
+    },
+  });
+}
+
+/** Rough prompt size: a token per 4 characters of prompt or message content. */
+function promptTokens(body: Json): number {
+  const text = Array.isArray(body.messages)
+    ? (body.messages as { content?: unknown }[])
+        .map((m) => JSON.stringify(m.content ?? ""))
+        .join("")
+    : JSON.stringify(body.prompt ?? "");
+  return Math.max(1, Math.ceil(text.length / 4));
+}
+
+function sse(value: Json): string {
+  return `data: ${JSON.stringify(value)}\n\n`;
+}
+
+/** Writes with backpressure: waits for `drain` when the client reads slowly. */
+function write(res: http.ServerResponse, text: string): Promise<void> {
+  if (res.destroyed) return Promise.resolve();
+  if (res.write(text)) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.once("drain", done);
+    res.once("close", done);
+  });
+}
+
+/** vLLM's error body (`ErrorResponse`). */
+function sendError(res: http.ServerResponse, status: number, type: string, message: string): void {
+  sendJson(res, status, { error: { message, type, param: null, code: status } });
+}
+
+function sendJson(res: http.ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+async function readJson(req: http.IncomingMessage): Promise<Json | undefined> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  try {
+    const v = JSON.parse(Buffer.concat(chunks).toString("utf8")) as unknown;
+    return v && typeof v === "object" && !Array.isArray(v) ? (v as Json) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve();
+}
