@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import { runProgram, ProgramRun } from "./support/program";
+import { ProgramError, runProgram, ProgramRun } from "./support/program";
 import { modelEndpoint } from "../components/naming";
 
 const STACKS = ["development", "staging", "production"] as const;
@@ -123,3 +123,19 @@ for (const stack of STACKS) {
     });
   });
 }
+
+describe("program under mocks: invalid config", () => {
+  it("fails before creating any resource, naming every problem", async () => {
+    const broken = await runProgram("production", {
+      redis: { url: "localhost" },
+      namespace: "Prod NS",
+    }).then(
+      () => undefined,
+      (e: ProgramError) => e,
+    );
+    assert.ok(broken instanceof ProgramError, "the program rejected the config");
+    assert.match(broken.message, /namespace: namespace must be a DNS label/);
+    assert.match(broken.message, /redis\.url: redis\.url must start with redis:\/\//);
+    assert.deepEqual(broken.resources, [], "nothing was created");
+  });
+});

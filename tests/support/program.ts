@@ -20,6 +20,16 @@ export interface ProgramRun {
   ofType(type: string): MockedResource[];
 }
 
+/** The program threw; `resources` are those registered before it did. */
+export class ProgramError extends Error {
+  constructor(
+    message: string,
+    readonly resources: MockedResource[],
+  ) {
+    super(message);
+  }
+}
+
 const INDEX = path.resolve(__dirname, "../../index.ts");
 
 /** Resolves an Output to its value (mocks run as an update, so values are known). */
@@ -80,9 +90,14 @@ export async function runProgram(
   );
 
   delete require.cache[require.resolve(INDEX)];
-  // require, not import(): the program is TypeScript loaded through ts-node's CommonJS hook.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const mod = require(INDEX) as Record<string, unknown>;
+  let mod: Record<string, unknown>;
+  try {
+    // require, not import(): the program is TypeScript loaded through ts-node's CommonJS hook.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    mod = require(INDEX) as Record<string, unknown>;
+  } catch (e) {
+    throw new ProgramError((e as Error).message, resources);
+  }
   const outputs = (await resolveDeep({ ...mod })) as Record<string, unknown>;
   // Let registrations still in flight (children created in apply callbacks) reach the mocks.
   for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));

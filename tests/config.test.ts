@@ -1,0 +1,216 @@
+import { strict as assert } from "node:assert";
+import { parseStackConfig, readStackConfig, StackConfigError } from "../components/config";
+import { loadStackConfig } from "../components/stackFile";
+
+type Raw = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** The production stack file as parsed config, for mutating into invalid variants. */
+function production(): Raw {
+  return readStackConfig(loadStackConfig("production"));
+}
+
+function problemsOf(mutate: (c: Raw) => void, base: () => Raw = production): string[] {
+  const cfg = structuredClone(base());
+  mutate(cfg);
+  try {
+    parseStackConfig(cfg);
+  } catch (e) {
+    assert.ok(e instanceof StackConfigError, `expected StackConfigError, got ${e}`);
+    return e.problems;
+  }
+  assert.fail("config was accepted");
+}
+
+describe("stack config", () => {
+  it("parses the three real stacks with Pulumi.yaml defaults merged", () => {
+    for (const stack of ["development", "staging", "production"]) {
+      const spec = parseStackConfig(readStackConfig(loadStackConfig(stack)));
+      assert.equal(spec.environment, stack);
+      assert.equal(
+        spec.monitoring.prometheusRelease,
+        "kube-prometheus-stack",
+        "default from Pulumi.yaml",
+      );
+      assert.equal(spec.registry.database, "model_registry", "default from Pulumi.yaml");
+      for (const m of spec.models) {
+        assert.ok(m.servedModelName);
+        assert.deepEqual(m.tolerations[0], {
+          key: "nvidia.com/gpu",
+          operator: "Exists",
+          effect: "NoSchedule",
+        });
+      }
+    }
+  });
+
+  it("keeps secrets out of the spec", () => {
+    const raw = readStackConfig({
+      "vllm-fleet:registryAdminPassword": "s3cret",
+      "vllm-fleet:namespace": "x",
+    });
+    assert.deepEqual(raw, { namespace: "x" });
+  });
+
+  it("reports several problems together, one line each, with the fix", () => {
+    const problems = problemsOf((c) => {
+      c.capacity["llama-3-1-8b-instruct"].replicas = 1;
+      c.releases[1].image = "vllm/vllm-openai:latest";
+    });
+    assert.equal(problems.length, 2);
+    const err = new StackConfigError(problems);
+    assert.match(err.message, /2 problems/);
+    assert.match(err.message, /pulumi config set --path/);
+  });
+
+  const invalid: [string, (c: Raw) => void, RegExp, (() => Raw)?][] = [
+    [
+      "unknown environment",
+      (c) => (c.environment = "prod"),
+      /^environment: environment must be one of development, staging, production/,
+    ],
+    ["missing namespace", (c) => delete c.namespace, /^namespace: is required/],
+    [
+      "namespace not a DNS label",
+      (c) => (c.namespace = "LLM_Prod"),
+      /^namespace: namespace must be a DNS label/,
+    ],
+    ["no releases", (c) => (c.releases = []), /^releases: releases must list at least one model/],
+    [
+      "model name not DNS-safe",
+      (c) => (c.releases[0].name = "Llama_3"),
+      /^releases\[0\]\.name: name must be a DNS label/,
+    ],
+    [
+      "model name too long for a Service",
+      (c) => {
+        const name = "a".repeat(60);
+        c.capacity[name] = c.capacity[c.releases[0].name];
+        delete c.capacity[c.releases[0].name];
+        c.releases[0].name = name;
+        c.releases[1].fallbacks = [];
+      },
+      /^releases\[0\]\.name: Service name '.*' is 71 characters \(max 63\)/,
+    ],
+    [
+      "duplicate model",
+      (c) => c.releases.push(structuredClone(c.releases[0])),
+      /^releases\[2\]\.name: 'llama-3-1-8b-instruct' is listed twice/,
+    ],
+    [
+      "zero GPUs",
+      (c) => (c.capacity["llama-3-1-8b-instruct"].gpu.count = 0),
+      /^capacity\.llama-3-1-8b-instruct\.gpu\.count: gpu\.count must be an integer >= 1/,
+    ],
+    [
+      "fractional GPUs",
+      (c) => (c.capacity["llama-3-1-8b-instruct"].gpu.count = 1.5),
+      /gpu\.count: gpu\.count must be an integer >= 1/,
+    ],
+    [
+      "GPU count differs from tensor parallelism",
+      (c) => (c.capacity["qwen2-5-32b-instruct-awq"].gpu.count = 1),
+      /^capacity\.qwen2-5-32b-instruct-awq\.gpu\.count: is 1 but releases\[1\]\.args\.tensorParallelSize is 2/,
+    ],
+    [
+      "gpuMemoryUtilization above 1",
+      (c) => (c.releases[0].args.gpuMemoryUtilization = 1.5),
+      /^releases\[0\]\.args\.gpuMemoryUtilization: gpuMemoryUtilization must be in \(0, 1\]/,
+    ],
+    [
+      "release without capacity",
+      (c) => delete c.capacity["qwen2-5-32b-instruct-awq"],
+      /^capacity\.qwen2-5-32b-instruct-awq: is required/,
+    ],
+    [
+      "capacity for an unknown model",
+      (c) => (c.capacity["mistral-7b"] = { gpu: { count: 1 } }),
+      /^capacity\.mistral-7b: no release named 'mistral-7b'/,
+    ],
+    [
+      "fallback to an unknown model",
+      (c) => (c.releases[0].fallbacks = ["gpt-4"]),
+      /^releases\[0\]\.fallbacks\[0\]: 'gpt-4' is not a model of this stack/,
+    ],
+    [
+      "fallback to itself",
+      (c) => (c.releases[0].fallbacks = ["llama-3-1-8b-instruct"]),
+      /^releases\[0\]\.fallbacks\[0\]: a model cannot fall back to itself/,
+    ],
+    [
+      "production image by tag",
+      (c) => (c.releases[0].image = "vllm/vllm-openai:v0.11.0"),
+      /^releases\[0\]\.image: production images must be pinned by digest; use 'vllm\/vllm-openai:v0.11.0@sha256:<digest>'/,
+    ],
+    [
+      "production revision missing",
+      (c) => delete c.releases[0].revision,
+      /^releases\[0\]\.revision: production models must pin the model revision/,
+    ],
+    [
+      "production single replica",
+      (c) => (c.capacity["llama-3-1-8b-instruct"].replicas = 1),
+      /^capacity\.llama-3-1-8b-instruct\.replicas: production needs at least 2 replicas/,
+    ],
+    [
+      "GPUs over quota",
+      (c) => (c.gpuQuota = 4),
+      /^gpuQuota: enabled models request 7 GPUs but the quota is 4/,
+    ],
+    [
+      "startup budget too short",
+      (c) => (c.capacity["llama-3-1-8b-instruct"].startupBudgetMinutes = 1),
+      /startupBudgetMinutes: startupBudgetMinutes must be at least 2/,
+    ],
+    [
+      "cache size not a quantity",
+      (c) => (c.capacity["llama-3-1-8b-instruct"].cache.size = "lots"),
+      /^capacity\.llama-3-1-8b-instruct\.cache\.size: cache\.size must be a Kubernetes quantity/,
+    ],
+    [
+      "misspelt key",
+      (c) => (c.capacity["llama-3-1-8b-instruct"].replica = 3),
+      /^capacity\.llama-3-1-8b-instruct: unknown key 'replica'; remove it or fix the spelling/,
+    ],
+    [
+      "invalid toleration effect",
+      (c) => (c.capacity["llama-3-1-8b-instruct"].tolerations = [{ key: "x", effect: "Never" }]),
+      /tolerations\[0\]\.effect/,
+    ],
+    [
+      "production router with one replica",
+      (c) => (c.router = { replicas: 1 }),
+      /^router\.replicas: production needs at least 2 router replicas/,
+    ],
+    [
+      "production registry without TLS",
+      (c) => (c.registry.sslmode = "disable"),
+      /^registry\.sslmode: production must not disable TLS/,
+    ],
+    [
+      "bad redis url",
+      (c) => (c.redis = { url: "localhost:6379" }),
+      /^redis\.url: redis\.url must start with redis:\/\//,
+    ],
+    [
+      "revision not a commit hash",
+      (c) => (c.releases[0].revision = "main"),
+      /^releases\[0\]\.revision: must be a 40-character commit hash/,
+      () => readStackConfig(loadStackConfig("staging")),
+    ],
+  ];
+  for (const [what, mutate, expected, base] of invalid) {
+    it(`rejects ${what}`, () => {
+      const problems = problemsOf(mutate, base);
+      assert.ok(
+        problems.some((p) => expected.test(p)),
+        `expected ${expected} in:\n${problems.join("\n")}`,
+      );
+    });
+  }
+
+  it("accepts development images by tag and single replicas", () => {
+    const spec = parseStackConfig(readStackConfig(loadStackConfig("development")));
+    assert.equal(spec.models[0].replicas, 1);
+    assert.doesNotMatch(spec.models[0].image, /@sha256:/);
+  });
+});
