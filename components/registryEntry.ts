@@ -1,0 +1,260 @@
+// A model's row in the PostgreSQL registry as a Pulumi resource (dynamic provider).
+// The provider is serialized into state and run by the engine in another process, so it
+// captures no secrets and no clients: credentials arrive as (secret) inputs on every call,
+// and each method opens its own bounded connection. check/diff never touch the database,
+// because they also run in preview.
+import * as pulumi from "@pulumi/pulumi";
+import type { Client } from "pg";
+import { invalidateCache } from "../router/src/registry/cache";
+import { connectClient } from "../router/src/registry/connect";
+import { getEntry, setStatus, upsertEntry } from "../router/src/registry/queries";
+import {
+  Environment,
+  RegistryEntry as RegistryRow,
+  RegistryStatus,
+  entryInputProblems,
+} from "../router/src/registry/types";
+
+/** Resolved inputs of a registry entry, as the provider receives them. */
+export interface RegistryEntryInputs {
+  connectionString: string;
+  redisUrl?: string;
+  environment: Environment;
+  modelName: string;
+  endpoint: string;
+  namespace: string;
+  servedModelName: string;
+  fallbacks: string[];
+  revision?: string;
+  enabled: boolean;
+  disabledReason?: string;
+  managedBy: string;
+}
+
+/** State of a registry entry: the inputs (as last written or read back) plus the live row. */
+export interface RegistryEntryOutputs extends RegistryEntryInputs {
+  entryId: number;
+  status: RegistryStatus;
+  updatedAt: string;
+  /** What the last write did to the Redis cache (`deleted`, `absent`, `skipped`, `failed: ...`). */
+  cacheInvalidation: string;
+}
+
+/** Inputs whose change makes a different row: the engine replaces instead of updating. */
+const IDENTITY: (keyof RegistryEntryInputs)[] = ["environment", "modelName"];
+/** Inputs compared by diff (the credentials only say how to reach the row). */
+const COMPARED: (keyof RegistryEntryInputs)[] = [
+  ...IDENTITY,
+  "endpoint",
+  "namespace",
+  "servedModelName",
+  "fallbacks",
+  "revision",
+  "enabled",
+  "disabledReason",
+  "managedBy",
+];
+/** The engine's placeholder for values not known yet (preview). */
+const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+function disabledReasonOf(inputs: RegistryEntryInputs): string {
+  return inputs.disabledReason || `disabled in the config of stack ${inputs.managedBy}`;
+}
+
+function outputsOf(
+  inputs: RegistryEntryInputs,
+  row: RegistryRow,
+  cacheInvalidation: string,
+): RegistryEntryOutputs {
+  return {
+    ...inputs,
+    entryId: row.id,
+    status: row.status,
+    updatedAt: row.updatedAt,
+    cacheInvalidation,
+  };
+}
+
+async function withClient<T>(url: string, fn: (db: Client) => Promise<T>): Promise<T> {
+  const db = await connectClient(url);
+  try {
+    return await fn(db);
+  } finally {
+    await db.end();
+  }
+}
+
+async function invalidate(inputs: RegistryEntryInputs): Promise<string> {
+  const outcome = await invalidateCache(inputs.redisUrl, inputs.environment, inputs.modelName);
+  return outcome.error ? `${outcome.result}: ${outcome.error}` : outcome.result;
+}
+
+async function write(inputs: RegistryEntryInputs): Promise<RegistryEntryOutputs> {
+  const row = await withClient(inputs.connectionString, (db) =>
+    upsertEntry(db, {
+      modelName: inputs.modelName,
+      environment: inputs.environment,
+      endpoint: inputs.endpoint,
+      namespace: inputs.namespace,
+      servedModelName: inputs.servedModelName,
+      fallbacks: inputs.fallbacks ?? [],
+      revision: inputs.revision || null,
+      managedBy: inputs.managedBy,
+      status: inputs.enabled ? "ready" : "disabled",
+      disabledReason: inputs.enabled ? null : disabledReasonOf(inputs),
+    }),
+  );
+  return outputsOf(inputs, row, await invalidate(inputs));
+}
+
+function entryId(inputs: Pick<RegistryEntryInputs, "environment" | "modelName">): string {
+  return `${inputs.environment}/${inputs.modelName}`;
+}
+
+/** The dynamic provider; exported so tests can drive and serialize exactly what the engine runs. */
+export const registryEntryProvider: pulumi.dynamic.ResourceProvider = {
+  async check(_olds: RegistryEntryInputs, news: RegistryEntryInputs) {
+    const known = Object.fromEntries(
+      Object.entries(news).filter(([, v]) => v !== UNKNOWN),
+    ) as Partial<RegistryEntryInputs>;
+    // Values still unknown in preview are checked once they are known.
+    const problems = entryInputProblems({
+      ...known,
+      endpoint: known.endpoint ?? "unknown:1",
+      namespace: known.namespace ?? "unknown",
+    });
+    // Each problem starts with its field name (`modelName 'X' is invalid: ...`).
+    const failures = problems.map((reason) => ({ property: reason.split(/[ '[:]/)[0], reason }));
+    if (
+      typeof known.connectionString === "string" &&
+      !/^postgres(ql)?:\/\//.test(known.connectionString)
+    )
+      failures.push({
+        property: "connectionString",
+        reason: "connectionString must be a postgresql:// URL",
+      });
+    if (typeof news.managedBy !== "string" || news.managedBy === "")
+      failures.push({ property: "managedBy", reason: "managedBy (the stack name) is required" });
+    return { inputs: news, failures };
+  },
+
+  async diff(_id: string, olds: RegistryEntryOutputs, news: RegistryEntryInputs) {
+    const changed = COMPARED.filter(
+      (k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null),
+    );
+    return {
+      changes: changed.length > 0,
+      replaces: changed.filter((k) => IDENTITY.includes(k)),
+      stables: ["entryId"],
+    };
+  },
+
+  async create(inputs: RegistryEntryInputs) {
+    const outs = await write(inputs);
+    return { id: entryId(inputs), outs };
+  },
+
+  async update(_id: string, _olds: RegistryEntryOutputs, news: RegistryEntryInputs) {
+    return { outs: await write(news) };
+  },
+
+  async read(id: string, props: RegistryEntryOutputs) {
+    const row = await withClient(props.connectionString, (db) =>
+      getEntry(db, props.environment, props.modelName),
+    );
+    if (!row) return {}; // the row is gone: refresh drops it from state, the next up recreates it
+    const live: RegistryEntryOutputs = {
+      ...props,
+      endpoint: row.endpoint,
+      namespace: row.namespace,
+      servedModelName: row.servedModelName,
+      fallbacks: row.fallbacks,
+      revision: row.revision ?? undefined,
+      enabled: row.status === "ready",
+      disabledReason:
+        row.status === "ready" ? props.disabledReason : (row.disabledReason ?? undefined),
+      managedBy: row.managedBy ?? "",
+      entryId: row.id,
+      status: row.status,
+      updatedAt: row.updatedAt,
+    };
+    return { id, props: live };
+  },
+
+  async delete(_id: string, props: RegistryEntryOutputs) {
+    // Routers must stop sending traffic before the Deployment goes: disable, never delete the row.
+    await withClient(props.connectionString, (db) =>
+      setStatus(
+        db,
+        props.environment,
+        props.modelName,
+        "disabled",
+        `removed from stack ${props.managedBy}`,
+      ),
+    );
+    await invalidate(props);
+  },
+};
+
+export interface RegistryEntryArgs {
+  /** Admin connection URL of the registry database (a secret). */
+  connectionString: pulumi.Input<string>;
+  /** Redis URL whose cached copy of the entry is deleted on every write (optional). */
+  redisUrl?: pulumi.Input<string>;
+  /** Stack environment: development, staging or production. */
+  environment: pulumi.Input<Environment>;
+  /** Client-facing model name (the `model` field of requests). */
+  modelName: pulumi.Input<string>;
+  /** `host:port` of the model's Service. */
+  endpoint: pulumi.Input<string>;
+  /** Kubernetes namespace of the model's Service. */
+  namespace: pulumi.Input<string>;
+  /** Name vLLM serves the model under (`--served-model-name`). */
+  servedModelName: pulumi.Input<string>;
+  /** Models tried, in order, when this one is unreachable. */
+  fallbacks: pulumi.Input<pulumi.Input<string>[]>;
+  /** Release revision recorded on the row (image digest and model revision). */
+  revision?: pulumi.Input<string>;
+  /** false registers the model as `disabled` (with `disabledReason`). */
+  enabled: pulumi.Input<boolean>;
+  /** Why the model is disabled when `enabled` is false. */
+  disabledReason?: pulumi.Input<string>;
+  /** The stack that owns the row (`managed_by`). */
+  managedBy: pulumi.Input<string>;
+}
+
+/**
+ * A model's registry row. Make it depend on the model's Deployment and Service, so it turns
+ * `ready` only after Kubernetes reports the pods ready, and is disabled before they go.
+ */
+export class RegistryEntry extends pulumi.dynamic.Resource {
+  declare readonly entryId: pulumi.Output<number>;
+  declare readonly status: pulumi.Output<RegistryStatus>;
+  declare readonly endpoint: pulumi.Output<string>;
+  declare readonly updatedAt: pulumi.Output<string>;
+  declare readonly cacheInvalidation: pulumi.Output<string>;
+
+  constructor(name: string, args: RegistryEntryArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      registryEntryProvider,
+      name,
+      {
+        ...args,
+        entryId: undefined,
+        status: undefined,
+        updatedAt: undefined,
+        cacheInvalidation: undefined,
+      },
+      {
+        ...opts,
+        additionalSecretOutputs: [
+          ...(opts?.additionalSecretOutputs ?? []),
+          "connectionString",
+          "redisUrl",
+        ],
+      },
+      "vllm-registry",
+      "RegistryEntry",
+    );
+  }
+}

@@ -1,0 +1,242 @@
+// The RegistryEntry dynamic provider called directly against real PostgreSQL and Redis:
+// check/diff stay offline, create/update/delete write, invalidate and notify, read shows drift.
+import assert from "node:assert/strict";
+import type Redis from "ioredis";
+import { Client } from "pg";
+import {
+  RegistryEntryInputs,
+  RegistryEntryOutputs,
+  registryEntryProvider as provider,
+} from "../components/registryEntry";
+import { connectRedis } from "../router/src/registry/connect";
+import { REGISTRY_CHANNEL, migrate } from "../router/src/registry/migrations";
+import { getEntry } from "../router/src/registry/queries";
+import { registryKey } from "../router/src/registry/types";
+import { createTestDatabase, freePort, redisUrl } from "./support/services";
+
+describe("registry provider", () => {
+  let db: Client;
+  let listener: Client;
+  let redis: Redis;
+  let inputs: RegistryEntryInputs;
+  const notes: string[] = [];
+  const key = registryKey("production", "llama-2-7b");
+
+  async function notified(): Promise<string[]> {
+    const deadline = Date.now() + 3000;
+    while (notes.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    return notes.splice(0);
+  }
+
+  before(async () => {
+    const url = await createTestDatabase("reg_prov");
+    db = new Client({ connectionString: url });
+    listener = new Client({ connectionString: url });
+    await Promise.all([db.connect(), listener.connect()]);
+    await migrate(db);
+    listener.on("notification", (n) => notes.push(n.payload!));
+    await listener.query(`LISTEN ${REGISTRY_CHANNEL}`);
+    redis = await connectRedis(await redisUrl());
+    inputs = {
+      connectionString: url,
+      redisUrl: await redisUrl(),
+      environment: "production",
+      modelName: "llama-2-7b",
+      endpoint: "llama-2-7b-production.llm.svc.cluster.local:8000",
+      namespace: "llm",
+      servedModelName: "meta-llama/Llama-2-7b-chat-hf",
+      fallbacks: ["mistral-7b"],
+      revision: "sha256:abc/0123",
+      enabled: true,
+      managedBy: "production",
+    };
+  });
+  after(async () => {
+    redis.disconnect();
+    await Promise.all([db.end(), listener.end()]);
+  });
+
+  describe("offline methods (they run in preview)", () => {
+    const offline = () => ({
+      ...inputs,
+      connectionString: "postgresql://nobody:secret@127.0.0.1:1/none",
+    });
+
+    it("check accepts valid inputs and names the field of each problem", async () => {
+      assert.deepEqual((await provider.check!(offline(), offline())).failures, []);
+      const bad = {
+        ...offline(),
+        modelName: "Llama_2",
+        environment: "prod",
+        endpoint: "http://x",
+        fallbacks: ["Bad Name"],
+        connectionString: "mysql://x",
+        managedBy: "",
+      } as unknown as RegistryEntryInputs;
+      const failures = (await provider.check!(offline(), bad)).failures!;
+      assert.deepEqual(failures.map((f) => f.property).sort(), [
+        "connectionString",
+        "endpoint",
+        "environment",
+        "fallbacks",
+        "managedBy",
+        "modelName",
+      ]);
+      assert.match(
+        failures.find((f) => f.property === "environment")!.reason,
+        /use one of development, staging, production/,
+      );
+    });
+
+    it("check leaves values unknown in preview alone", async () => {
+      const unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+      const news = { ...offline(), endpoint: unknown, connectionString: unknown };
+      assert.deepEqual((await provider.check!(offline(), news)).failures, []);
+    });
+
+    it("diff reports updates, replaces on identity and ignores credentials", async () => {
+      const olds = {
+        ...offline(),
+        entryId: 1,
+        status: "ready",
+        updatedAt: "",
+        cacheInvalidation: "",
+      } as RegistryEntryOutputs;
+      assert.equal((await provider.diff!("id", olds, offline())).changes, false);
+      assert.equal(
+        (await provider.diff!("id", olds, { ...offline(), connectionString: "postgresql://other" }))
+          .changes,
+        false,
+        "a rotated password is not a change to the row",
+      );
+      const moved = await provider.diff!("id", olds, {
+        ...offline(),
+        endpoint: "x:1",
+        enabled: false,
+      });
+      assert.deepEqual([moved.changes, moved.replaces], [true, []]);
+      const renamed = await provider.diff!("id", olds, { ...offline(), modelName: "llama-3-8b" });
+      assert.deepEqual(renamed.replaces, ["modelName"]);
+      assert.deepEqual(
+        (await provider.diff!("id", olds, { ...offline(), fallbacks: [] })).changes,
+        true,
+      );
+    });
+  });
+
+  describe("writes", () => {
+    let outs: RegistryEntryOutputs;
+
+    it("create upserts a ready row, deletes the cache key and notifies", async () => {
+      await redis.set(key, "stale");
+      notes.splice(0);
+      const created = await provider.create!(inputs);
+      outs = created.outs;
+      assert.equal(created.id, "production/llama-2-7b");
+      assert.equal(outs.status, "ready");
+      assert.equal(outs.cacheInvalidation, "deleted");
+      assert.equal(await redis.exists(key), 0);
+      assert.deepEqual(
+        (await notified()).map((n) => JSON.parse(n)),
+        [{ environment: "production", model: "llama-2-7b" }],
+      );
+      const row = await getEntry(db, "production", "llama-2-7b");
+      assert.deepEqual(
+        [
+          row!.endpoint,
+          row!.servedModelName,
+          row!.fallbacks,
+          row!.revision,
+          row!.managedBy,
+          row!.id,
+        ],
+        [
+          inputs.endpoint,
+          inputs.servedModelName,
+          ["mistral-7b"],
+          "sha256:abc/0123",
+          "production",
+          outs.entryId,
+        ],
+      );
+    });
+
+    it("update returns every output and disables a model whose config says enabled: false", async () => {
+      await redis.set(key, "stale");
+      notes.splice(0);
+      const news = { ...inputs, enabled: false, fallbacks: [] };
+      const updated = (await provider.update!("production/llama-2-7b", outs, news))
+        .outs as RegistryEntryOutputs;
+      for (const k of Object.keys(outs)) assert.ok(k in updated, `update dropped output ${k}`);
+      assert.equal(updated.status, "disabled");
+      assert.equal(updated.entryId, outs.entryId);
+      assert.equal(await redis.exists(key), 0);
+      assert.equal((await notified()).length, 1);
+      const row = await getEntry(db, "production", "llama-2-7b");
+      assert.equal(row!.disabledReason, "disabled in the config of stack production");
+      assert.deepEqual(row!.fallbacks, []);
+      outs = (await provider.update!("production/llama-2-7b", updated, inputs))
+        .outs as RegistryEntryOutputs;
+      assert.equal((await getEntry(db, "production", "llama-2-7b"))!.disabledReason, null);
+    });
+
+    it("read returns the live row, so refresh shows drift", async () => {
+      await db.query(
+        `UPDATE model_registry_entries SET endpoint = 'hand-edited:9000', status = 'disabled', disabled_reason = 'ops'`,
+      );
+      const read = await provider.read!("production/llama-2-7b", outs);
+      const live = read.props as RegistryEntryOutputs;
+      assert.equal(read.id, "production/llama-2-7b");
+      assert.deepEqual(
+        [live.endpoint, live.enabled, live.disabledReason, live.status],
+        ["hand-edited:9000", false, "ops", "disabled"],
+      );
+      assert.equal(live.connectionString, inputs.connectionString, "read keeps what delete needs");
+      const drift = await provider.diff!("production/llama-2-7b", live, inputs);
+      assert.equal(drift.changes, true, "the next up puts the row back");
+      outs = (await provider.update!("production/llama-2-7b", live, inputs))
+        .outs as RegistryEntryOutputs;
+      assert.equal((await getEntry(db, "production", "llama-2-7b"))!.endpoint, inputs.endpoint);
+    });
+
+    it("delete disables the row with a reason, deletes the key and notifies", async () => {
+      await redis.set(key, "stale");
+      notes.splice(0);
+      await provider.delete!("production/llama-2-7b", outs);
+      const row = await getEntry(db, "production", "llama-2-7b");
+      assert.deepEqual(
+        [row!.status, row!.disabledReason],
+        ["disabled", "removed from stack production"],
+      );
+      assert.equal(await redis.exists(key), 0);
+      assert.equal((await notified()).length, 1);
+    });
+
+    it("read of a row deleted by hand drops the resource", async () => {
+      await db.query(`DELETE FROM model_registry_entries`);
+      assert.equal((await provider.read!("production/llama-2-7b", outs)).id, undefined);
+    });
+
+    it("a Redis outage does not fail the write, and is reported", async () => {
+      const down = { ...inputs, redisUrl: `redis://127.0.0.1:${await freePort()}` };
+      const created = await provider.create!(down);
+      assert.equal(created.outs.status, "ready");
+      assert.match(created.outs.cacheInvalidation, /^failed: /);
+    });
+
+    it("an unreachable database fails the write with a clear error and no password", async () => {
+      const dead = {
+        ...inputs,
+        connectionString: `postgresql://admin:hunter22@127.0.0.1:${await freePort()}/r`,
+      };
+      await assert.rejects(provider.create!(dead), (e: Error) => {
+        assert.match(
+          e.message,
+          /cannot reach the registry database at postgresql:\/\/admin:\*\*\*@/,
+        );
+        assert.doesNotMatch(e.message, /hunter22/);
+        return true;
+      });
+    });
+  });
+});

@@ -1,0 +1,117 @@
+// The registry provider as the Pulumi engine runs it: serialized with the SDK's closure
+// serializer, loaded with require-from-string in a fresh plain-node process (no ts-node),
+// driving a real PostgreSQL. The serialized text must hold no credentials.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { Client } from "pg";
+import { RegistryEntryInputs, registryEntryProvider } from "../components/registryEntry";
+import { migrate } from "../router/src/registry/migrations";
+import { getEntry } from "../router/src/registry/queries";
+import { createTestDatabase, redisUrl } from "./support/services";
+
+const ROOT = path.resolve(__dirname, "..");
+
+// What the engine's dynamic-provider host does with the `__provider` property.
+const HOST = `
+const requireFromString = require("require-from-string");
+const text = require("fs").readFileSync(process.env.PROVIDER_FILE, "utf8");
+const provider = requireFromString(text).handler();
+const inputs = JSON.parse(process.env.INPUTS);
+(async () => {
+  const created = await provider.create(inputs);
+  console.log(JSON.stringify({ step: "create", id: created.id, status: created.outs.status }));
+  await provider.delete(created.id, created.outs);
+  console.log(JSON.stringify({ step: "delete" }));
+})().catch((e) => { console.error(e.message); process.exit(1); });
+`;
+
+function runHost(env: Record<string, string>): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) =>
+    execFile(
+      process.execPath,
+      ["-e", HOST],
+      // cwd = project root: the engine runs providers there, so `require("pg")` resolves.
+      { cwd: ROOT, env: { PATH: process.env.PATH ?? "", ...env }, timeout: 30000 },
+      (err, stdout, stderr) =>
+        err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve({ stdout, stderr }),
+    ),
+  );
+}
+
+describe("registry provider, serialized", () => {
+  let admin: Client;
+  let url: string;
+  const password = `pw-${randomBytes(9).toString("hex")}`;
+  const role = `reg_ser_${randomBytes(4).toString("hex")}`;
+
+  before(async () => {
+    const dbUrl = await createTestDatabase("reg_ser");
+    admin = new Client({ connectionString: dbUrl });
+    await admin.connect();
+    await migrate(admin);
+    // A role with a password of its own, so the test can look for that password in the text.
+    await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
+    await admin.query(`GRANT SELECT, INSERT, UPDATE ON model_registry_entries TO ${role}`);
+    await admin.query(`GRANT USAGE ON SEQUENCE model_registry_entries_id_seq TO ${role}`);
+    const u = new URL(dbUrl);
+    u.username = role;
+    u.password = password;
+    url = u.toString();
+  });
+  after(() => admin.end());
+
+  it("creates and deletes from a fresh node process, with no password in the text", async () => {
+    const inputs: RegistryEntryInputs = {
+      connectionString: url,
+      redisUrl: await redisUrl(),
+      environment: "staging",
+      modelName: "serialized-7b",
+      endpoint: "serialized-7b-staging.llm.svc.cluster.local:8000",
+      namespace: "llm",
+      servedModelName: "org/serialized-7b",
+      fallbacks: [],
+      enabled: true,
+      managedBy: "staging",
+    };
+    // Use the provider in this process first: whatever it might cache must not leak into the text.
+    const local = await registryEntryProvider.create!(inputs);
+    await registryEntryProvider.delete!(local.id, local.outs);
+
+    const sf = await pulumi.runtime.serializeFunction(() => registryEntryProvider, {
+      allowSecrets: true,
+    });
+    assert.equal(sf.containsSecrets, false);
+    assert.ok(!sf.text.includes(password), "serialized provider contains the password");
+    assert.ok(!sf.text.includes(url), "serialized provider contains the connection string");
+
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "reg-provider-"));
+    const file = path.join(dir, "provider.js");
+    fs.writeFileSync(file, sf.text);
+    try {
+      const { stdout, stderr } = await runHost({
+        PROVIDER_FILE: file,
+        INPUTS: JSON.stringify(inputs),
+      });
+      const steps = stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+      assert.deepEqual(steps, [
+        { step: "create", id: "staging/serialized-7b", status: "ready" },
+        { step: "delete" },
+      ]);
+      assert.ok(!stdout.includes(password) && !stderr.includes(password));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    const row = await getEntry(admin, "staging", "serialized-7b");
+    assert.equal(row!.status, "disabled");
+    assert.equal(row!.disabledReason, "removed from stack staging");
+    assert.equal(row!.servedModelName, "org/serialized-7b");
+  });
+});
