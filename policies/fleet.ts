@@ -1,0 +1,229 @@
+// What the pack knows about the fleet's objects, and the rule scaffolding shared by every rule.
+// The pack is self-contained (it can be published on its own), so the label names below mirror
+// components/naming.ts; tests/policies.fleet.test.ts keeps the two in step.
+import {
+  PolicyConfigSchema,
+  ReportViolation,
+  ResourceValidationArgs,
+  ResourceValidationPolicy,
+  Severity,
+  StackValidationArgs,
+  StackValidationPolicy,
+  UnknownValueError,
+} from "@pulumi/policy";
+import { Obj, Workload, describe, obj, strMap, workloadOf } from "./kube";
+
+export const ENVIRONMENTS = ["development", "staging", "production"] as const;
+export const NAME_LABEL = "app.kubernetes.io/name";
+export const ENVIRONMENT_LABEL = "vllm.ai/environment";
+export const MODEL_LABEL = "vllm.ai/model";
+/** `app.kubernetes.io/name` of vLLM model pods and of router pods. */
+export const MODEL_APP = "vllm";
+export const ROUTER_APP = "vllm-router";
+/** The vLLM container's name in model pods. */
+export const VLLM_CONTAINER = "vllm";
+export const VLLM_PORT = 8000;
+export const STARTUP_BUDGET_ANNOTATION = "vllm.ai/startup-budget-minutes";
+
+export type Role = "model" | "router" | "other";
+
+/** Model server, router or anything else, from the pod labels (or a container named `vllm`). */
+export function roleOf(w: Workload): Role {
+  const app = w.podLabels[NAME_LABEL] ?? w.labels[NAME_LABEL];
+  if (app === ROUTER_APP) return "router";
+  if (app === MODEL_APP) return "model";
+  const names = (Array.isArray(w.podSpec.containers) ? w.podSpec.containers : []).map(
+    (c) => obj(c).name,
+  );
+  return names.includes(VLLM_CONTAINER) ? "model" : "other";
+}
+
+/** Environment label of an object (or of its pod template); undefined when unlabelled. */
+export function environmentOf(props: Obj): string | undefined {
+  const own = strMap(obj(props.metadata).labels)[ENVIRONMENT_LABEL];
+  if (own) return own;
+  const template = obj(obj(props.spec).template);
+  return strMap(obj(template.metadata).labels)[ENVIRONMENT_LABEL];
+}
+
+/** Config every rule accepts: the environments whose objects it checks. */
+export interface BaseConfig {
+  /** Environments (label `vllm.ai/environment`) the rule checks; unlabelled objects are always checked. */
+  environments: string[];
+}
+
+/** Is an object with this environment in the rule's scope? Unlabelled objects are (strictest). */
+export function inScope(cfg: BaseConfig, environment: string | undefined): boolean {
+  return environment === undefined || cfg.environments.includes(environment);
+}
+
+interface RuleMeta<C extends BaseConfig> {
+  name: string;
+  description: string;
+  severity: Severity;
+  remediationSteps: string;
+  /** Defaults of the rule's config; `environments` included. */
+  defaults: C;
+  /** JSON schema of the rule-specific config keys (beyond `environments`). */
+  schema?: PolicyConfigSchema["properties"];
+}
+
+function configSchema<C extends BaseConfig>(meta: RuleMeta<C>): PolicyConfigSchema {
+  return {
+    properties: {
+      environments: {
+        type: "array",
+        items: { type: "string", enum: [...ENVIRONMENTS] },
+        default: meta.defaults.environments,
+        description: "Environments (label vllm.ai/environment) whose objects this rule checks",
+      },
+      ...(meta.schema ?? {}),
+    },
+  };
+}
+
+function configOf<C extends BaseConfig>(
+  meta: RuleMeta<C>,
+  args: { getConfig<T extends object>(): T },
+): C {
+  const given = obj(args.getConfig<object>());
+  const cfg = { ...meta.defaults } as Record<string, unknown>;
+  for (const key of Object.keys(meta.defaults)) if (given[key] !== undefined) cfg[key] = given[key];
+  return cfg as C;
+}
+
+/** The engine's UnknownValueError (its typings are internal to @pulumi/policy). */
+export function isUnknownValueError(e: unknown): e is Error {
+  return e instanceof (UnknownValueError as unknown as ErrorConstructor);
+}
+
+/**
+ * During preview some values are unknown; the engine turns an UnknownValueError thrown by a rule
+ * into an advisory "can't run policy during preview" diagnostic. Say which object and that the
+ * check runs again on `pulumi up`, instead of passing silently.
+ */
+function explainUnknown(e: unknown, where: string): unknown {
+  if (isUnknownValueError(e)) {
+    e.message = `${where}: ${e.message}; the check runs again on 'pulumi up' once the value is known`;
+  }
+  return e;
+}
+
+/** What a resource rule's check receives. */
+export interface ResourceCheck<C> {
+  type: string;
+  name: string;
+  props: Obj;
+  args: ResourceValidationArgs;
+  cfg: C;
+  /** `Kind namespace/name` of the object, for messages. */
+  display: string;
+  report: (message: string) => void;
+}
+
+/** A rule on one resource, scoped by environment and explicit about values unknown in preview. */
+export function resourceRule<C extends BaseConfig>(
+  meta: RuleMeta<C> & { check: (c: ResourceCheck<C>) => void },
+): ResourceValidationPolicy {
+  return {
+    name: meta.name,
+    description: meta.description,
+    severity: meta.severity,
+    remediationSteps: meta.remediationSteps,
+    enforcementLevel: "mandatory",
+    configSchema: configSchema(meta),
+    validateResource: (args: ResourceValidationArgs, report: ReportViolation) => {
+      const cfg = configOf(meta, args);
+      const props = args.props as Obj;
+      let display = args.name;
+      try {
+        display = describe(args.type, props, args.name);
+        const env = environmentOf(props);
+        if (!inScope(cfg, env)) {
+          args.notApplicable(`applies to ${cfg.environments.join(", ")}; this object is ${env}`);
+        }
+        meta.check({ type: args.type, name: args.name, props, args, cfg, display, report });
+      } catch (e) {
+        throw explainUnknown(e, display);
+      }
+    },
+  };
+}
+
+/** A resource rule that only looks at pods (workload templates), with the workload parsed. */
+export function workloadRule<C extends BaseConfig>(
+  meta: RuleMeta<C> & {
+    check: (w: Workload, c: ResourceCheck<C>) => void;
+    /** Which workloads the rule concerns (default: all). */
+    applies?: (w: Workload, cfg: C) => boolean;
+  },
+): ResourceValidationPolicy {
+  return resourceRule({
+    ...meta,
+    check: (c) => {
+      const w = workloadOf(c.type, c.props, c.name);
+      if (!w) return c.args.notApplicable("not a workload");
+      if (meta.applies && !meta.applies(w, c.cfg)) {
+        return c.args.notApplicable(`does not apply to ${c.display}`);
+      }
+      meta.check(w, c);
+    },
+  });
+}
+
+/** What a stack rule's check receives. */
+export interface StackCheck<C> {
+  args: StackValidationArgs;
+  cfg: C;
+  report: ReportViolation;
+}
+
+/** A rule over the whole stack (cross-object relations). */
+export function stackRule<C extends BaseConfig>(
+  meta: RuleMeta<C> & { check: (c: StackCheck<C>) => void },
+): StackValidationPolicy {
+  return {
+    name: meta.name,
+    description: meta.description,
+    severity: meta.severity,
+    remediationSteps: meta.remediationSteps,
+    enforcementLevel: "mandatory",
+    configSchema: configSchema(meta),
+    validateStack: (args: StackValidationArgs, report: ReportViolation) => {
+      const cfg = configOf(meta, args);
+      try {
+        meta.check({ args, cfg, report });
+      } catch (e) {
+        throw explainUnknown(e, "stack");
+      }
+    },
+  };
+}
+
+/** A workload of the stack with its URN (for violations) and environment label. */
+export type StackWorkload = Workload & {
+  urn: string;
+  type: string;
+  props: Obj;
+  environment: string | undefined;
+};
+
+/** Workloads of a stack that are in the rule's scope. */
+export function stackWorkloads(args: StackValidationArgs, cfg: BaseConfig): StackWorkload[] {
+  const out: StackWorkload[] = [];
+  for (const r of args.resources) {
+    const w = workloadOf(r.type, r.props as Obj, r.name);
+    const environment = environmentOf(r.props as Obj);
+    if (w && inScope(cfg, environment)) {
+      out.push({ ...w, urn: r.urn, type: r.type, props: r.props as Obj, environment });
+    }
+  }
+  return out;
+}
+
+/** Stack resources of one type, with their props typed for the helpers. */
+export function resourcesOfType(args: StackValidationArgs, type: string) {
+  return args.resources
+    .filter((r) => r.type === type)
+    .map((r) => ({ urn: r.urn, name: r.name, type: r.type, props: r.props as Obj }));
+}

@@ -1,0 +1,174 @@
+// Container hygiene: pinned images, the restricted Pod Security Standard, resources, service links.
+import { BaseConfig, ENVIRONMENTS, Role, roleOf, workloadRule } from "../fleet";
+import { Container, containerLabel, containersOf, list, obj, str } from "../kube";
+
+const DIGEST = /@sha256:[a-f0-9]{64}$/;
+
+export const imagePinnedByDigest = workloadRule<BaseConfig>({
+  name: "image-pinned-by-digest",
+  description:
+    "Production containers run images pinned by digest, so a promotion deploys exactly what staging ran",
+  severity: "high",
+  remediationSteps:
+    "Use image@sha256:<digest> in releases[].image (and the router image); `docker buildx imagetools inspect <image>` prints the digest.",
+  defaults: { environments: ["production"] },
+  check: (w, { display, report }) => {
+    for (const c of containersOf(w.podSpec)) {
+      const image = str(c.spec.image);
+      if (image === undefined || !DIGEST.test(image)) {
+        report(
+          `${display}: ${containerLabel(c)} runs image '${image ?? "(none)"}', not pinned by digest; tags move, so staging and production could run different bits. Use '${(image ?? "<image>").split("@")[0]}@sha256:<digest>'`,
+        );
+      }
+    }
+  },
+});
+
+interface PodSecurityConfig extends BaseConfig {
+  /** Workload roles held to the restricted Pod Security Standard. */
+  roles: Role[];
+  /** Roles that must also run with a read-only root filesystem. */
+  readOnlyRootFilesystemRoles: Role[];
+}
+
+/** Violations of the restricted Pod Security Standard by one container of a pod. */
+function restrictedProblems(podSpec: Record<string, unknown>, c: Container): string[] {
+  const pod = obj(podSpec.securityContext);
+  const sc = obj(c.spec.securityContext);
+  const problems: string[] = [];
+  if (sc.privileged === true) problems.push("privileged: false");
+  if (sc.allowPrivilegeEscalation !== false) problems.push("allowPrivilegeEscalation: false");
+  const caps = obj(sc.capabilities);
+  if (!list(caps.drop).includes("ALL")) problems.push('capabilities.drop: ["ALL"]');
+  const added = list(caps.add).filter((cap) => cap !== "NET_BIND_SERVICE");
+  if (added.length) problems.push(`capabilities.add without ${added.join(", ")}`);
+  if ((sc.runAsNonRoot ?? pod.runAsNonRoot) !== true) problems.push("runAsNonRoot: true");
+  if ((sc.runAsUser ?? pod.runAsUser) === 0) problems.push("runAsUser: a non-zero UID");
+  const seccomp = str(obj(sc.seccompProfile ?? pod.seccompProfile).type);
+  if (seccomp !== "RuntimeDefault" && seccomp !== "Localhost") {
+    problems.push('seccompProfile.type: "RuntimeDefault"');
+  }
+  if (list(c.spec.ports).some((p) => obj(p).hostPort !== undefined)) {
+    problems.push("ports without hostPort");
+  }
+  return problems;
+}
+
+export const podSecurityRestricted = workloadRule<PodSecurityConfig>({
+  name: "pod-security-restricted",
+  description:
+    "Router and vLLM pods meet the restricted Pod Security Standard; the router also runs read-only",
+  severity: "high",
+  remediationSteps:
+    'Set runAsNonRoot, seccompProfile RuntimeDefault, allowPrivilegeEscalation: false and capabilities.drop ["ALL"]; no host namespaces or hostPath; readOnlyRootFilesystem on the router.',
+  defaults: {
+    environments: [...ENVIRONMENTS],
+    roles: ["router", "model"],
+    readOnlyRootFilesystemRoles: ["router"],
+  },
+  schema: {
+    roles: {
+      type: "array",
+      items: { type: "string", enum: ["router", "model", "other"] },
+      default: ["router", "model"],
+      description: "Workload roles held to the restricted Pod Security Standard",
+    },
+    readOnlyRootFilesystemRoles: {
+      type: "array",
+      items: { type: "string", enum: ["router", "model", "other"] },
+      default: ["router"],
+      description: "Workload roles that must set readOnlyRootFilesystem: true",
+    },
+  },
+  applies: (w, cfg) => cfg.roles.includes(roleOf(w)),
+  check: (w, { cfg, display, report }) => {
+    const spec = w.podSpec;
+    for (const field of ["hostNetwork", "hostPID", "hostIPC"]) {
+      if (spec[field] === true) {
+        report(`${display}: pod sets ${field}: true; remove it (restricted Pod Security Standard)`);
+      }
+    }
+    const hostPaths = list(spec.volumes)
+      .filter((v) => obj(v).hostPath !== undefined)
+      .map((v) => str(obj(v).name));
+    if (hostPaths.length) {
+      report(
+        `${display}: hostPath volumes ${hostPaths.join(", ")} are not allowed under the restricted Pod Security Standard; use a PVC or emptyDir`,
+      );
+    }
+    const readOnly = cfg.readOnlyRootFilesystemRoles.includes(roleOf(w));
+    for (const c of containersOf(spec)) {
+      const problems = restrictedProblems(spec, c);
+      if (readOnly && obj(c.spec.securityContext).readOnlyRootFilesystem !== true) {
+        problems.push("readOnlyRootFilesystem: true (mount an emptyDir where it must write)");
+      }
+      if (problems.length) {
+        report(
+          `${display}: ${containerLabel(c)} does not meet the restricted Pod Security Standard; it needs ${problems.join(", ")} in its securityContext (or the pod's)`,
+        );
+      }
+    }
+  },
+});
+
+interface ResourcesConfig extends BaseConfig {
+  requireCpuLimit: boolean;
+  requireMemoryLimit: boolean;
+}
+
+export const containerResources = workloadRule<ResourcesConfig>({
+  name: "container-resources",
+  description:
+    "Every container sets CPU and memory requests and a memory limit, so scheduling and eviction are predictable",
+  severity: "medium",
+  remediationSteps:
+    "Set capacity.<model>.resources (cpu, memory, memoryLimit) and the router's resources; init containers need them too.",
+  defaults: { environments: [...ENVIRONMENTS], requireCpuLimit: false, requireMemoryLimit: true },
+  schema: {
+    requireCpuLimit: {
+      type: "boolean",
+      default: false,
+      description: "Also require CPU limits (off by default: CPU limits throttle vLLM's tokenizer)",
+    },
+    requireMemoryLimit: {
+      type: "boolean",
+      default: true,
+      description: "Require memory limits",
+    },
+  },
+  check: (w, { cfg, display, report }) => {
+    for (const c of containersOf(w.podSpec)) {
+      const res = obj(c.spec.resources);
+      const missing: string[] = [];
+      for (const r of ["cpu", "memory"]) {
+        if (obj(res.requests)[r] === undefined) missing.push(`requests.${r}`);
+      }
+      if (cfg.requireMemoryLimit && obj(res.limits).memory === undefined) {
+        missing.push("limits.memory");
+      }
+      if (cfg.requireCpuLimit && obj(res.limits).cpu === undefined) missing.push("limits.cpu");
+      if (missing.length) {
+        report(
+          `${display}: ${containerLabel(c)} has no ${missing.join(", ")}; set them in resources (for models: capacity.<model>.resources) so the scheduler reserves what it uses and the kernel kills the right pod`,
+        );
+      }
+    }
+  },
+});
+
+export const serviceLinksDisabled = workloadRule<BaseConfig>({
+  name: "service-links-disabled",
+  description:
+    "vLLM pods set enableServiceLinks: false (a Service named vllm injects VLLM_PORT and breaks vLLM)",
+  severity: "high",
+  remediationSteps: "Set spec.template.spec.enableServiceLinks: false on vLLM Deployments.",
+  defaults: { environments: [...ENVIRONMENTS] },
+  applies: (w) => roleOf(w) === "model",
+  check: (w, { display, report }) => {
+    if (w.podSpec.enableServiceLinks !== false) {
+      report(
+        `${display}: enableServiceLinks is ${w.podSpec.enableServiceLinks === undefined ? "unset (defaults to true)" : String(w.podSpec.enableServiceLinks)}; any Service named 'vllm' in the namespace injects VLLM_PORT=tcp://..., which vLLM reads as its own config and fails. Set enableServiceLinks: false in the pod spec`,
+      );
+    }
+  },
+});

@@ -1,0 +1,446 @@
+// Each rule of the policy pack against a passing and a failing fixture, called directly.
+import { strict as assert } from "node:assert";
+import { ResourceValidationPolicy } from "@pulumi/policy";
+import { TYPES } from "../policies/kube";
+import { minReplicas, pdbForReplicatedWorkloads } from "../policies/rules/availability";
+import {
+  networkPolicySelectsModels,
+  registryEndpointMatchesService,
+  serviceMonitorPerModel,
+} from "../policies/rules/coverage";
+import { gpuNodeSelector, gpuQuota, gpuRequestsEqualLimits } from "../policies/rules/gpu";
+import { probesConfigured, startupBudgetCovered } from "../policies/rules/probes";
+import {
+  containerResources,
+  imagePinnedByDigest,
+  podSecurityRestricted,
+  serviceLinksDisabled,
+} from "../policies/rules/security";
+import {
+  MODEL_TIMEOUTS,
+  Mutable,
+  NAME,
+  Outcome,
+  checkResource,
+  checkStack,
+  fleet,
+  fleetWith,
+  fleetWithout,
+  modelDeployment,
+  routerDeployment,
+} from "./support/policyFixtures";
+
+const vllm = (d: Mutable) => d.spec.template.spec.containers[0];
+
+function model(change?: (d: Mutable) => void): Mutable {
+  const d = modelDeployment();
+  change?.(d);
+  return d;
+}
+
+function router(change?: (d: Mutable) => void): Mutable {
+  const d = routerDeployment();
+  change?.(d);
+  return d;
+}
+
+const checkModel = (policy: ResourceValidationPolicy, d: Mutable, config?: object) =>
+  checkResource(policy, TYPES.deployment, d, {
+    opts: { customTimeouts: MODEL_TIMEOUTS },
+    config,
+  });
+
+function passes(outcome: Outcome) {
+  assert.equal(
+    outcome.notApplicable,
+    undefined,
+    `rule was not applicable: ${outcome.notApplicable}`,
+  );
+  assert.deepEqual(outcome.violations, []);
+}
+
+/** Exactly one violation, matching every pattern (what, where, how to fix). */
+function failsWith(outcome: Outcome, ...patterns: RegExp[]) {
+  assert.equal(outcome.violations.length, 1, `violations: ${JSON.stringify(outcome.violations)}`);
+  for (const p of patterns) assert.match(outcome.violations[0], p);
+}
+
+describe("policy rules (each with a passing and a failing fixture)", () => {
+  describe("gpu-requests-equal-limits", () => {
+    it("passes when the vLLM container requests exactly its GPU limit", async () => {
+      passes(await checkModel(gpuRequestsEqualLimits, model()));
+    });
+    it("fails when requests differ from limits", async () => {
+      const d = model((d) => (vllm(d).resources.limits["nvidia.com/gpu"] = "2"));
+      failsWith(
+        await checkModel(gpuRequestsEqualLimits, d),
+        /Deployment llm-production\/llama-3-1-8b-instruct-production/,
+        /container 'vllm' requests 1 nvidia.com\/gpu but limits 2/,
+        /set requests equal to limits/,
+      );
+    });
+    it("fails when the vLLM pod requests no GPU at all", async () => {
+      const d = model((d) => {
+        delete vllm(d).resources.requests["nvidia.com/gpu"];
+        delete vllm(d).resources.limits["nvidia.com/gpu"];
+      });
+      failsWith(await checkModel(gpuRequestsEqualLimits, d), /requests no GPU/, /gpu.count/);
+    });
+    it("fails on a fractional GPU limit", async () => {
+      const d = model((d) => {
+        vllm(d).resources.limits["nvidia.com/gpu"] = "500m";
+        delete vllm(d).resources.requests["nvidia.com/gpu"];
+      });
+      failsWith(await checkModel(gpuRequestsEqualLimits, d), /whole devices, use an integer >= 1/);
+    });
+  });
+
+  describe("gpu-node-selector", () => {
+    it("passes with the GPU product node label", async () => {
+      passes(await checkModel(gpuNodeSelector, model()));
+    });
+    it("passes with required node affinity on a GPU label", async () => {
+      const d = model((d) => {
+        d.spec.template.spec.nodeSelector = {};
+        d.spec.template.spec.affinity = {
+          nodeAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: {
+              nodeSelectorTerms: [
+                { matchExpressions: [{ key: "nvidia.com/gpu.present", operator: "Exists" }] },
+              ],
+            },
+          },
+        };
+      });
+      passes(await checkModel(gpuNodeSelector, d));
+    });
+    it("fails when a GPU pod does not select GPU nodes", async () => {
+      const d = model((d) => (d.spec.template.spec.nodeSelector = { "kubernetes.io/os": "linux" }));
+      failsWith(
+        await checkModel(gpuNodeSelector, d),
+        /llama-3-1-8b-instruct-production: requests GPUs but its nodeSelector \(kubernetes.io\/os\)/,
+        /capacity.<model>.gpu.product/,
+      );
+    });
+    it("does not apply to pods without GPUs", async () => {
+      const outcome = await checkResource(gpuNodeSelector, TYPES.deployment, router());
+      assert.match(outcome.notApplicable ?? "", /does not apply/);
+    });
+  });
+
+  describe("probes-configured", () => {
+    it("passes for vLLM and router probes", async () => {
+      passes(await checkModel(probesConfigured, model()));
+      passes(await checkResource(probesConfigured, TYPES.deployment, router()));
+    });
+    it("fails when readiness and liveness check the same thing", async () => {
+      const d = model(
+        (d) => (vllm(d).readinessProbe = { httpGet: { path: "/health", port: "http" } }),
+      );
+      failsWith(
+        await checkModel(probesConfigured, d),
+        /container 'vllm' uses the same check for readiness and liveness/,
+        /Point readiness at a deeper check \(vLLM: \/v1\/models\)/,
+      );
+    });
+    it("fails without a startup probe on vLLM", async () => {
+      const d = model((d) => delete vllm(d).startupProbe);
+      failsWith(
+        await checkModel(probesConfigured, d),
+        /has no startupProbe/,
+        /startupBudgetMinutes/,
+      );
+    });
+    it("fails without a readiness probe on the router", async () => {
+      const r = router((r) => delete r.spec.template.spec.containers[0].readinessProbe);
+      failsWith(
+        await checkResource(probesConfigured, TYPES.deployment, r),
+        /Deployment llm-production\/vllm-router-production: container 'router' has no readinessProbe/,
+      );
+    });
+    it("fails when vLLM's liveness gives up after fewer than 5 failures", async () => {
+      const d = model((d) => (vllm(d).livenessProbe.failureThreshold = 3));
+      failsWith(await checkModel(probesConfigured, d), /failureThreshold is 3/, /5 or more/);
+    });
+    it("honours a configured liveness threshold", async () => {
+      const d = model((d) => (vllm(d).livenessProbe.failureThreshold = 3));
+      passes(await checkModel(probesConfigured, d, { minLivenessFailureThreshold: 3 }));
+    });
+  });
+
+  describe("startup-budget-covered", () => {
+    it("passes when probe and Pulumi timeouts cover the budget", async () => {
+      passes(await checkModel(startupBudgetCovered, model()));
+    });
+    it("fails when the startup probe gives up before the budget", async () => {
+      const d = model((d) => (vllm(d).startupProbe.failureThreshold = 30));
+      failsWith(
+        await checkModel(startupBudgetCovered, d),
+        /startupProbe allows 300s .* startup budget is 15 min \(900s\)/,
+        /Raise failureThreshold to at least 90/,
+      );
+    });
+    it("fails when Pulumi would stop waiting after its 10 minute default", async () => {
+      const outcome = await checkResource(startupBudgetCovered, TYPES.deployment, model());
+      assert.equal(outcome.violations.length, 2, JSON.stringify(outcome.violations));
+      assert.match(
+        outcome.violations[0],
+        /Pulumi waits 600s .* on create .* customTimeouts.create/,
+      );
+      assert.match(outcome.violations[1], /on update/);
+    });
+    it("accepts the pulumi.com/timeoutSeconds annotation instead of customTimeouts", async () => {
+      const d = model((d) => (d.metadata.annotations["pulumi.com/timeoutSeconds"] = "1800"));
+      passes(await checkResource(startupBudgetCovered, TYPES.deployment, d));
+    });
+    it("fails when the budget annotation is missing", async () => {
+      const d = model((d) => (d.metadata.annotations = {}));
+      failsWith(
+        await checkModel(startupBudgetCovered, d),
+        /annotation vllm.ai\/startup-budget-minutes is missing/,
+      );
+    });
+  });
+
+  describe("image-pinned-by-digest", () => {
+    it("passes for digest-pinned production images", async () => {
+      passes(await checkModel(imagePinnedByDigest, model()));
+    });
+    it("fails for a production image by tag", async () => {
+      const d = model((d) => (vllm(d).image = "vllm/vllm-openai:v0.11.0"));
+      failsWith(
+        await checkModel(imagePinnedByDigest, d),
+        /container 'vllm' runs image 'vllm\/vllm-openai:v0.11.0', not pinned by digest/,
+        /Use 'vllm\/vllm-openai:v0.11.0@sha256:<digest>'/,
+      );
+    });
+    it("does not apply to development objects by default", async () => {
+      const d = model((d) => {
+        vllm(d).image = "vllm/vllm-openai:v0.11.0";
+        d.metadata.labels = { ...d.metadata.labels, "vllm.ai/environment": "development" };
+      });
+      const outcome = await checkModel(imagePinnedByDigest, d);
+      assert.match(
+        outcome.notApplicable ?? "",
+        /applies to production; this object is development/,
+      );
+    });
+  });
+
+  describe("min-replicas", () => {
+    it("passes with two replicas in production", async () => {
+      passes(await checkModel(minReplicas, model()));
+    });
+    it("fails with one replica in production", async () => {
+      const d = model((d) => (d.spec.replicas = 1));
+      failsWith(
+        await checkModel(minReplicas, d),
+        /runs 1 replica; production needs at least 2/,
+        /Raise capacity.llama-3-1-8b-instruct.replicas/,
+      );
+    });
+    it("fails for a single router replica", async () => {
+      const r = router((r) => (r.spec.replicas = 1));
+      failsWith(await checkResource(minReplicas, TYPES.deployment, r), /Raise router.replicas/);
+    });
+  });
+
+  describe("pdb-for-replicated-workloads", () => {
+    it("passes when every replicated workload has a PDB", async () => {
+      passes(await checkStack(pdbForReplicatedWorkloads, fleet()));
+    });
+    it("fails when a replicated model has no PDB", async () => {
+      failsWith(
+        await checkStack(pdbForReplicatedWorkloads, fleetWithout(`${NAME}-pdb`)),
+        /Deployment llm-production\/llama-3-1-8b-instruct-production: 2 replicas but no PodDisruptionBudget/,
+        /maxUnavailable: 1/,
+      );
+    });
+    it("fails when the PDB blocks every eviction", async () => {
+      const resources = fleetWith(`${NAME}-pdb`, (p) => {
+        delete p.spec.maxUnavailable;
+        p.spec.minAvailable = "100%";
+      });
+      failsWith(
+        await checkStack(pdbForReplicatedWorkloads, resources),
+        /PodDisruptionBudget llm-production\/llama-3-1-8b-instruct-production: allows 0 of 2 pods/,
+        /blocks node drains/,
+      );
+    });
+  });
+
+  describe("network-policy-selects-models", () => {
+    it("passes with a model policy and a default-deny", async () => {
+      passes(await checkStack(networkPolicySelectsModels, fleet()));
+    });
+    it("fails when no policy selects the model's pods", async () => {
+      const resources = fleetWithout(`${NAME}-netpol`);
+      failsWith(
+        await checkStack(networkPolicySelectsModels, resources),
+        /llama-3-1-8b-instruct-production: no NetworkPolicy selects its pods/,
+        /allows ingress from the router pods/,
+      );
+    });
+    it("fails when a selecting policy admits every source", async () => {
+      const resources = fleetWith(`${NAME}-netpol`, (p) => (p.spec.ingress = [{}]));
+      failsWith(
+        await checkStack(networkPolicySelectsModels, resources),
+        /NetworkPolicy llm-production\/llama-3-1-8b-instruct-production: has an ingress rule without 'from'/,
+      );
+    });
+    it("fails without a namespace default-deny", async () => {
+      failsWith(
+        await checkStack(networkPolicySelectsModels, fleetWithout("default-deny")),
+        /namespace llm-production: no default-deny NetworkPolicy/,
+      );
+    });
+  });
+
+  describe("service-monitor-per-model", () => {
+    it("passes when a ServiceMonitor selects the model's Service", async () => {
+      passes(await checkStack(serviceMonitorPerModel, fleet()));
+    });
+    it("fails when no ServiceMonitor selects it", async () => {
+      const resources = fleet().filter((r) => r.type !== TYPES.serviceMonitor);
+      failsWith(
+        await checkStack(serviceMonitorPerModel, resources),
+        /llama-3-1-8b-instruct-production: no ServiceMonitor .* selects its Service Service llm-production\/llama-3-1-8b-instruct-production/,
+        /monitoring.serviceMonitor: true/,
+      );
+    });
+    it("fails when the ServiceMonitor looks in another namespace", async () => {
+      const resources = fleetWith(`${NAME}-monitor`, (m) => {
+        m.spec.namespaceSelector = { matchNames: ["other"] };
+      });
+      failsWith(await checkStack(serviceMonitorPerModel, resources), /no ServiceMonitor/);
+    });
+  });
+
+  describe("pod-security-restricted", () => {
+    it("passes for the router and vLLM", async () => {
+      passes(await checkResource(podSecurityRestricted, TYPES.deployment, router()));
+      passes(await checkModel(podSecurityRestricted, model()));
+    });
+    it("fails when the router may escalate and writes its root filesystem", async () => {
+      const r = router((r) => (r.spec.template.spec.containers[0].securityContext = {}));
+      failsWith(
+        await checkResource(podSecurityRestricted, TYPES.deployment, r),
+        /vllm-router-production: container 'router' does not meet the restricted Pod Security Standard/,
+        /allowPrivilegeEscalation: false, capabilities.drop: \["ALL"\]/,
+        /readOnlyRootFilesystem: true/,
+      );
+    });
+    it("fails on host namespaces", async () => {
+      const r = router((r) => (r.spec.template.spec.hostNetwork = true));
+      failsWith(
+        await checkResource(podSecurityRestricted, TYPES.deployment, r),
+        /hostNetwork: true/,
+      );
+    });
+    it("fails when vLLM runs as root", async () => {
+      const d = model((d) => (d.spec.template.spec.securityContext = { runAsUser: 0 }));
+      failsWith(
+        await checkModel(podSecurityRestricted, d),
+        /container 'vllm' .* needs runAsUser: a non-zero UID/,
+      );
+    });
+  });
+
+  describe("container-resources", () => {
+    it("passes when requests and memory limits are set", async () => {
+      passes(await checkModel(containerResources, model()));
+    });
+    it("fails for an init container without resources", async () => {
+      const d = model(
+        (d) => (d.spec.template.spec.initContainers = [{ name: "fetch", image: "busybox" }]),
+      );
+      failsWith(
+        await checkModel(containerResources, d),
+        /init container 'fetch' has no requests.cpu, requests.memory, limits.memory/,
+      );
+    });
+    it("requires CPU limits only when configured", async () => {
+      failsWith(
+        await checkModel(containerResources, model(), { requireCpuLimit: true }),
+        /container 'vllm' has no limits.cpu/,
+      );
+    });
+  });
+
+  describe("service-links-disabled", () => {
+    it("passes when vLLM pods disable service links", async () => {
+      passes(await checkModel(serviceLinksDisabled, model()));
+    });
+    it("fails when service links are left on", async () => {
+      const d = model((d) => delete d.spec.template.spec.enableServiceLinks);
+      failsWith(
+        await checkModel(serviceLinksDisabled, d),
+        /enableServiceLinks is unset \(defaults to true\)/,
+        /VLLM_PORT/,
+        /Set enableServiceLinks: false/,
+      );
+    });
+  });
+
+  describe("registry-endpoint-matches-service", () => {
+    it("passes when the entry points at the Service DNS name", async () => {
+      passes(await checkStack(registryEndpointMatchesService, fleet()));
+    });
+    it("fails for an endpoint that is not the Service DNS name", async () => {
+      const resources = fleetWith(`${NAME}-registry`, (e) => (e.endpoint = "10.0.0.7:8000"));
+      failsWith(
+        await checkStack(registryEndpointMatchesService, resources),
+        /registry entry llama-3-1-8b-instruct-production-registry \(model llama-3-1-8b-instruct, production\): endpoint is '10.0.0.7:8000'/,
+        /answers at 'llama-3-1-8b-instruct-production.llm-production.svc.cluster.local:8000'/,
+      );
+    });
+    it("fails when the Service is missing", async () => {
+      const resources = fleet().filter((r) => r.type !== TYPES.service);
+      failsWith(
+        await checkStack(registryEndpointMatchesService, resources),
+        /no Service llm-production\/llama-3-1-8b-instruct-production in the stack/,
+      );
+    });
+    it("fails when a served model is not registered", async () => {
+      failsWith(
+        await checkStack(registryEndpointMatchesService, fleetWithout(`${NAME}-registry`)),
+        /serves model 'llama-3-1-8b-instruct' but no registry entry registers it/,
+      );
+    });
+  });
+
+  describe("gpu-quota", () => {
+    it("passes when replicas x GPUs fit the quota", async () => {
+      passes(await checkStack(gpuQuota, fleet()));
+    });
+    it("fails when the namespace needs more GPUs than its quota", async () => {
+      const resources = fleetWith(
+        "gpu-budget",
+        (q) => (q.spec.hard["requests.nvidia.com/gpu"] = "1"),
+      );
+      failsWith(
+        await checkStack(gpuQuota, resources),
+        /ResourceQuota llm-production\/gpu-budget: allows 1 nvidia.com\/gpu but the namespace needs 2/,
+        /raise gpuQuota/,
+      );
+    });
+    it("counts the pods a rolling update surges", async () => {
+      const resources = fleetWith(NAME, (d) => {
+        d.spec.strategy = { type: "RollingUpdate", rollingUpdate: { maxSurge: "25%" } };
+        d.spec.replicas = 4;
+      });
+      failsWith(
+        await checkStack(gpuQuota, resources),
+        /needs 5 .*4x1 \(\+1 during rollout\)/,
+        /maxSurge: 0/,
+      );
+      passes(await checkStack(gpuQuota, resources, { includeRolloutSurge: false }));
+    });
+    it("fails when GPU workloads have no quota", async () => {
+      failsWith(
+        await checkStack(gpuQuota, fleetWithout("gpu-budget")),
+        /namespace llm-production: workloads request 2 nvidia.com\/gpu but no ResourceQuota/,
+      );
+    });
+  });
+});
