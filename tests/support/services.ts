@@ -34,6 +34,8 @@ export interface PostgresServer {
   port: number;
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** Stops the server for good and deletes its data directory. */
+  destroy(): Promise<void>;
 }
 
 export async function startPostgres(): Promise<PostgresServer> {
@@ -48,7 +50,8 @@ export async function startPostgres(): Promise<PostgresServer> {
     user: "postgres",
     password,
     port,
-    persistent: false,
+    // Kept across stop()/start() (an outage, not a wipe); destroy() deletes it.
+    persistent: true,
     onLog: () => undefined,
     onError: () => undefined,
   });
@@ -59,6 +62,10 @@ export async function startPostgres(): Promise<PostgresServer> {
     port,
     stop: () => pg.stop(),
     start: () => pg.start(),
+    destroy: async () => {
+      await pg.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
 
@@ -149,5 +156,5 @@ export async function stopSharedServices(): Promise<void> {
   const pg = sharedPg;
   const redis = sharedRedis;
   sharedPg = sharedRedis = undefined;
-  await Promise.all([pg && (await pg).stop(), redis && (await redis).stop()]);
+  await Promise.all([pg && (await pg).destroy(), redis && (await redis).stop()]);
 }
