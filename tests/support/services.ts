@@ -2,6 +2,7 @@
 // when unset, the tests start their own (embedded PostgreSQL, a redis-server child process).
 import { ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
