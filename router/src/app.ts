@@ -57,6 +57,7 @@ export class RouterApp {
       environment: this.env,
       metrics: this.metrics,
       logger: this.logger,
+      memoryTtlMs: config.registryMemoryTtlMs,
     });
     this.listener = new RegistryListener({
       databaseUrl: config.databaseUrl,
@@ -180,10 +181,8 @@ export class RouterApp {
           );
     if (!(err instanceof RouterError))
       this.logger.error({ err: (err as Error).message, path: req.url }, "unhandled error");
-    if (e.status === 413) {
-      res.setHeader("connection", "close");
-      req.resume();
-    }
+    // Discard the rest of an oversized body so the client, still sending, can read the 413.
+    if (e.status === 413) req.resume();
     sendError(res, e);
   }
 

@@ -30,6 +30,8 @@ export interface RouterConfig {
   shutdownDelayMs: number;
   /** After the delay: wait this long for in-flight requests and streams before closing. */
   drainTimeoutMs: number;
+  /** How long a looked-up entry is answered from memory while LISTEN delivers changes. */
+  registryMemoryTtlMs: number;
   /** pino log level. */
   logLevel: string;
 }
@@ -87,6 +89,7 @@ export function readRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
     upstreamKeepAliveMs,
     shutdownDelayMs: int("ROUTER_SHUTDOWN_DELAY_MS", 3000, 0, 600000),
     drainTimeoutMs: int("ROUTER_DRAIN_TIMEOUT_MS", 20000, 0, 3600000),
+    registryMemoryTtlMs: int("ROUTER_REGISTRY_MEMORY_TTL_MS", 60000, 0, 3600000),
     logLevel: env.LOG_LEVEL || "info",
   };
   if (problems.length) throw new RouterConfigError(problems);

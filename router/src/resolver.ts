@@ -56,7 +56,7 @@ export class ModelResolver {
 
   constructor(private readonly o: ResolverOptions) {
     this.memoryTtlMs = o.memoryTtlMs ?? 60_000;
-    this.unlistenedTtlMs = o.unlistenedTtlMs ?? 1_000;
+    this.unlistenedTtlMs = Math.min(o.unlistenedTtlMs ?? 1_000, this.memoryTtlMs);
     this.negativeTtlMs = o.negativeTtlMs ?? 5_000;
     this.postgresRetryMs = o.postgresRetryMs ?? 1_000;
   }

@@ -175,6 +175,8 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
         tokens.push(token);
         if (!gen.stream) continue;
         if (fault === "drop-mid-stream" && i === DROP_AFTER_TOKENS) {
+          // Like a crashed engine: what was sent arrives, then the connection dies unfinished.
+          await new Promise((flushed) => res.write("", flushed));
           res.destroy();
           return;
         }
