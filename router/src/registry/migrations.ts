@@ -171,12 +171,8 @@ async function migrateLocked(
     applied_at timestamptz NOT NULL DEFAULT now()
   )`);
   const from = await currentVersion(client);
-  const to = target ?? (direction === "up" ? LATEST_VERSION : Math.max(0, from - 1));
+  const { pending } = planMigration(from, direction, target);
   const steps: MigrationStep[] = [];
-  const pending =
-    direction === "up"
-      ? MIGRATIONS.filter((m) => m.version > from && m.version <= to)
-      : MIGRATIONS.filter((m) => m.version <= from && m.version > to).reverse();
   for (const m of pending) {
     await client.query("BEGIN");
     try {
@@ -199,4 +195,18 @@ async function migrateLocked(
     onStep?.(step);
   }
   return { from, to: await currentVersion(client), steps };
+}
+
+/** The migrations that take the schema from version `from` towards `target`, in order. */
+export function planMigration(
+  from: number,
+  direction: "up" | "down",
+  target?: number,
+): { to: number; pending: Migration[] } {
+  const to = target ?? (direction === "up" ? LATEST_VERSION : Math.max(0, from - 1));
+  const pending =
+    direction === "up"
+      ? MIGRATIONS.filter((m) => m.version > from && m.version <= to)
+      : MIGRATIONS.filter((m) => m.version <= from && m.version > to).reverse();
+  return { to: pending.length ? to : from, pending };
 }

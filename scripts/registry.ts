@@ -1,0 +1,569 @@
+// npm run registry -- <command>: the model registry for operators (emergencies, inspection).
+// Reads DATABASE_URL (required) and REDIS_URL (optional, for cache invalidation and status).
+// Writes run in a transaction that --dry-run rolls back, so a dry run shows the exact result
+// (including constraint errors) and sends no NOTIFY.
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import type { Client } from "pg";
+import { decodeEntry, invalidateCache, InvalidateOutcome } from "../router/src/registry/cache";
+import {
+  connectClient,
+  connectRedis,
+  redactUrl,
+  RegistryUnavailableError,
+} from "../router/src/registry/connect";
+import {
+  currentVersion,
+  LATEST_VERSION,
+  migrate,
+  MigrateResult,
+  planMigration,
+} from "../router/src/registry/migrations";
+import { getEntry, listEntries, setStatus, upsertEntry } from "../router/src/registry/queries";
+import {
+  endpointProblems,
+  Environment,
+  environmentProblems,
+  modelNameProblems,
+  RegistryEntry,
+  RegistryInputError,
+  registryKey,
+  RegistryStatus,
+  STATUSES,
+} from "../router/src/registry/types";
+
+/** Exit codes (also listed in --help). */
+export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3 } as const;
+
+/** Who the CLI records as `managed_by` on rows it registers. */
+export const CLI_MANAGER = "registry-cli";
+
+export type Format = "table" | "json" | "csv";
+
+/** Where the CLI reads its environment and writes its output (a process, or a test). */
+export interface CliIo {
+  env: Record<string, string | undefined>;
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+// ---- output ----------------------------------------------------------------------------
+
+function minutes(iso: string | null): string {
+  return iso ? iso.slice(0, 16).replace("T", " ") : "";
+}
+
+/** Left-aligned columns separated by two spaces (the seeds' table style). */
+export function formatTable(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  return [headers, ...rows]
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}
+
+function csvCell(value: string): string {
+  return /[",\n\r]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
+}
+
+export function formatCsv(headers: string[], rows: string[][]): string {
+  return [headers, ...rows].map((r) => r.map(csvCell).join(",")).join("\n");
+}
+
+const TABLE_HEADERS = [
+  "ID",
+  "Model Name",
+  "Endpoint",
+  "Status",
+  "Environment",
+  "Namespace",
+  "Last Health",
+  "Updated",
+];
+const tableRow = (e: RegistryEntry) => [
+  String(e.id),
+  e.modelName,
+  e.endpoint,
+  e.status,
+  e.environment,
+  e.namespace,
+  minutes(e.lastHealthCheckAt),
+  minutes(e.updatedAt),
+];
+
+const CSV_HEADERS = [
+  "id",
+  "model_name",
+  "deployment_environment",
+  "endpoint",
+  "namespace",
+  "served_model_name",
+  "status",
+  "disabled_reason",
+  "fallbacks",
+  "last_health_check_at",
+  "managed_by",
+  "revision",
+  "created_at",
+  "updated_at",
+];
+const csvRow = (e: RegistryEntry) => [
+  String(e.id),
+  e.modelName,
+  e.environment,
+  e.endpoint,
+  e.namespace,
+  e.servedModelName,
+  e.status,
+  e.disabledReason ?? "",
+  e.fallbacks.join(";"),
+  e.lastHealthCheckAt ?? "",
+  e.managedBy ?? "",
+  e.revision ?? "",
+  e.createdAt,
+  e.updatedAt,
+];
+
+/** `list` output: "Found N model deployment(s)" and a table, or JSON / CSV of the rows. */
+export function formatEntries(entries: RegistryEntry[], format: Format): string {
+  if (format === "json") return JSON.stringify(entries, null, 2);
+  if (format === "csv") return formatCsv(CSV_HEADERS, entries.map(csvRow));
+  const found = `Found ${entries.length} model deployment(s)`;
+  return entries.length
+    ? `${found}\n\n${formatTable(TABLE_HEADERS, entries.map(tableRow))}`
+    : found;
+}
+
+function describeCache(outcome: InvalidateOutcome): string {
+  switch (outcome.result) {
+    case "deleted":
+      return `Cache: ${outcome.key} deleted`;
+    case "absent":
+      return `Cache: ${outcome.key} was not cached`;
+    case "skipped":
+      return "Cache: REDIS_URL unset, not invalidated here; routers drop the entry on NOTIFY";
+    case "failed":
+      return `Cache: could not delete ${outcome.key} (${outcome.error}); routers drop it on NOTIFY`;
+  }
+}
+
+// ---- database access -------------------------------------------------------------------
+
+async function withDb<T>(io: CliIo, fn: (db: Client) => Promise<T>): Promise<T> {
+  const url = io.env.DATABASE_URL;
+  if (!url)
+    throw new CliError(
+      "DATABASE_URL is not set: export DATABASE_URL=postgresql://user:password@host:5432/model_registry",
+      EXIT.usage,
+    );
+  let db: Client;
+  try {
+    db = await connectClient(url);
+  } catch (e) {
+    throw new CliError(
+      `${(e as Error).message}; check DATABASE_URL and that PostgreSQL is running`,
+      EXIT.failed,
+    );
+  }
+  try {
+    return await fn(db);
+  } catch (e) {
+    if ((e as { code?: string }).code === "42P01")
+      throw new CliError(
+        "the registry table does not exist: run `npm run registry -- migrate` first",
+        EXIT.failed,
+      );
+    throw e;
+  } finally {
+    await db.end().catch(() => undefined);
+  }
+}
+
+interface WriteOptions {
+  modelName: string;
+  environment: Environment;
+  dryRun?: boolean;
+  format: Format;
+}
+
+/** Runs one write in a transaction (rolled back on --dry-run), invalidates the cache, reports. */
+async function write(
+  io: CliIo,
+  opts: WriteOptions,
+  verb: string,
+  change: (db: Client) => Promise<RegistryEntry | undefined>,
+): Promise<void> {
+  const entry = await withDb(io, async (db) => {
+    await db.query("BEGIN");
+    try {
+      const result = await change(db);
+      await db.query(result && !opts.dryRun ? "COMMIT" : "ROLLBACK");
+      return result;
+    } catch (e) {
+      await db.query("ROLLBACK");
+      throw e;
+    }
+  });
+  if (!entry)
+    throw new CliError(
+      `model not found in registry: ${opts.modelName} (environment ${opts.environment}); see \`npm run registry -- list --environment ${opts.environment}\``,
+      EXIT.notFound,
+    );
+  const cache = opts.dryRun
+    ? undefined
+    : await invalidateCache(io.env.REDIS_URL, entry.environment, entry.modelName);
+  if (cache?.result === "failed") io.err(`warning: ${describeCache(cache)}`);
+  if (entry.managedBy && entry.managedBy !== CLI_MANAGER && !opts.dryRun)
+    io.err(
+      `note: this row is managed by stack ${entry.managedBy}; \`pulumi refresh\` shows the change as drift and \`pulumi up\` reverts it`,
+    );
+  if (opts.format === "json") {
+    io.out(
+      JSON.stringify({ action: verb, dryRun: !!opts.dryRun, entry, cache: cache ?? null }, null, 2),
+    );
+  } else if (opts.format === "csv") {
+    io.out(formatCsv(CSV_HEADERS, [csvRow(entry)]));
+  } else {
+    const head = opts.dryRun
+      ? `[dry-run] would be ${verb} (nothing written): ${entry.modelName} (${entry.environment})`
+      : `✓ Model ${verb}: ${entry.modelName} (${entry.environment})`;
+    const reason = entry.disabledReason ? `\nReason: ${entry.disabledReason}` : "";
+    io.out(
+      `${head}${reason}\n\n${formatTable(TABLE_HEADERS, [tableRow(entry)])}\n\n${cache ? describeCache(cache) : "Cache: untouched (dry run)"}`,
+    );
+  }
+}
+
+// ---- option parsing --------------------------------------------------------------------
+
+function validated<T extends string>(
+  problems: (v: string, field: string) => string[],
+  flag: string,
+) {
+  return (value: string): T => {
+    const p = problems(value, flag);
+    if (p.length) throw new InvalidArgumentError(p.join("; "));
+    return value as T;
+  };
+}
+
+const modelNameOption = () =>
+  new Option("--model-name <name>", "model identifier, e.g. llama-2-7b")
+    .makeOptionMandatory()
+    .argParser(validated(modelNameProblems, "--model-name"));
+const environmentOption = (mandatory: boolean) => {
+  const o = new Option(
+    "--environment <env>",
+    "deployment environment (development, staging, production)",
+  ).argParser(validated<Environment>(environmentProblems, "--environment"));
+  return mandatory ? o.makeOptionMandatory() : o;
+};
+const formatOption = () =>
+  new Option("--format <format>", "output format")
+    .choices(["table", "json", "csv"])
+    .default("table");
+const dryRunOption = () => new Option("--dry-run", "show the result without writing anything");
+
+function parseFallbacks(value: string): string[] {
+  const names = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const problems = names.flatMap((n, i) => modelNameProblems(n, `--fallbacks[${i}]`));
+  if (problems.length) throw new InvalidArgumentError(problems.join("; "));
+  return names;
+}
+
+// ---- commands --------------------------------------------------------------------------
+
+function buildProgram(io: CliIo): Command {
+  const program = new Command()
+    .name("npm run registry --")
+    .description(
+      "Operate the model registry (PostgreSQL, cached in Redis). Reads DATABASE_URL and optional REDIS_URL.",
+    )
+    .addHelpText(
+      "after",
+      `\nExit codes: 0 ok, 1 failed (e.g. database unreachable), 2 invalid usage or input, 3 model not found.\n` +
+        `Rows managed by a stack (managed_by) are reverted by its next \`pulumi up\`; \`pulumi refresh\` shows edits as drift.`,
+    )
+    .showHelpAfterError("(add --help for usage)")
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.out(s.trimEnd()),
+      writeErr: (s) => io.err(s.trimEnd()),
+    });
+
+  program
+    .command("migrate")
+    .description("apply (or revert) registry schema migrations under an advisory lock")
+    .addOption(new Option("--down", "revert instead of apply"))
+    .addOption(
+      new Option("--target <version>", `version to end at (0..${LATEST_VERSION})`).argParser(
+        (v) => {
+          const n = Number(v);
+          if (!Number.isInteger(n) || n < 0 || n > LATEST_VERSION)
+            throw new InvalidArgumentError(`use a version between 0 and ${LATEST_VERSION}`);
+          return n;
+        },
+      ),
+    )
+    .addOption(dryRunOption())
+    .addOption(formatOption())
+    .action(async (o: { down?: boolean; target?: number; dryRun?: boolean; format: Format }) => {
+      const direction: "up" | "down" = o.down ? "down" : "up";
+      const result: MigrateResult = await withDb(io, async (db) => {
+        if (!o.dryRun)
+          return migrate(db, {
+            direction,
+            target: o.target,
+            onStep: (s) =>
+              o.format === "table" &&
+              io.out(`${s.direction === "up" ? "applied" : "reverted"} ${s.version} ${s.name}`),
+          });
+        const from = await currentVersion(db);
+        const { to, pending } = planMigration(from, direction, o.target);
+        const steps = pending.map((m) => ({ direction, version: m.version, name: m.name }));
+        return { from, to, steps };
+      });
+      if (o.format === "json") io.out(JSON.stringify({ dryRun: !!o.dryRun, ...result }, null, 2));
+      else if (o.dryRun)
+        io.out(
+          `[dry-run] schema at version ${result.from}; would ${direction === "up" ? "apply" : "revert"}: ${
+            result.steps.map((s) => `${s.version} ${s.name}`).join(", ") || "nothing"
+          }`,
+        );
+      else
+        io.out(
+          `Registry schema at version ${result.to} (latest ${LATEST_VERSION}); ${result.steps.length} migration(s) ${direction === "up" ? "applied" : "reverted"}`,
+        );
+    });
+
+  program
+    .command("list")
+    .description("list registered model deployments")
+    .addOption(environmentOption(false))
+    .addOption(new Option("--status <status>", "only rows with this status").choices(STATUSES))
+    .addOption(
+      new Option("--model-name <name>", "only this model").argParser(
+        validated(modelNameProblems, "--model-name"),
+      ),
+    )
+    .addOption(formatOption())
+    .action(
+      async (o: {
+        environment?: Environment;
+        status?: RegistryStatus;
+        modelName?: string;
+        format: Format;
+      }) => {
+        const entries = await withDb(io, (db) => listEntries(db, o));
+        io.out(formatEntries(entries, o.format));
+      },
+    );
+
+  program
+    .command("status")
+    .description("show one model's row and the state of its Redis cache entry")
+    .addOption(modelNameOption())
+    .addOption(environmentOption(true))
+    .addOption(formatOption())
+    .action(async (o: { modelName: string; environment: Environment; format: Format }) => {
+      const entry = await withDb(io, (db) => getEntry(db, o.environment, o.modelName));
+      if (!entry)
+        throw new CliError(
+          `model not found in registry: ${o.modelName} (environment ${o.environment})`,
+          EXIT.notFound,
+        );
+      const cache = await cacheState(io, entry);
+      if (o.format === "json") io.out(JSON.stringify({ entry, cache }, null, 2));
+      else if (o.format === "csv") io.out(formatCsv(CSV_HEADERS, [csvRow(entry)]));
+      else
+        io.out(
+          [
+            `Model: ${entry.modelName}`,
+            `Environment: ${entry.environment}`,
+            `Status: ${entry.status}${entry.disabledReason ? ` (${entry.disabledReason})` : ""}`,
+            `Endpoint: ${entry.endpoint}`,
+            `Namespace: ${entry.namespace}`,
+            `Served model name: ${entry.servedModelName}`,
+            `Fallbacks: ${entry.fallbacks.join(", ") || "none"}`,
+            `Revision: ${entry.revision ?? ""}`,
+            `Managed by: ${entry.managedBy ?? ""}`,
+            `Last health check: ${minutes(entry.lastHealthCheckAt) || "never"}`,
+            `Updated: ${minutes(entry.updatedAt)}`,
+            `Cache: ${cache.state}${cache.detail ? ` (${cache.detail})` : ""}`,
+          ].join("\n"),
+        );
+    });
+
+  program
+    .command("register")
+    .description("register (or re-register) a model deployment as ready")
+    .addOption(modelNameOption())
+    .addOption(
+      new Option("--endpoint <host:port>", "Service endpoint with port")
+        .makeOptionMandatory()
+        .argParser(validated(endpointProblems, "--endpoint")),
+    )
+    .addOption(environmentOption(true))
+    .addOption(new Option("--namespace <namespace>", "Kubernetes namespace").default("system"))
+    .addOption(
+      new Option(
+        "--served-model-name <name>",
+        "name vLLM serves the model as (default: --model-name)",
+      ),
+    )
+    .addOption(
+      new Option(
+        "--fallbacks <names>",
+        "comma-separated models tried when this one fails",
+      ).argParser(parseFallbacks),
+    )
+    .addOption(dryRunOption())
+    .addOption(formatOption())
+    .action(
+      async (
+        o: WriteOptions & {
+          endpoint: string;
+          namespace: string;
+          servedModelName?: string;
+          fallbacks?: string[];
+        },
+      ) =>
+        write(io, o, "registered", (db) =>
+          upsertEntry(db, {
+            modelName: o.modelName,
+            environment: o.environment,
+            endpoint: o.endpoint,
+            namespace: o.namespace,
+            servedModelName: o.servedModelName,
+            fallbacks: o.fallbacks ?? [],
+            managedBy: CLI_MANAGER,
+          }),
+        ),
+    );
+
+  const statusCommand = (
+    name: string,
+    description: string,
+    verb: string,
+    status: RegistryStatus,
+    reason: Option | undefined,
+    defaultReason?: string,
+  ) => {
+    const cmd = program
+      .command(name)
+      .description(description)
+      .addOption(modelNameOption())
+      .addOption(environmentOption(true));
+    if (reason) cmd.addOption(reason);
+    cmd
+      .addOption(dryRunOption())
+      .addOption(formatOption())
+      .action(async (o: WriteOptions & { reason?: string }) =>
+        write(io, o, verb, (db) =>
+          setStatus(db, o.environment, o.modelName, status, o.reason ?? defaultReason),
+        ),
+      );
+  };
+  statusCommand("enable", "route traffic to a model again", "enabled", "ready", undefined);
+  statusCommand(
+    "disable",
+    "stop routing to a model (routers deny it at once)",
+    "disabled",
+    "disabled",
+    new Option("--reason <text>", "why (shown to clients and operators)").makeOptionMandatory(),
+  );
+  statusCommand(
+    "deregister",
+    "remove a model from routing (the row stays, disabled, for the record)",
+    "deregistered",
+    "disabled",
+    new Option("--reason <text>", "why").default("deregistered"),
+  );
+  return program;
+}
+
+interface CacheState {
+  state: "cached" | "stale" | "not cached" | "not configured" | "unavailable";
+  key: string;
+  ttlSeconds?: number;
+  detail?: string;
+}
+
+async function cacheState(io: CliIo, entry: RegistryEntry): Promise<CacheState> {
+  const key = registryKey(entry.environment, entry.modelName);
+  const url = io.env.REDIS_URL;
+  if (!url) return { state: "not configured", key, detail: "REDIS_URL unset" };
+  try {
+    const redis = await connectRedis(url, { retryStrategy: () => null });
+    try {
+      const [value, ttl] = await Promise.all([redis.get(key), redis.ttl(key)]);
+      if (value === null) return { state: "not cached", key };
+      const cached = decodeEntry(value);
+      const same = cached && JSON.stringify(cached) === JSON.stringify(entry);
+      return {
+        state: same ? "cached" : "stale",
+        key,
+        ttlSeconds: ttl,
+        detail: `${key}, ttl ${ttl} s${same ? "" : ", differs from the database"}`,
+      };
+    } finally {
+      redis.disconnect();
+    }
+  } catch (e) {
+    return { state: "unavailable", key, detail: `${redactUrl(url)}: ${(e as Error).message}` };
+  }
+}
+
+/** Runs the CLI with `args` (without node and script); resolves to the exit code. */
+export async function run(args: string[], io: CliIo): Promise<number> {
+  const program = buildProgram(io);
+  if (args.length === 0) {
+    program.outputHelp();
+    return EXIT.usage;
+  }
+  try {
+    await program.parseAsync(args, { from: "user" });
+    return EXIT.ok;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    if (e instanceof CliError) {
+      io.err(`error: ${e.message}`);
+      return e.exitCode;
+    }
+    if (e instanceof RegistryInputError) {
+      io.err(`error: ${e.message}`);
+      return EXIT.usage;
+    }
+    if (e instanceof RegistryUnavailableError) {
+      io.err(`error: ${e.message}`);
+      return EXIT.failed;
+    }
+    io.err(`error: ${(e as Error).message}`);
+    return EXIT.failed;
+  }
+}
+
+if (require.main === module) {
+  void run(process.argv.slice(2), {
+    env: process.env,
+    out: (s) => process.stdout.write(`${s}\n`),
+    err: (s) => process.stderr.write(`${s}\n`),
+  }).then((code) => {
+    process.exitCode = code;
+  });
+}
