@@ -1,0 +1,193 @@
+// Alerts and dashboard generated from the three real stacks: schema-valid, per-environment
+// thresholds, runbooks that exist, and only metrics the router, vLLM and kube-state-metrics export.
+import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
+import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
+import { ALERT_THRESHOLDS, RUNBOOKS, buildPrometheusRule } from "../components/alerts";
+import { StackSpec, parseStackConfig, readStackConfig } from "../components/config";
+import { Panel, buildDashboard, buildDashboardConfigMap } from "../components/dashboard";
+import {
+  ALLOWED_SERIES,
+  HISTOGRAMS,
+  ROUTER_METRICS,
+  VLLM_METRICS,
+  seriesIn,
+} from "../components/metricNames";
+import { ENVIRONMENTS } from "../components/naming";
+import { loadStackConfig } from "../components/stackFile";
+import { RouterMetrics } from "../router/src/metrics";
+import { SimulatorMetrics } from "../scripts/simulator/metrics";
+
+const specOf = (stack: string): StackSpec =>
+  parseStackConfig(readStackConfig(loadStackConfig(stack)));
+
+const README = fs.readFileSync(path.resolve(__dirname, "../README.md"), "utf8");
+
+/** GitHub's anchor of a Markdown heading. */
+const anchorOf = (heading: string) =>
+  heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^a-z0-9 -]/g, "")
+    .replace(/ /g, "-");
+const README_ANCHORS = new Set([...README.matchAll(/^#{1,6} +(.+)$/gm)].map((m) => anchorOf(m[1])));
+
+function assertKnownSeries(expr: string, where: string) {
+  const unknown = seriesIn(expr).filter((s) => !ALLOWED_SERIES.has(s));
+  assert.deepEqual(unknown, [], `${where} uses series nobody exports: ${expr}`);
+}
+
+describe("metric names", () => {
+  it("lists exactly what the router registers", async () => {
+    const names = (await new RouterMetrics().registry.getMetricsAsJSON()).map((m) => m.name);
+    for (const name of Object.values(ROUTER_METRICS)) assert.ok(names.includes(name), name);
+    const routerOwn = names.filter((n) => n.startsWith("router_"));
+    assert.deepEqual(routerOwn.sort(), Object.values(ROUTER_METRICS).sort());
+  });
+
+  it("lists series the vLLM simulator exposes like vLLM does", () => {
+    const text = new SimulatorMetrics("m").render(1);
+    for (const name of Object.values(VLLM_METRICS)) {
+      const series = HISTOGRAMS.includes(name) ? `${name}_bucket` : name;
+      assert.match(text, new RegExp(`^${series}\\{`, "m"), name);
+    }
+  });
+
+  it("finds the series of a PromQL expression, not its functions or labels", () => {
+    assert.deepEqual(
+      seriesIn(
+        'histogram_quantile(0.95, sum by (model, le) (rate(foo_bucket{a="b:c"}[5m]))) > 2 and on() max(vllm:x) > 0',
+      ),
+      ["foo_bucket", "vllm:x"],
+    );
+  });
+});
+
+describe("alerts (PrometheusRule)", () => {
+  for (const stack of ENVIRONMENTS) {
+    describe(stack, () => {
+      const spec = specOf(stack);
+      const rule = buildPrometheusRule(spec);
+      const alerts = (rule.spec.groups ?? []).flatMap((g) => g.rules ?? []);
+
+      it("validates against the prometheus-operator schema", () => {
+        new PrometheusRule(rule).validate();
+        assert.equal(rule.metadata.namespace, spec.namespace);
+        assert.equal(rule.metadata.labels?.release, spec.monitoring.prometheusRelease);
+      });
+
+      it("has every alert, per model where availability is per model", () => {
+        const names = new Set(alerts.map((a) => a.alert));
+        assert.deepEqual([...names].sort(), Object.keys(RUNBOOKS).sort());
+        const down = alerts.filter((a) => a.alert === "VllmModelDown");
+        assert.deepEqual(
+          down.map((a) => a.labels?.model),
+          spec.models.map((m) => m.name),
+        );
+      });
+
+      it("uses only exported metrics", () => {
+        for (const a of alerts) assertKnownSeries(String(a.expr), `${stack} ${a.alert}`);
+      });
+
+      it("links each alert to a runbook section of the README", () => {
+        for (const a of alerts) {
+          const url = a.annotations?.runbook_url ?? "";
+          const anchor = url.split("#")[1];
+          assert.equal(url, `README.md#${RUNBOOKS[a.alert as keyof typeof RUNBOOKS]}`);
+          assert.ok(README_ANCHORS.has(anchor), `README.md has no section for #${anchor}`);
+        }
+      });
+
+      it("uses this environment's thresholds and severities", () => {
+        const t = ALERT_THRESHOLDS[spec.environment];
+        const byName = (n: string) => alerts.find((a) => a.alert === n)!;
+        assert.equal(byName("RouterHighErrorRate").labels?.severity, t.page);
+        assert.equal(byName("VllmQueueDepth").labels?.severity, t.ticket);
+        assert.match(String(byName("VllmQueueDepth").expr), new RegExp(`> ${t.queueDepth}$`));
+        assert.match(
+          String(byName("RouterHighLatency").expr),
+          new RegExp(`> ${t.ttfbP95Seconds}$`),
+        );
+        for (const a of alerts) {
+          assert.equal(a.labels?.environment, spec.environment);
+          assert.ok(a.annotations?.summary && a.annotations.description, a.alert);
+        }
+      });
+    });
+  }
+
+  it("pages in production, warns in staging and informs in development", () => {
+    const severities = (stack: string) =>
+      new Set(
+        (buildPrometheusRule(specOf(stack)).spec.groups ?? [])
+          .flatMap((g) => g.rules ?? [])
+          .map((r) => r.labels?.severity),
+      );
+    assert.deepEqual([...severities("production")].sort(), ["critical", "warning"]);
+    assert.deepEqual([...severities("staging")], ["warning"]);
+    assert.deepEqual([...severities("development")], ["info"]);
+  });
+
+  it("gives a single-replica model its startup budget before declaring it down", () => {
+    const spec = specOf("staging");
+    const qwen = spec.models.find((m) => m.name === "qwen2-5-32b-instruct-awq")!;
+    const down = (buildPrometheusRule(spec).spec.groups ?? [])
+      .flatMap((g) => g.rules ?? [])
+      .find((r) => r.alert === "VllmModelDown" && r.labels?.model === qwen.name);
+    assert.equal(down?.for, `${qwen.startupBudgetMinutes + 5}m`);
+  });
+
+  it("escapes served model names used as regular expressions", () => {
+    const rule = buildPrometheusRule(specOf("production"));
+    const kv = (rule.spec.groups ?? [])
+      .flatMap((g) => g.rules ?? [])
+      .find((r) => r.alert === "VllmKvCachePressure");
+    assert.match(
+      String(kv?.expr),
+      /model_name=~"llama-3\\\\.1-8b-instruct\|qwen2\\\\.5-32b-instruct-awq"/,
+    );
+  });
+});
+
+describe("dashboard (Grafana ConfigMap)", () => {
+  for (const stack of ENVIRONMENTS) {
+    it(`${stack}: a valid ConfigMap for the sidecar with a complete dashboard`, () => {
+      const spec = specOf(stack);
+      const cm = buildDashboardConfigMap(spec);
+      new ConfigMap(cm).validate();
+      assert.equal(cm.metadata.labels?.grafana_dashboard, "1");
+      const files = Object.values(cm.data ?? {});
+      assert.equal(files.length, 1);
+      const dashboard = JSON.parse(files[0]) as ReturnType<typeof buildDashboard>;
+      assert.deepEqual(dashboard, buildDashboard(spec));
+      const variables = dashboard.templating.list.map((v) => v.name);
+      assert.ok(variables.includes("model") && variables.includes("environment"), `${variables}`);
+      const model = dashboard.templating.list.find((v) => v.name === "model");
+      assert.deepEqual(
+        model?.options?.map((o) => o.value),
+        spec.models.map((m) => m.name),
+      );
+      const panels = dashboard.panels as Panel[];
+      const titles = panels.map((p) => p.title);
+      for (const t of [
+        "Availability",
+        "Request rate",
+        "Request latency",
+        "Time to first token",
+        "Errors",
+        "GPU KV-cache use",
+        "Queue",
+      ]) {
+        assert.ok(titles.includes(t), `panel ${t}`);
+      }
+      assert.equal(new Set(panels.map((p) => p.id)).size, panels.length, "unique panel ids");
+      for (const p of panels) {
+        assert.ok(p.targets.length > 0, p.title);
+        for (const target of p.targets) assertKnownSeries(target.expr, `panel ${p.title}`);
+      }
+    });
+  }
+});
