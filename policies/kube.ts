@@ -37,7 +37,8 @@ export const TYPES = {
   networkPolicy: "kubernetes:networking.k8s.io/v1:NetworkPolicy",
   // apiextensions.CustomResource registers as `kubernetes:${apiVersion}:${kind}`.
   serviceMonitor: "kubernetes:monitoring.coreos.com/v1:ServiceMonitor",
-  dynamic: "pulumi-nodejs:dynamic:Resource",
+  // Dynamic resources are `pulumi-nodejs:dynamic:Resource` or `pulumi-nodejs:dynamic/<module>:<Type>`.
+  dynamic: "pulumi-nodejs:dynamic",
 } as const;
 
 /** Workloads that run pods continuously (probes, replicas and PDBs make sense for these). */

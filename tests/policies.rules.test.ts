@@ -359,6 +359,14 @@ describe("policy rules (each with a passing and a failing fixture)", () => {
         /init container 'fetch' has no requests.cpu, requests.memory, limits.memory/,
       );
     });
+    it("fails when a limit is below the request", async () => {
+      const d = model((d) => (vllm(d).resources.limits.memory = "16Gi"));
+      failsWith(
+        await checkModel(containerResources, d),
+        /container 'vllm' limits memory to 16Gi, below its request of 48Gi/,
+        /capacity.<model>.resources.memoryLimit/,
+      );
+    });
     it("requires CPU limits only when configured", async () => {
       failsWith(
         await checkModel(containerResources, model(), { requireCpuLimit: true }),

@@ -1,5 +1,6 @@
 // Cross-object rules: every model is fenced by a NetworkPolicy, scraped by a ServiceMonitor and
 // registered under the DNS name of its Service.
+import { StackValidationArgs } from "@pulumi/policy";
 import {
   BaseConfig,
   ENVIRONMENTS,
@@ -154,11 +155,11 @@ export const serviceMonitorPerModel = stackRule<BaseConfig>({
   },
 });
 
-/** Registry entries: the dynamic resources carrying a model name and an endpoint. */
-function registryEntries(args: Parameters<typeof resourcesOfType>[0]) {
-  return resourcesOfType(args, TYPES.dynamic).filter(
-    (r) => r.props.modelName !== undefined && r.props.endpoint !== undefined,
-  );
+/** Registry entries: dynamic resources (any module) carrying a model name and an endpoint. */
+function registryEntries(args: StackValidationArgs) {
+  return args.resources
+    .filter((r) => r.type.startsWith(TYPES.dynamic) && r.props.modelName !== undefined)
+    .map((r) => ({ urn: r.urn, name: r.name, type: r.type, props: r.props as Obj }));
 }
 
 export const registryEndpointMatchesService = stackRule<BaseConfig>({

@@ -1,6 +1,6 @@
 // Container hygiene: pinned images, the restricted Pod Security Standard, resources, service links.
 import { BaseConfig, ENVIRONMENTS, Role, roleOf, workloadRule } from "../fleet";
-import { Container, containerLabel, containersOf, list, obj, str } from "../kube";
+import { Container, containerLabel, containersOf, list, obj, quantity, str } from "../kube";
 
 const DIGEST = /@sha256:[a-f0-9]{64}$/;
 
@@ -119,7 +119,7 @@ interface ResourcesConfig extends BaseConfig {
 export const containerResources = workloadRule<ResourcesConfig>({
   name: "container-resources",
   description:
-    "Every container sets CPU and memory requests and a memory limit, so scheduling and eviction are predictable",
+    "Every container sets CPU and memory requests and a memory limit (not below the request), so scheduling and eviction are predictable",
   severity: "medium",
   remediationSteps:
     "Set capacity.<model>.resources (cpu, memory, memoryLimit) and the router's resources; init containers need them too.",
@@ -151,6 +151,15 @@ export const containerResources = workloadRule<ResourcesConfig>({
         report(
           `${display}: ${containerLabel(c)} has no ${missing.join(", ")}; set them in resources (for models: capacity.<model>.resources) so the scheduler reserves what it uses and the kernel kills the right pod`,
         );
+      }
+      for (const r of ["cpu", "memory"]) {
+        const request = quantity(obj(res.requests)[r]);
+        const limit = quantity(obj(res.limits)[r]);
+        if (request !== undefined && limit !== undefined && limit < request) {
+          report(
+            `${display}: ${containerLabel(c)} limits ${r} to ${String(obj(res.limits)[r])}, below its request of ${String(obj(res.requests)[r])}; Kubernetes rejects the pod. Raise the limit (for models: capacity.<model>.resources.${r}Limit) to at least the request`,
+          );
+        }
       }
     }
   },

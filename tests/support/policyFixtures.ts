@@ -234,7 +234,11 @@ export function fleet(): EvaluatedResource[] {
     { type: TYPES.pdb, name: `${NAME}-pdb`, inputs: modelPdb() },
     { type: TYPES.networkPolicy, name: `${NAME}-netpol`, inputs: modelNetworkPolicy() },
     { type: TYPES.serviceMonitor, name: `${NAME}-monitor`, inputs: serviceMonitor() },
-    { type: TYPES.dynamic, name: `${NAME}-registry`, inputs: registryEntry() },
+    {
+      type: "pulumi-nodejs:dynamic/vllm-registry:RegistryEntry",
+      name: `${NAME}-registry`,
+      inputs: registryEntry(),
+    },
     { type: TYPES.deployment, name: "vllm-router", inputs: routerDeployment() },
     { type: TYPES.pdb, name: "vllm-router-pdb", inputs: routerPdb() },
   ];

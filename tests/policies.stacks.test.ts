@@ -1,0 +1,92 @@
+// The whole policy pack over the three real stacks run under Pulumi mocks, and over a
+// deliberately broken production config that passes config validation but not the pack.
+import { strict as assert } from "node:assert";
+import { Diagnostic, evaluatePolicies } from "../policies/evaluate";
+import { TYPES } from "../policies/kube";
+import { packConfig } from "../policies/packConfig";
+import { rules } from "../policies/rules";
+import { durationSeconds, stackForPolicies } from "./support/policyStacks";
+
+const STACKS = ["development", "staging", "production"] as const;
+
+const show = (ds: Diagnostic[]) => ds.map((d) => `[${d.policy}] ${d.message}`).join("\n");
+
+describe("policy pack on the real stacks (program under mocks)", () => {
+  for (const stack of STACKS) {
+    it(`${stack}: every rule passes`, async () => {
+      const { resources } = await stackForPolicies(stack);
+      // The stack has what the rules look at; an empty stack would pass vacuously.
+      for (const type of [
+        TYPES.deployment,
+        TYPES.service,
+        TYPES.networkPolicy,
+        TYPES.resourceQuota,
+        TYPES.serviceMonitor,
+      ]) {
+        assert.ok(
+          resources.some((r) => r.type === type),
+          `${stack} has a ${type}`,
+        );
+      }
+      assert.ok(
+        resources.some((r) => r.type.startsWith(TYPES.dynamic)),
+        "registry entries",
+      );
+      const found = await evaluatePolicies(rules, resources, packConfig(stack));
+      assert.deepEqual(found, [], show(found));
+    });
+  }
+
+  it("reads the Deployments' custom timeouts from the registrations", async () => {
+    assert.equal(durationSeconds("1h30m"), 5400);
+    const { resources } = await stackForPolicies("production");
+    const deployments = resources.filter((r) => r.type === TYPES.deployment);
+    assert.ok(deployments.length >= 2);
+    for (const d of deployments) assert.ok((d.opts?.customTimeouts?.createSeconds ?? 0) > 600);
+  });
+
+  it("rejects a broken production config with messages naming object and fix", async () => {
+    const { resources } = await stackForPolicies("production", {
+      overrides: {
+        // Valid config, unsafe fleet: no scraping (so no alerts) and a memory limit below the request.
+        monitoring: { serviceMonitor: false },
+        capacity: {
+          "llama-3-1-8b-instruct": {
+            replicas: 3,
+            gpu: { count: 1, product: "NVIDIA-A100-SXM4-80GB" },
+            resources: { cpu: "8", memory: "48Gi", memoryLimit: "8Gi" },
+            startupBudgetMinutes: 15,
+          },
+          "qwen2-5-32b-instruct-awq": {
+            replicas: 2,
+            gpu: { count: 2, product: "NVIDIA-A100-SXM4-80GB" },
+            resources: { cpu: "16", memory: "96Gi" },
+            startupBudgetMinutes: 30,
+          },
+        },
+      },
+    });
+    const found = await evaluatePolicies(rules, resources, packConfig("production"));
+    assert.ok(found.length > 0, "the pack rejects it");
+    assert.ok(
+      found.every((d) => d.enforcementLevel === "mandatory"),
+      show(found),
+    );
+    const byPolicy = (name: string) => found.filter((d) => d.policy === name).map((d) => d.message);
+    const monitors = byPolicy("service-monitor-per-model");
+    assert.equal(monitors.length, 2, show(found));
+    assert.match(
+      monitors[0],
+      /^Deployment llm-production\/llama-3-1-8b-instruct-production: no ServiceMonitor \(monitoring.coreos.com\/v1\) selects its Service .*Set monitoring.serviceMonitor: true/,
+    );
+    assert.match(monitors[1], /^Deployment llm-production\/qwen2-5-32b-instruct-awq-production/);
+    assert.deepEqual(byPolicy("container-resources"), [
+      "Deployment llm-production/llama-3-1-8b-instruct-production: container 'vllm' limits memory to 8Gi, below its request of 48Gi; Kubernetes rejects the pod. Raise the limit (for models: capacity.<model>.resources.memoryLimit) to at least the request",
+    ]);
+    assert.deepEqual(
+      [...new Set(found.map((d) => d.policy))].sort(),
+      ["container-resources", "service-monitor-per-model"],
+      show(found),
+    );
+  });
+});
