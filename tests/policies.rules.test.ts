@@ -337,6 +337,14 @@ describe("policy rules (each with a passing and a failing fixture)", () => {
         /hostNetwork: true/,
       );
     });
+    it("fails when a pod mounts a service account token", async () => {
+      const r = router((r) => delete r.spec.template.spec.automountServiceAccountToken);
+      failsWith(
+        await checkResource(podSecurityRestricted, TYPES.deployment, r),
+        /vllm-router-production: pod mounts a service account token/,
+        /Set automountServiceAccountToken: false/,
+      );
+    });
     it("fails when vLLM runs as root", async () => {
       const d = model((d) => (d.spec.template.spec.securityContext = { runAsUser: 0 }));
       failsWith(

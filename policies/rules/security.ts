@@ -29,6 +29,8 @@ interface PodSecurityConfig extends BaseConfig {
   roles: Role[];
   /** Roles that must also run with a read-only root filesystem. */
   readOnlyRootFilesystemRoles: Role[];
+  /** Roles whose pods must not mount a service account token (they never call the API server). */
+  noServiceAccountTokenRoles: Role[];
 }
 
 /** Violations of the restricted Pod Security Standard by one container of a pod. */
@@ -57,14 +59,15 @@ function restrictedProblems(podSpec: Record<string, unknown>, c: Container): str
 export const podSecurityRestricted = workloadRule<PodSecurityConfig>({
   name: "pod-security-restricted",
   description:
-    "Router and vLLM pods meet the restricted Pod Security Standard; the router also runs read-only",
+    "Router and vLLM pods meet the restricted Pod Security Standard and mount no service account token; the router also runs read-only",
   severity: "high",
   remediationSteps:
-    'Set runAsNonRoot, seccompProfile RuntimeDefault, allowPrivilegeEscalation: false and capabilities.drop ["ALL"]; no host namespaces or hostPath; readOnlyRootFilesystem on the router.',
+    'Set runAsNonRoot, seccompProfile RuntimeDefault, allowPrivilegeEscalation: false and capabilities.drop ["ALL"]; no host namespaces or hostPath; automountServiceAccountToken: false; readOnlyRootFilesystem on the router.',
   defaults: {
     environments: [...ENVIRONMENTS],
     roles: ["router", "model"],
     readOnlyRootFilesystemRoles: ["router"],
+    noServiceAccountTokenRoles: ["router", "model"],
   },
   schema: {
     roles: {
@@ -78,6 +81,12 @@ export const podSecurityRestricted = workloadRule<PodSecurityConfig>({
       items: { type: "string", enum: ["router", "model", "other"] },
       default: ["router"],
       description: "Workload roles that must set readOnlyRootFilesystem: true",
+    },
+    noServiceAccountTokenRoles: {
+      type: "array",
+      items: { type: "string", enum: ["router", "model", "other"] },
+      default: ["router", "model"],
+      description: "Workload roles that must set automountServiceAccountToken: false",
     },
   },
   applies: (w, cfg) => cfg.roles.includes(roleOf(w)),
@@ -94,6 +103,14 @@ export const podSecurityRestricted = workloadRule<PodSecurityConfig>({
     if (hostPaths.length) {
       report(
         `${display}: hostPath volumes ${hostPaths.join(", ")} are not allowed under the restricted Pod Security Standard; use a PVC or emptyDir`,
+      );
+    }
+    if (
+      cfg.noServiceAccountTokenRoles.includes(roleOf(w)) &&
+      spec.automountServiceAccountToken !== false
+    ) {
+      report(
+        `${display}: pod mounts a service account token it never uses (automountServiceAccountToken is not false); a compromised container could call the Kubernetes API with it. Set automountServiceAccountToken: false`,
       );
     }
     const readOnly = cfg.readOnlyRootFilesystemRoles.includes(roleOf(w));

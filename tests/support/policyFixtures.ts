@@ -106,6 +106,7 @@ export function routerDeployment(): Mutable {
       template: {
         metadata: { labels: routerLabels },
         spec: {
+          automountServiceAccountToken: false,
           securityContext: { runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } },
           containers: [
             {
