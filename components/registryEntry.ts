@@ -4,9 +4,8 @@
 // and each method opens its own bounded connection. check/diff never touch the database,
 // because they also run in preview.
 import * as pulumi from "@pulumi/pulumi";
-import type { Client } from "pg";
 import { invalidateCache } from "../router/src/registry/cache";
-import { connectClient } from "../router/src/registry/connect";
+import { withRegistryClient } from "../router/src/registry/connect";
 import { getEntry, setStatus, upsertEntry } from "../router/src/registry/queries";
 import {
   Environment,
@@ -75,22 +74,13 @@ function outputsOf(
   };
 }
 
-async function withClient<T>(url: string, fn: (db: Client) => Promise<T>): Promise<T> {
-  const db = await connectClient(url);
-  try {
-    return await fn(db);
-  } finally {
-    await db.end();
-  }
-}
-
 async function invalidate(inputs: RegistryEntryInputs): Promise<string> {
   const outcome = await invalidateCache(inputs.redisUrl, inputs.environment, inputs.modelName);
   return outcome.error ? `${outcome.result}: ${outcome.error}` : outcome.result;
 }
 
 async function write(inputs: RegistryEntryInputs): Promise<RegistryEntryOutputs> {
-  const row = await withClient(inputs.connectionString, (db) =>
+  const row = await withRegistryClient(inputs.connectionString, (db) =>
     upsertEntry(db, {
       modelName: inputs.modelName,
       environment: inputs.environment,
@@ -159,7 +149,7 @@ export const registryEntryProvider: pulumi.dynamic.ResourceProvider = {
   },
 
   async read(id: string, props: RegistryEntryOutputs) {
-    const row = await withClient(props.connectionString, (db) =>
+    const row = await withRegistryClient(props.connectionString, (db) =>
       getEntry(db, props.environment, props.modelName),
     );
     if (!row) return {}; // the row is gone: refresh drops it from state, the next up recreates it
@@ -183,7 +173,7 @@ export const registryEntryProvider: pulumi.dynamic.ResourceProvider = {
 
   async delete(_id: string, props: RegistryEntryOutputs) {
     // Routers must stop sending traffic before the Deployment goes: disable, never delete the row.
-    await withClient(props.connectionString, (db) =>
+    await withRegistryClient(props.connectionString, (db) =>
       setStatus(
         db,
         props.environment,

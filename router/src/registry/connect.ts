@@ -97,3 +97,16 @@ export async function connectRedis(url: string, overrides: RedisOptions = {}): P
   }
   return redis;
 }
+
+/** Runs `fn` with a fresh bounded client and always closes it (for one-shot callers). */
+export async function withRegistryClient<T>(
+  url: string,
+  fn: (db: Client) => Promise<T>,
+): Promise<T> {
+  const db = await connectClient(url);
+  try {
+    return await fn(db);
+  } finally {
+    await db.end().catch(() => undefined);
+  }
+}
