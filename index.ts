@@ -27,11 +27,18 @@ const providers = { kubernetes: provider };
 
 const environment = new Environment(spec.environment, { stack: spec }, { providers });
 
+const adminPassword = new pulumi.Config().requireSecret("registryAdminPassword");
+const { host, port, database, adminUser, sslmode } = spec.registry;
+const registry = {
+  connectionString: pulumi.interpolate`postgresql://${encodeURIComponent(adminUser)}:${adminPassword.apply(encodeURIComponent)}@${host}:${port}/${database}?sslmode=${sslmode}`,
+  redisUrl: spec.redis.url,
+};
+
 const deployments = spec.models.map(
   (model) =>
     new ModelDeployment(
       model.name,
-      { stack: spec, model, dependsOn: [environment.namespace] },
+      { stack: spec, model, registry, dependsOn: [environment.namespace] },
       { providers },
     ),
 );

@@ -1,7 +1,8 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { ModelSpec, StackSpec } from "./config";
-import { buildModelObjects, probeBudget } from "./modelManifests";
+import { buildModelObjects, probeBudget, releaseRevision } from "./modelManifests";
+import { RegistryEntry } from "./registryEntry";
 import { modelEndpoint, registryKey } from "./naming";
 
 export interface ModelDeploymentArgs {
@@ -9,7 +10,19 @@ export interface ModelDeploymentArgs {
   stack: StackSpec;
   /** The model: its promoted release and this environment's capacity. */
   model: ModelSpec;
+  /** Where the model's registry row is written. */
+  registry: RegistryConnection;
   /** Objects (e.g. the Namespace) that must exist before the model's. */
+  dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+/** How components reach the model registry. */
+export interface RegistryConnection {
+  /** Admin connection URL of the registry database (a secret). */
+  connectionString: pulumi.Input<string>;
+  /** Redis URL of the registry cache, invalidated on every write. */
+  redisUrl?: pulumi.Input<string>;
+  /** What must exist before rows are written (the migrated schema). */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
 
@@ -26,6 +39,8 @@ export class ModelDeployment extends pulumi.ComponentResource {
   readonly registryKey: string;
   readonly deployment: k8s.apps.v1.Deployment;
   readonly service: k8s.core.v1.Service;
+  /** The model's registry row; `ready` only once the Deployment's pods are. */
+  readonly registryEntry: RegistryEntry;
 
   constructor(name: string, args: ModelDeploymentArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vllm:serving:ModelDeployment", name, {}, opts);
@@ -81,6 +96,28 @@ export class ModelDeployment extends pulumi.ComponentResource {
       modelEndpoint(model.name, stack.environment, m.namespace ?? stack.namespace),
     );
     this.registryKey = registryKey(stack.environment, model.name);
+    // Registration is proof of readiness: Pulumi creates the row only after the Deployment's
+    // rollout succeeded, and deletes (disables) it before the Deployment goes.
+    this.registryEntry = new RegistryEntry(
+      `${name}-registry`,
+      {
+        connectionString: args.registry.connectionString,
+        redisUrl: args.registry.redisUrl,
+        environment: stack.environment,
+        modelName: model.name,
+        endpoint: this.endpoint,
+        namespace: stack.namespace,
+        servedModelName: model.servedModelName,
+        fallbacks: model.fallbacks,
+        revision: releaseRevision(model),
+        enabled: model.enabled,
+        managedBy: pulumi.getStack(),
+      },
+      {
+        parent: this,
+        dependsOn: [this.deployment, this.service, ...(args.registry.dependsOn ?? [])],
+      },
+    );
     this.registerOutputs({
       endpoint: this.endpoint,
       serviceName: this.serviceName,

@@ -33,6 +33,11 @@ export function shmSize(tensorParallelSize: number): string {
   return tensorParallelSize > 1 ? `${4 * tensorParallelSize}Gi` : "2Gi";
 }
 
+/** What the registry records as the running release: the image (by digest where pinned) and the model revision. */
+export function releaseRevision(model: ModelSpec): string {
+  return `${model.image} ${model.revision ?? "unpinned"}`;
+}
+
 /** Command-line flags of `vllm serve` for one release. */
 export function vllmArgs(model: ModelSpec): string[] {
   const a = model.args;

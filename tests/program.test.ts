@@ -1,8 +1,10 @@
+import * as pulumi from "@pulumi/pulumi";
 import { strict as assert } from "node:assert";
-import { ProgramError, runProgram, ProgramRun } from "./support/program";
+import { MOCK_ADMIN_PASSWORD, ProgramError, runProgram, ProgramRun } from "./support/program";
 import { modelEndpoint } from "../components/naming";
 
 const STACKS = ["development", "staging", "production"] as const;
+const REGISTRY_ENTRY = "pulumi-nodejs:dynamic/vllm-registry:RegistryEntry";
 const K = {
   deployment: "kubernetes:apps/v1:Deployment",
   service: "kubernetes:core/v1:Service",
@@ -113,6 +115,39 @@ for (const stack of STACKS) {
       }
     });
 
+    it("registers every model in the registry with its Service endpoint, keeping the password secret", () => {
+      const entries = run.ofType(REGISTRY_ENTRY);
+      const models = run.outputs.models as Record<string, { endpoint: string }>;
+      assert.equal(entries.length, Object.keys(models).length);
+      for (const e of entries) {
+        assert.equal(e.inputs.environment, stack);
+        assert.equal(e.inputs.endpoint, models[e.inputs.modelName].endpoint);
+        assert.equal(e.inputs.managedBy, stack);
+        assert.equal(e.inputs.enabled, true);
+        // The engine receives the connection string wrapped as a secret, so state encrypts it.
+        const conn = e.inputs.connectionString;
+        assert.equal(
+          conn[pulumi.runtime.specialSigKey],
+          pulumi.runtime.specialSecretSig,
+          "connectionString is a secret",
+        );
+        assert.match(
+          conn.value,
+          /@registry-postgresql\.platform-data\.svc\.cluster\.local:5432\/model_registry\?sslmode=/,
+        );
+      }
+      assert.ok(
+        !JSON.stringify(run.outputs).includes(MOCK_ADMIN_PASSWORD),
+        "no stack output carries the admin password",
+      );
+      for (const r of run.resources.filter((x) => x.type.startsWith("kubernetes:"))) {
+        assert.ok(
+          !JSON.stringify(r.inputs).includes(MOCK_ADMIN_PASSWORD),
+          `${r.type} ${r.name} carries no password`,
+        );
+      }
+    });
+
     it("budgets the namespace's GPUs and denies traffic by default", () => {
       const quota = run.ofType(K.quota)[0];
       assert.ok(Number(quota.inputs.spec.hard["requests.nvidia.com/gpu"]) >= 1);
@@ -127,8 +162,7 @@ for (const stack of STACKS) {
 describe("program under mocks: invalid config", () => {
   it("fails before creating any resource, naming every problem", async () => {
     const broken = await runProgram("production", {
-      redis: { url: "localhost" },
-      namespace: "Prod NS",
+      overrides: { redis: { url: "localhost" }, namespace: "Prod NS" },
     }).then(
       () => undefined,
       (e: ProgramError) => e,
@@ -137,5 +171,39 @@ describe("program under mocks: invalid config", () => {
     assert.match(broken.message, /namespace: namespace must be a DNS label/);
     assert.match(broken.message, /redis\.url: redis\.url must start with redis:\/\//);
     assert.deepEqual(broken.resources, [], "nothing was created");
+  });
+});
+
+describe("program under mocks: registration is proof of readiness", () => {
+  it("creates each registry row only after its Deployment and Service are ready", async () => {
+    const run = await runProgram("staging", {
+      createDelays: { "kubernetes:apps/v1:Deployment": 40, "kubernetes:core/v1:Service": 20 },
+    });
+    for (const entry of run.ofType(REGISTRY_ENTRY)) {
+      const name = `${entry.inputs.modelName}-staging`;
+      const dep = run.ofType(K.deployment).find((d) => d.inputs.metadata.name === name)!;
+      const svc = run.ofType(K.service).find((s) => s.inputs.metadata.name === name)!;
+      assert.ok(entry.createdSeq! > dep.createdSeq!, `${name}: row after Deployment`);
+      assert.ok(entry.createdSeq! > svc.createdSeq!, `${name}: row after Service`);
+    }
+  });
+
+  it("registers a disabled model as disabled and scales it to zero", async () => {
+    const run = await runProgram("staging", {
+      overrides: {
+        capacity: {
+          "llama-3-1-8b-instruct": { replicas: 1, gpu: { count: 1 } },
+          "qwen2-5-32b-instruct-awq": { replicas: 1, gpu: { count: 2 }, enabled: false },
+        },
+      },
+    });
+    const entry = run
+      .ofType(REGISTRY_ENTRY)
+      .find((e) => e.inputs.modelName === "qwen2-5-32b-instruct-awq")!;
+    assert.equal(entry.inputs.enabled, false);
+    const dep = run
+      .ofType(K.deployment)
+      .find((d) => d.inputs.metadata.name === "qwen2-5-32b-instruct-awq-staging")!;
+    assert.equal(dep.inputs.spec.replicas, 0);
   });
 });

@@ -5,6 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { parse } from "yaml";
 import { parseStackConfig, readStackConfig } from "../components/config";
+import type { Manifest } from "../components/manifest";
 import { schemaProblems } from "../components/manifestSchema";
 import { buildModelDeployment } from "../components/modelManifests";
 import { renderStack } from "../components/renderStack";
@@ -52,7 +53,7 @@ describe("render", () => {
     (dep.spec!.template.spec!.containers[0] as { ports: unknown }).ports = [
       { containerPort: "eight thousand" },
     ];
-    const problems = schemaProblems(dep);
+    const problems = schemaProblems(dep as unknown as Manifest);
     assert.equal(problems.length, 1);
     assert.match(problems[0], /^Deployment\/qwen2-5-1-5b-instruct-development: .*containerPort/);
   });

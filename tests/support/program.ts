@@ -11,6 +11,8 @@ export interface MockedResource {
   inputs: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   provider?: string;
   urn: string;
+  /** Order in which the (mock) engine finished creating the resource. */
+  createdSeq?: number;
 }
 
 export interface ProgramRun {
@@ -48,27 +50,41 @@ async function resolveDeep(v: unknown): Promise<unknown> {
   return v;
 }
 
-/**
- * Runs index.ts for `stack`; `overrides` replace config keys (without the project prefix,
- * values as they would appear in the stack file).
- */
-export async function runProgram(
-  stack: string,
-  overrides: Record<string, unknown> = {},
-  secrets: Record<string, string> = { registryAdminPassword: "mock-admin-password" },
-): Promise<ProgramRun> {
+/** Runs index.ts for `stack` under mocks. */
+export interface RunOptions {
+  /** Config keys to replace (without the project prefix, values as in the stack file). */
+  overrides?: Record<string, unknown>;
+  /** Secret config keys. */
+  secrets?: Record<string, string>;
+  /** Milliseconds the mock engine takes to create resources of a type (to observe ordering). */
+  createDelays?: Record<string, number>;
+}
+
+export const MOCK_ADMIN_PASSWORD = "mock-admin-password-3f9a";
+
+export async function runProgram(stack: string, options: RunOptions = {}): Promise<ProgramRun> {
+  const {
+    overrides = {},
+    secrets = { registryAdminPassword: MOCK_ADMIN_PASSWORD },
+    createDelays = {},
+  } = options;
   const resources: MockedResource[] = [];
+  let seq = 0;
   pulumi.runtime.setMocks(
     {
-      newResource(args) {
+      async newResource(args) {
         const id = `${args.name}-id`;
-        resources.push({
+        const record: MockedResource = {
           type: args.type,
           name: args.name,
           inputs: args.inputs,
           provider: args.provider,
           urn: `urn:pulumi:${stack}::${PROJECT}::${args.type}::${args.name}`,
-        });
+        };
+        resources.push(record);
+        const delay = createDelays[args.type];
+        if (delay) await new Promise((r) => setTimeout(r, delay));
+        record.createdSeq = ++seq;
         return { id, state: { ...args.inputs } };
       },
       call(args) {
