@@ -279,6 +279,6 @@ describe("registry roles (real PostgreSQL)", () => {
     await assert.rejects(asRouter.query(`DELETE FROM model_registry_entries`), denied);
     await assert.rejects(asRouter.query(`TRUNCATE model_registry_entries`), denied);
     await assert.rejects(asRouter.query(`CREATE TABLE public.intruder (id int)`), denied);
-    await assert.rejects(asRouter.query(`SELECT * FROM schema_migrations`), denied);
+    await assert.rejects(asRouter.query(`SELECT * FROM model_registry_migrations`), denied);
   });
 });

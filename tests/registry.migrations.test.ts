@@ -64,13 +64,15 @@ describe("registry migrations", () => {
 
     const down = await migrate(db, { direction: "down", target: 0 });
     assert.equal(down.to, 0);
-    assert.deepEqual(await tables(db), ["schema_migrations"]);
+    assert.deepEqual(await tables(db), ["model_registry_migrations"]);
     const fns = await db.query(`SELECT proname FROM pg_proc WHERE proname LIKE 'model_registry%'`);
     assert.equal(fns.rowCount, 0, "down drops the trigger functions too");
 
     const reup = await migrate(db);
     assert.equal(reup.to, LATEST_VERSION);
-    const recorded = await db.query(`SELECT version FROM schema_migrations ORDER BY version`);
+    const recorded = await db.query(
+      `SELECT version FROM model_registry_migrations ORDER BY version`,
+    );
     assert.deepEqual(
       recorded.rows.map((r) => r.version),
       MIGRATIONS.map((m) => m.version),
@@ -249,5 +251,23 @@ describe("registry migrations", () => {
       await db.query(`DELETE FROM model_registry_entries`);
       assert.deepEqual(await next(1), [{ environment: "production", model: base.modelName }]);
     });
+  });
+});
+
+describe("registry migrations beside golang-migrate", () => {
+  it("leaves another tool's schema_migrations table alone", async () => {
+    const db = new Client({ connectionString: await createTestDatabase("reg_gm") });
+    await db.connect();
+    try {
+      await db.query(
+        `CREATE TABLE schema_migrations (version bigint PRIMARY KEY, dirty boolean NOT NULL)`,
+      );
+      await db.query(`INSERT INTO schema_migrations VALUES (20240101, false)`);
+      assert.equal((await migrate(db)).to, LATEST_VERSION);
+      const other = await db.query(`SELECT version, dirty FROM schema_migrations`);
+      assert.deepEqual(other.rows, [{ version: "20240101", dirty: false }]);
+    } finally {
+      await db.end();
+    }
   });
 });

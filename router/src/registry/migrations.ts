@@ -7,8 +7,11 @@ import { REGISTRY_TABLE } from "./types";
 /** Channel of the trigger's NOTIFY; payload is `{"environment": ..., "model": ...}`. */
 export const REGISTRY_CHANNEL = "model_registry_changed";
 
-/** Table recording applied versions. */
-export const MIGRATIONS_TABLE = "schema_migrations";
+/**
+ * Table recording applied versions. Not `schema_migrations`: the database the seeds' system
+ * shares with other services already has golang-migrate's table of that name.
+ */
+export const MIGRATIONS_TABLE = "model_registry_migrations";
 
 /** Key of the advisory lock held while migrating (any constant bigint shared by all migrators). */
 export const MIGRATION_LOCK_KEY = 7_300_417_912;
