@@ -10,13 +10,15 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { Client } from "pg";
 import { RegistryEntryInputs, registryEntryProvider } from "../components/registryEntry";
-import { migrate } from "../router/src/registry/migrations";
+import { MIGRATION_SET, registryMigrationsProvider } from "../components/registryMigrations";
+import { LATEST_VERSION, currentVersion, migrate } from "../router/src/registry/migrations";
 import { getEntry } from "../router/src/registry/queries";
 import { createTestDatabase, redisUrl } from "./support/services";
 
 const ROOT = path.resolve(__dirname, "..");
 
-// What the engine's dynamic-provider host does with the `__provider` property.
+// What the engine's dynamic-provider host does with the `__provider` property, then the
+// provider calls named in STEPS ("create", or "create,delete" feeding create's outputs on).
 const HOST = `
 const requireFromString = require("require-from-string");
 const text = require("fs").readFileSync(process.env.PROVIDER_FILE, "utf8");
@@ -24,13 +26,29 @@ const provider = requireFromString(text).handler();
 const inputs = JSON.parse(process.env.INPUTS);
 (async () => {
   const created = await provider.create(inputs);
-  console.log(JSON.stringify({ step: "create", id: created.id, status: created.outs.status }));
-  await provider.delete(created.id, created.outs);
-  console.log(JSON.stringify({ step: "delete" }));
+  const { connectionString, ...shown } = created.outs;
+  console.log(JSON.stringify({ step: "create", id: created.id, outs: shown }));
+  if (process.env.STEPS.includes("delete")) {
+    await provider.delete(created.id, created.outs);
+    console.log(JSON.stringify({ step: "delete" }));
+  }
 })().catch((e) => { console.error(e.message); process.exit(1); });
 `;
 
-function runHost(env: Record<string, string>): Promise<{ stdout: string; stderr: string }> {
+async function serializeToFile(
+  provider: pulumi.dynamic.ResourceProvider,
+  dir: string,
+): Promise<string> {
+  const sf = await pulumi.runtime.serializeFunction(() => provider, { allowSecrets: true });
+  assert.equal(sf.containsSecrets, false);
+  const file = path.join(dir, "provider.js");
+  fs.writeFileSync(file, sf.text);
+  return file;
+}
+
+function runHost(
+  env: Record<string, string>,
+): Promise<{ steps: Record<string, unknown>[]; output: string }> {
   return new Promise((resolve, reject) =>
     execFile(
       process.execPath,
@@ -38,7 +56,15 @@ function runHost(env: Record<string, string>): Promise<{ stdout: string; stderr:
       // cwd = project root: the engine runs providers there, so `require("pg")` resolves.
       { cwd: ROOT, env: { PATH: process.env.PATH ?? "", ...env }, timeout: 30000 },
       (err, stdout, stderr) =>
-        err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve({ stdout, stderr }),
+        err
+          ? reject(new Error(`${err.message}\n${stderr}`))
+          : resolve({
+              steps: stdout
+                .trim()
+                .split("\n")
+                .map((l) => JSON.parse(l)),
+              output: stdout + stderr,
+            }),
     ),
   );
 }
@@ -63,7 +89,12 @@ describe("registry provider, serialized", () => {
     u.password = password;
     url = u.toString();
   });
-  after(() => admin.end());
+  after(async () => {
+    // Roles are server-wide: drop this test's (its grants live only in this database).
+    await admin.query(`DROP OWNED BY ${role}`);
+    await admin.query(`DROP ROLE ${role}`);
+    await admin.end();
+  });
 
   it("creates and deletes from a fresh node process, with no password in the text", async () => {
     const inputs: RegistryEntryInputs = {
@@ -82,30 +113,25 @@ describe("registry provider, serialized", () => {
     const local = await registryEntryProvider.create!(inputs);
     await registryEntryProvider.delete!(local.id, local.outs);
 
-    const sf = await pulumi.runtime.serializeFunction(() => registryEntryProvider, {
-      allowSecrets: true,
-    });
-    assert.equal(sf.containsSecrets, false);
-    assert.ok(!sf.text.includes(password), "serialized provider contains the password");
-    assert.ok(!sf.text.includes(url), "serialized provider contains the connection string");
-
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "reg-provider-"));
-    const file = path.join(dir, "provider.js");
-    fs.writeFileSync(file, sf.text);
     try {
-      const { stdout, stderr } = await runHost({
+      const file = await serializeToFile(registryEntryProvider, dir);
+      const text = fs.readFileSync(file, "utf8");
+      assert.ok(!text.includes(password), "serialized provider contains the password");
+      assert.ok(!text.includes(url), "serialized provider contains the connection string");
+      const { steps, output } = await runHost({
         PROVIDER_FILE: file,
         INPUTS: JSON.stringify(inputs),
+        STEPS: "create,delete",
       });
-      const steps = stdout
-        .trim()
-        .split("\n")
-        .map((l) => JSON.parse(l));
-      assert.deepEqual(steps, [
-        { step: "create", id: "staging/serialized-7b", status: "ready" },
-        { step: "delete" },
-      ]);
-      assert.ok(!stdout.includes(password) && !stderr.includes(password));
+      assert.deepEqual(
+        steps.map((s) => [s.step, s.id, (s.outs as { status?: string } | undefined)?.status]),
+        [
+          ["create", "staging/serialized-7b", "ready"],
+          ["delete", undefined, undefined],
+        ],
+      );
+      assert.ok(!output.includes(password));
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -113,5 +139,34 @@ describe("registry provider, serialized", () => {
     assert.equal(row!.status, "disabled");
     assert.equal(row!.disabledReason, "removed from stack staging");
     assert.equal(row!.servedModelName, "org/serialized-7b");
+  });
+
+  it("migrates a fresh database from a fresh node process (RegistryMigrations)", async () => {
+    const fresh = await createTestDatabase("reg_ser_mig");
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "reg-migrations-"));
+    try {
+      const file = await serializeToFile(registryMigrationsProvider, dir);
+      const { steps } = await runHost({
+        PROVIDER_FILE: file,
+        INPUTS: JSON.stringify({ connectionString: fresh, migrations: MIGRATION_SET }),
+        STEPS: "create",
+      });
+      assert.deepEqual(steps, [
+        {
+          step: "create",
+          id: "model_registry_entries",
+          outs: { migrations: MIGRATION_SET, version: LATEST_VERSION, applied: MIGRATION_SET },
+        },
+      ]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    const db = new Client({ connectionString: fresh });
+    await db.connect();
+    try {
+      assert.equal(await currentVersion(db), LATEST_VERSION);
+    } finally {
+      await db.end();
+    }
   });
 });
