@@ -3,7 +3,9 @@
 import assert from "node:assert/strict";
 import type Redis from "ioredis";
 import { Client } from "pg";
+import * as pulumi from "@pulumi/pulumi";
 import {
+  RegistryEntry,
   RegistryEntryInputs,
   RegistryEntryOutputs,
   registryEntryProvider as provider,
@@ -238,5 +240,42 @@ describe("registry provider", () => {
         return true;
       });
     });
+  });
+});
+
+describe("RegistryEntry resource (mocks)", () => {
+  it("declares a vllm-registry:RegistryEntry whose credentials stay secret and out of the provider", async () => {
+    const created: { type: string; inputs: Record<string, unknown> }[] = [];
+    pulumi.runtime.setMocks(
+      {
+        newResource: (args) => {
+          created.push({ type: args.type, inputs: args.inputs });
+          return { id: `${args.name}-id`, state: { ...args.inputs, status: "ready", entryId: 7 } };
+        },
+        call: (args) => args.inputs,
+      },
+      "vllm-fleet",
+      "production",
+      false,
+    );
+    const password = "entry-secret-5d2";
+    const entry = new RegistryEntry("llama-2-7b-registry", {
+      connectionString: pulumi.secret(`postgresql://admin:${password}@db:5432/model_registry`),
+      environment: "production",
+      modelName: "llama-2-7b",
+      endpoint: "llama-2-7b-production.llm.svc.cluster.local:8000",
+      namespace: "llm",
+      servedModelName: "llama-2-7b",
+      fallbacks: [],
+      enabled: true,
+      managedBy: "production",
+    });
+    assert.equal(await new Promise((r) => entry.status.apply(r)), "ready");
+    const [r] = created;
+    assert.equal(r.type, "pulumi-nodejs:dynamic/vllm-registry:RegistryEntry");
+    const wire = r.inputs.connectionString as Record<string, unknown>;
+    assert.equal(wire[pulumi.runtime.specialSigKey], pulumi.runtime.specialSecretSig);
+    assert.ok(!String(r.inputs.__provider).includes(password));
+    assert.equal(r.inputs.modelName, "llama-2-7b");
   });
 });
