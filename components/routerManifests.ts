@@ -1,0 +1,330 @@
+// Pure builders: the router's Kubernetes objects for one stack (DESIGN section 6).
+import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
+import type { IHorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
+import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
+import type { INetworkPolicyEgressRule } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicyEgressRule";
+import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import type { ISecret } from "kubernetes-models/v1/Secret";
+import type { IService } from "kubernetes-models/v1/Service";
+import type { IServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
+import type { StackSpec } from "./config";
+import { routerLabels, routerSelector, VLLM_PORT } from "./naming";
+
+type Named<T> = T & { metadata: { name: string } };
+
+/** Name of the router's Deployment, Service and friends (one router per stack namespace). */
+export const ROUTER_NAME = "vllm-router";
+/** Port the router process listens on; the Service exposes it on port 80. */
+export const ROUTER_PORT = 8080;
+export const ROUTER_SERVICE_PORT = 80;
+/** Namespaces whose pods may call the router carry this label with value "true". */
+export const ROUTER_CLIENT_LABEL = "vllm.ai/router-client";
+/** Secret (created by the router component) holding the Redis URL, which may carry a password. */
+export const ROUTER_REDIS_SECRET_NAME = "vllm-router-redis";
+/** Key of the registry Secret holding the router's read-only PostgreSQL URL. */
+export const REGISTRY_URL_KEY = "DATABASE_URL";
+/** Key of the API-keys Secret (`router.apiKeysSecret`) holding one key per line. */
+export const API_KEYS_KEY = "keys";
+const API_KEYS_DIR = "/etc/vllm-router/api-keys";
+/** The image's numeric non-root user (router/Dockerfile `USER`). */
+export const ROUTER_UID = 10001;
+
+/**
+ * Shutdown timing: kubelet runs the preStop sleep while endpoints drop the pod (it keeps
+ * serving), then SIGTERM: the router fails readiness, serves `SHUTDOWN_DELAY` more, then
+ * drains in-flight requests and streams for up to `DRAIN`. The grace period covers all three.
+ */
+export const ROUTER_PRESTOP_SECONDS = 5;
+export const ROUTER_SHUTDOWN_DELAY_SECONDS = 2;
+export const ROUTER_DRAIN_SECONDS = 60;
+export const ROUTER_TERMINATION_GRACE_SECONDS =
+  ROUTER_PRESTOP_SECONDS + ROUTER_SHUTDOWN_DELAY_SECONDS + ROUTER_DRAIN_SECONDS + 5;
+
+/** What the builders need besides the stack: values known only at deploy time. */
+export interface RouterWiring {
+  /** Image reference pinned by digest (`registry/vllm-router:tag@sha256:...`). */
+  image: string;
+  /** Secret whose `DATABASE_URL` key is the router's registry URL. */
+  registrySecretName: string;
+}
+
+/** The router's in-cluster URL (what clients in other namespaces call). */
+export function routerUrl(namespace: string): string {
+  return `http://${ROUTER_NAME}.${namespace}.svc.cluster.local`;
+}
+
+function meta(spec: StackSpec) {
+  return { name: ROUTER_NAME, namespace: spec.namespace, labels: routerLabels(spec.environment) };
+}
+
+/** The Redis URL in a Secret, so a password in it never lands in the Deployment spec. */
+export function buildRouterRedisSecret(spec: StackSpec, redisUrl: string): Named<ISecret> {
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { ...meta(spec), name: ROUTER_REDIS_SECRET_NAME },
+    type: "Opaque",
+    stringData: { REDIS_URL: redisUrl },
+  };
+}
+
+export function buildRouterDeployment(spec: StackSpec, wiring: RouterWiring): Named<IDeployment> {
+  const secretEnv = (name: string, secret: string, key: string) => ({
+    name,
+    valueFrom: { secretKeyRef: { name: secret, key } },
+  });
+  const env = [
+    { name: "ROUTER_ENVIRONMENT", value: spec.environment },
+    { name: "PORT", value: String(ROUTER_PORT) },
+    { name: "LOG_LEVEL", value: "info" },
+    { name: "ROUTER_SHUTDOWN_DELAY_MS", value: String(ROUTER_SHUTDOWN_DELAY_SECONDS * 1000) },
+    { name: "ROUTER_DRAIN_TIMEOUT_MS", value: String(ROUTER_DRAIN_SECONDS * 1000) },
+    secretEnv("DATABASE_URL", wiring.registrySecretName, REGISTRY_URL_KEY),
+    ...(spec.redis.url ? [secretEnv("REDIS_URL", ROUTER_REDIS_SECRET_NAME, "REDIS_URL")] : []),
+    ...(spec.router.apiKeysSecret
+      ? [{ name: "ROUTER_API_KEYS_FILE", value: `${API_KEYS_DIR}/${API_KEYS_KEY}` }]
+      : []),
+  ];
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: meta(spec),
+    spec: {
+      // No `replicas`: the HPA owns the count (minReplicas = router.replicas); a value here
+      // would scale the router back down on every `pulumi up`.
+      selector: { matchLabels: routerSelector(spec.environment) },
+      strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+      template: {
+        metadata: { labels: routerLabels(spec.environment) },
+        spec: {
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          terminationGracePeriodSeconds: ROUTER_TERMINATION_GRACE_SECONDS,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: ROUTER_UID,
+            runAsGroup: ROUTER_UID,
+            seccompProfile: { type: "RuntimeDefault" },
+          },
+          topologySpreadConstraints: [
+            {
+              maxSkew: 1,
+              topologyKey: "kubernetes.io/hostname",
+              whenUnsatisfiable: "ScheduleAnyway",
+              labelSelector: { matchLabels: routerSelector(spec.environment) },
+            },
+          ],
+          containers: [
+            {
+              name: "router",
+              image: wiring.image,
+              imagePullPolicy: "IfNotPresent",
+              env,
+              ports: [{ name: "http", containerPort: ROUTER_PORT, protocol: "TCP" }],
+              readinessProbe: {
+                httpGet: { path: "/readyz", port: "http" },
+                periodSeconds: 5,
+                failureThreshold: 2,
+              },
+              livenessProbe: {
+                httpGet: { path: "/healthz", port: "http" },
+                periodSeconds: 10,
+                failureThreshold: 3,
+                timeoutSeconds: 2,
+              },
+              lifecycle: {
+                preStop: { exec: { command: ["sleep", String(ROUTER_PRESTOP_SECONDS)] } },
+              },
+              resources: {
+                requests: { cpu: "250m", memory: "128Mi" },
+                limits: { cpu: "2", memory: "512Mi" },
+              },
+              securityContext: {
+                runAsNonRoot: true,
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                capabilities: { drop: ["ALL"] },
+                seccompProfile: { type: "RuntimeDefault" },
+              },
+              volumeMounts: [
+                { name: "tmp", mountPath: "/tmp" },
+                ...(spec.router.apiKeysSecret
+                  ? [{ name: "api-keys", mountPath: API_KEYS_DIR, readOnly: true }]
+                  : []),
+              ],
+            },
+          ],
+          volumes: [
+            { name: "tmp", emptyDir: { sizeLimit: "64Mi" } },
+            ...(spec.router.apiKeysSecret
+              ? [
+                  {
+                    name: "api-keys",
+                    secret: { secretName: spec.router.apiKeysSecret, defaultMode: 0o440 },
+                  },
+                ]
+              : []),
+          ],
+        },
+      },
+    },
+  };
+}
+
+export function buildRouterService(spec: StackSpec): Named<IService> {
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: meta(spec),
+    spec: {
+      type: "ClusterIP",
+      selector: routerSelector(spec.environment),
+      ports: [{ name: "http", port: ROUTER_SERVICE_PORT, targetPort: "http", protocol: "TCP" }],
+    },
+  };
+}
+
+/** Scales on CPU between router.replicas and four times that. */
+export function buildRouterAutoscaler(spec: StackSpec): Named<IHorizontalPodAutoscaler> {
+  return {
+    apiVersion: "autoscaling/v2",
+    kind: "HorizontalPodAutoscaler",
+    metadata: meta(spec),
+    spec: {
+      scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: ROUTER_NAME },
+      minReplicas: spec.router.replicas,
+      maxReplicas: Math.max(spec.router.replicas * 4, 2),
+      metrics: [
+        {
+          type: "Resource",
+          resource: { name: "cpu", target: { type: "Utilization", averageUtilization: 70 } },
+        },
+      ],
+      behavior: { scaleDown: { stabilizationWindowSeconds: 300 } },
+    },
+  };
+}
+
+/** One router pod may be down at a time; none with a single replica (it would block node drains). */
+export function buildRouterDisruptionBudget(
+  spec: StackSpec,
+): Named<IPodDisruptionBudget> | undefined {
+  if (spec.router.replicas < 2) return undefined;
+  return {
+    apiVersion: "policy/v1",
+    kind: "PodDisruptionBudget",
+    metadata: meta(spec),
+    spec: {
+      maxUnavailable: 1,
+      selector: { matchLabels: routerSelector(spec.environment) },
+      unhealthyPodEvictionPolicy: "AlwaysAllow",
+    },
+  };
+}
+
+/** `host:port` of a URL-ish string, or undefined. */
+function hostPort(url: string, defaultPort: number): { host: string; port: number } | undefined {
+  try {
+    const u = new URL(url);
+    return { host: u.hostname, port: u.port ? Number(u.port) : defaultPort };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Egress to a server by host name: in-cluster Service names (`svc.ns.svc.cluster.local`)
+ * become a namespace selector; anything else can only be matched by port.
+ */
+function egressTo(host: string, port: number): INetworkPolicyEgressRule {
+  const inCluster = /^[^.]+\.([^.]+)\.svc(\.cluster\.local)?$/.exec(host);
+  return {
+    to: inCluster
+      ? [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": inCluster[1] } } }]
+      : [{ ipBlock: { cidr: "0.0.0.0/0" } }],
+    ports: [{ port, protocol: "TCP" }],
+  };
+}
+
+/**
+ * Ingress from namespaces labelled `vllm.ai/router-client: "true"` and from Prometheus; egress
+ * only to vLLM pods of this namespace, the registry's PostgreSQL and Redis, and DNS.
+ */
+export function buildRouterNetworkPolicy(spec: StackSpec): Named<INetworkPolicy> {
+  const redis = spec.redis.url ? hostPort(spec.redis.url, 6379) : undefined;
+  return {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: meta(spec),
+    spec: {
+      podSelector: { matchLabels: routerSelector(spec.environment) },
+      policyTypes: ["Ingress", "Egress"],
+      ingress: [
+        {
+          from: [{ namespaceSelector: { matchLabels: { [ROUTER_CLIENT_LABEL]: "true" } } }],
+          ports: [{ port: ROUTER_PORT, protocol: "TCP" }],
+        },
+        {
+          from: [
+            {
+              namespaceSelector: {
+                matchLabels: { "kubernetes.io/metadata.name": spec.monitoring.prometheusNamespace },
+              },
+            },
+          ],
+          ports: [{ port: ROUTER_PORT, protocol: "TCP" }],
+        },
+      ],
+      egress: [
+        {
+          to: [{ podSelector: { matchLabels: { "app.kubernetes.io/name": "vllm" } } }],
+          ports: [{ port: VLLM_PORT, protocol: "TCP" }],
+        },
+        egressTo(spec.registry.host, spec.registry.port),
+        ...(redis ? [egressTo(redis.host, redis.port)] : []),
+        {
+          to: [
+            {
+              namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
+              podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
+            },
+          ],
+          ports: [
+            { port: 53, protocol: "UDP" },
+            { port: 53, protocol: "TCP" },
+          ],
+        },
+      ],
+    },
+  };
+}
+
+export function buildRouterServiceMonitor(spec: StackSpec): Named<IServiceMonitor> | undefined {
+  if (!spec.monitoring.serviceMonitor) return undefined;
+  return {
+    apiVersion: "monitoring.coreos.com/v1",
+    kind: "ServiceMonitor",
+    metadata: {
+      ...meta(spec),
+      labels: { ...routerLabels(spec.environment), release: spec.monitoring.prometheusRelease },
+    },
+    spec: {
+      selector: { matchLabels: routerSelector(spec.environment) },
+      namespaceSelector: { matchNames: [spec.namespace] },
+      endpoints: [{ port: "http", path: "/metrics", interval: "15s", scrapeTimeout: "10s" }],
+    },
+  };
+}
+
+/** Every router object of a stack (except the image), in apply order. */
+export function buildRouterObjects(spec: StackSpec, wiring: RouterWiring) {
+  return {
+    redisSecret: spec.redis.url ? buildRouterRedisSecret(spec, spec.redis.url) : undefined,
+    deployment: buildRouterDeployment(spec, wiring),
+    service: buildRouterService(spec),
+    autoscaler: buildRouterAutoscaler(spec),
+    disruptionBudget: buildRouterDisruptionBudget(spec),
+    networkPolicy: buildRouterNetworkPolicy(spec),
+    serviceMonitor: buildRouterServiceMonitor(spec),
+  };
+}

@@ -1,0 +1,221 @@
+// The router component: pure builders checked against the Kubernetes schemas and each other,
+// and RouterService under Pulumi mocks (image built and deployed by digest).
+import * as assert from "node:assert/strict";
+import * as pulumi from "@pulumi/pulumi";
+import { parseStackConfig, PROJECT, readStackConfig, StackSpec } from "../components/config";
+import { schemaProblems } from "../components/manifestSchema";
+import type { Manifest } from "../components/manifest";
+import { RouterService } from "../components/router";
+import { modelLabels } from "../components/naming";
+import {
+  buildRouterObjects,
+  ROUTER_DRAIN_SECONDS,
+  ROUTER_PRESTOP_SECONDS,
+  ROUTER_SHUTDOWN_DELAY_SECONDS,
+  routerUrl,
+} from "../components/routerManifests";
+import { loadStackConfig } from "../components/stackFile";
+
+const spec = (stack: string): StackSpec =>
+  parseStackConfig(readStackConfig(loadStackConfig(stack)));
+const DIGEST = `sha256:${"ab".repeat(32)}`;
+const wiring = {
+  image: `registry.example/vllm-router:staging@${DIGEST}`,
+  registrySecretName: "vllm-router-registry",
+};
+
+/** True when every label of `selector` is on `labels`. */
+const selects = (selector: Record<string, string> | undefined, labels: Record<string, string>) =>
+  !!selector && Object.entries(selector).every(([k, v]) => labels[k] === v);
+
+describe("router manifests", () => {
+  for (const stack of ["development", "staging", "production"]) {
+    it(`are schema-valid and consistent for ${stack}`, () => {
+      const s = spec(stack);
+      const objs = buildRouterObjects(s, wiring);
+      const present = Object.values(objs).filter(
+        (o): o is NonNullable<typeof o> => o !== undefined,
+      ) as Manifest[];
+      assert.deepEqual(present.flatMap(schemaProblems), []);
+      const pod = objs.deployment.spec!.template;
+      const podLabels = pod.metadata!.labels!;
+      assert.ok(selects(objs.deployment.spec!.selector.matchLabels, podLabels));
+      assert.ok(selects(objs.service.spec!.selector, podLabels), "Service selects the router pods");
+      assert.ok(
+        selects(objs.networkPolicy.spec.podSelector.matchLabels, podLabels),
+        "NetworkPolicy selects the router pods",
+      );
+      assert.ok(selects(objs.serviceMonitor?.spec.selector.matchLabels, podLabels));
+      assert.equal(objs.autoscaler.spec!.scaleTargetRef.name, objs.deployment.metadata.name);
+      assert.equal(objs.autoscaler.spec!.minReplicas, s.router.replicas);
+      assert.equal(objs.deployment.spec!.replicas, undefined, "the HPA owns the replica count");
+      assert.equal(!!objs.disruptionBudget, s.router.replicas > 1);
+      assert.equal(routerUrl(s.namespace), `http://vllm-router.${s.namespace}.svc.cluster.local`);
+    });
+  }
+
+  it("runs PSS-restricted: non-root, read-only root, no escalation, no capabilities, no token", () => {
+    const pod = buildRouterObjects(spec("production"), wiring).deployment.spec!.template.spec!;
+    assert.equal(pod.automountServiceAccountToken, false);
+    assert.equal(pod.enableServiceLinks, false);
+    assert.equal(pod.securityContext?.runAsNonRoot, true);
+    assert.equal(pod.securityContext?.seccompProfile?.type, "RuntimeDefault");
+    const c = pod.containers[0];
+    assert.equal(c.image, wiring.image);
+    assert.deepEqual(c.securityContext, {
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ["ALL"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+    assert.ok(c.resources?.requests && c.resources.limits);
+    assert.notDeepEqual(c.readinessProbe?.httpGet?.path, c.livenessProbe?.httpGet?.path);
+  });
+
+  it("takes secrets from Secrets only and matches the grace period to the drain", () => {
+    const s = {
+      ...spec("production"),
+      router: { ...spec("production").router, apiKeysSecret: "router-api-keys" },
+    };
+    const objs = buildRouterObjects(s, wiring);
+    const pod = objs.deployment.spec!.template.spec!;
+    const env = Object.fromEntries(pod.containers[0].env!.map((e) => [e.name, e]));
+    assert.deepEqual(env.DATABASE_URL.valueFrom?.secretKeyRef, {
+      name: "vllm-router-registry",
+      key: "DATABASE_URL",
+    });
+    assert.equal(env.REDIS_URL.value, undefined);
+    assert.equal(env.REDIS_URL.valueFrom?.secretKeyRef?.name, objs.redisSecret?.metadata.name);
+    assert.equal(env.ROUTER_API_KEYS_FILE.value, "/etc/vllm-router/api-keys/keys");
+    assert.ok(pod.volumes!.some((v) => v.secret?.secretName === "router-api-keys"));
+    assert.ok(
+      !JSON.stringify(objs.deployment).includes("rediss://"),
+      "no Redis URL in the Deployment",
+    );
+    assert.equal(Number(env.ROUTER_DRAIN_TIMEOUT_MS.value), ROUTER_DRAIN_SECONDS * 1000);
+    assert.deepEqual(pod.containers[0].lifecycle?.preStop?.exec?.command, [
+      "sleep",
+      String(ROUTER_PRESTOP_SECONDS),
+    ]);
+    assert.ok(
+      pod.terminationGracePeriodSeconds! >
+        ROUTER_PRESTOP_SECONDS + ROUTER_SHUTDOWN_DELAY_SECONDS + ROUTER_DRAIN_SECONDS,
+    );
+  });
+
+  it("lets traffic in from client namespaces and Prometheus, and out only to vLLM, the registry, Redis and DNS", () => {
+    const s = spec("staging");
+    const np = buildRouterObjects(s, wiring).networkPolicy.spec;
+    assert.deepEqual(np.policyTypes, ["Ingress", "Egress"]);
+    const from = np.ingress!.flatMap((r) => r.from!.map((f) => f.namespaceSelector?.matchLabels));
+    assert.deepEqual(from, [
+      { "vllm.ai/router-client": "true" },
+      { "kubernetes.io/metadata.name": s.monitoring.prometheusNamespace },
+    ]);
+    const [vllm, postgres, redis, dns] = np.egress!;
+    for (const m of s.models)
+      assert.ok(
+        selects(vllm.to![0].podSelector?.matchLabels, modelLabels(m.name, s.environment)),
+        m.name,
+      );
+    assert.deepEqual(vllm.ports, [{ port: 8000, protocol: "TCP" }]);
+    assert.deepEqual(postgres.to, [
+      { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "platform-data" } } },
+    ]);
+    assert.deepEqual(postgres.ports, [{ port: 5432, protocol: "TCP" }]);
+    assert.deepEqual(redis.ports, [{ port: 6379, protocol: "TCP" }]);
+    assert.deepEqual(
+      dns.ports?.map((p) => p.port),
+      [53, 53],
+    );
+    assert.equal(np.egress!.length, 4);
+  });
+});
+
+describe("RouterService under mocks", () => {
+  const created: { type: string; name: string; inputs: Record<string, unknown> }[] = [];
+
+  before(() => {
+    pulumi.runtime.setMocks(
+      {
+        newResource(args) {
+          created.push({ type: args.type, name: args.name, inputs: args.inputs });
+          const state =
+            args.type === "docker-build:index:Image"
+              ? {
+                  ...args.inputs,
+                  ref: `${(args.inputs.tags as string[])[0]}@${DIGEST}`,
+                  digest: DIGEST,
+                }
+              : args.inputs;
+          return { id: `${args.name}-id`, state };
+        },
+        call: (args) => args.inputs,
+      },
+      PROJECT,
+      "staging",
+      false,
+    );
+  });
+
+  const valueOf = <T>(o: pulumi.Output<T>) => new Promise<T>((r) => o.apply(r));
+
+  it("builds the image, deploys it by digest and outputs the in-cluster URL", async () => {
+    const s = spec("staging");
+    s.router.imageRegistry = "registry.example/platform";
+    const router = new RouterService("router", {
+      stack: s,
+      registrySecretName: "vllm-router-registry",
+    });
+    assert.equal(await valueOf(router.url), "http://vllm-router.llm-staging.svc.cluster.local");
+    const image = await valueOf(router.image);
+    assert.equal(image, `registry.example/platform/vllm-router:staging@${DIGEST}`);
+    await new Promise((r) => setTimeout(r, 100));
+    const built = created.find((r) => r.type === "docker-build:index:Image")!;
+    assert.equal(built.inputs.push, true);
+    assert.match(
+      String((built.inputs.dockerfile as { location: string }).location),
+      /router\/Dockerfile$/,
+    );
+    const deployment = created.find((r) => r.type === "kubernetes:apps/v1:Deployment")!;
+    const pod = (
+      deployment.inputs.spec as { template: { spec: { containers: { image: string }[] } } }
+    ).template.spec;
+    assert.equal(pod.containers[0].image, image);
+    const types = created.map((r) => r.type).sort();
+    for (const t of [
+      "kubernetes:core/v1:Secret",
+      "kubernetes:core/v1:Service",
+      "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+      "kubernetes:policy/v1:PodDisruptionBudget",
+      "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+      "kubernetes:monitoring.coreos.com/v1:ServiceMonitor",
+    ]) {
+      assert.ok(types.includes(t), `missing ${t}`);
+    }
+    const secret = created.find((r) => r.type === "kubernetes:core/v1:Secret")!;
+    assert.ok(
+      !JSON.stringify(deployment.inputs).includes("redis://"),
+      "the Redis URL stays in its Secret",
+    );
+    assert.ok(JSON.stringify(secret.inputs).includes("redis://"));
+  });
+
+  it("refuses a router.image without a digest and a missing image registry, naming the key", async () => {
+    const s = spec("staging");
+    s.router.image = "registry.example/vllm-router:latest";
+    assert.throws(
+      () => new RouterService("bad-image", { stack: s, registrySecretName: "x" }),
+      /router\.image .* pinned by digest/,
+    );
+    s.router.image = undefined;
+    assert.throws(
+      () => new RouterService("no-registry", { stack: s, registrySecretName: "x" }),
+      /router\.imageRegistry is required/,
+    );
+    s.router.image = `registry.example/vllm-router@${DIGEST}`;
+    const prebuilt = new RouterService("prebuilt", { stack: s, registrySecretName: "x" });
+    assert.equal(await valueOf(prebuilt.image), s.router.image);
+  });
+});
