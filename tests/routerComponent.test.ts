@@ -106,7 +106,7 @@ describe("router manifests", () => {
 
   it("lets traffic in from client namespaces and Prometheus, and out only to vLLM, the registry, Redis and DNS", () => {
     const s = spec("staging");
-    const np = buildRouterObjects(s, wiring).networkPolicy.spec;
+    const np = buildRouterObjects(s, wiring).networkPolicy.spec!;
     assert.deepEqual(np.policyTypes, ["Ingress", "Egress"]);
     const from = np.ingress!.flatMap((r) => r.from!.map((f) => f.namespaceSelector?.matchLabels));
     assert.deepEqual(from, [
