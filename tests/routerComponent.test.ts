@@ -42,7 +42,7 @@ describe("router manifests", () => {
       assert.ok(selects(objs.deployment.spec!.selector.matchLabels, podLabels));
       assert.ok(selects(objs.service.spec!.selector, podLabels), "Service selects the router pods");
       assert.ok(
-        selects(objs.networkPolicy.spec.podSelector.matchLabels, podLabels),
+        selects(objs.networkPolicy.spec!.podSelector.matchLabels, podLabels),
         "NetworkPolicy selects the router pods",
       );
       assert.ok(selects(objs.serviceMonitor?.spec.selector.matchLabels, podLabels));
