@@ -41,9 +41,14 @@ export interface RegistryEntryOutputs extends RegistryEntryInputs {
 
 /** Inputs whose change makes a different row: the engine replaces instead of updating. */
 const IDENTITY: (keyof RegistryEntryInputs)[] = ["environment", "modelName"];
-/** Inputs compared by diff (the credentials only say how to reach the row). */
+/**
+ * Inputs compared by diff. Credentials count too: the state must hold the current ones, because
+ * read and delete only get the state (an update with new credentials is a harmless upsert).
+ */
 const COMPARED: (keyof RegistryEntryInputs)[] = [
   ...IDENTITY,
+  "connectionString",
+  "redisUrl",
   "endpoint",
   "namespace",
   "servedModelName",

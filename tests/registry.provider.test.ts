@@ -96,7 +96,7 @@ describe("registry provider", () => {
       assert.deepEqual((await provider.check!(offline(), news)).failures, []);
     });
 
-    it("diff reports updates, replaces on identity and ignores credentials", async () => {
+    it("diff reports updates, replaces only on identity", async () => {
       const olds = {
         ...offline(),
         entryId: 1,
@@ -105,11 +105,14 @@ describe("registry provider", () => {
         cacheInvalidation: "",
       } as RegistryEntryOutputs;
       assert.equal((await provider.diff!("id", olds, offline())).changes, false);
-      assert.equal(
-        (await provider.diff!("id", olds, { ...offline(), connectionString: "postgresql://other" }))
-          .changes,
-        false,
-        "a rotated password is not a change to the row",
+      const rotated = await provider.diff!("id", olds, {
+        ...offline(),
+        connectionString: "postgresql://other",
+      });
+      assert.deepEqual(
+        [rotated.changes, rotated.replaces],
+        [true, []],
+        "new credentials update the state in place, so delete and refresh can reach the row",
       );
       const moved = await provider.diff!("id", olds, {
         ...offline(),
