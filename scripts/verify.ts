@@ -1,0 +1,187 @@
+// npm run verify -- --stack <name>: post-deploy checks of a stack through its router.
+// Reads DATABASE_URL (registry), ROUTER_URL / --router-url and ROUTER_API_KEY from the
+// environment, so no credential ever appears on a command line.
+import { Command, Option } from "commander";
+import { StackConfigError } from "../components/config";
+import { withRegistryClient } from "../router/src/registry/connect";
+import { listEntries } from "../router/src/registry/queries";
+import { Environment, ENVIRONMENTS } from "../router/src/registry/types";
+import { commanderOutput, main, runScript, ScriptError, ScriptIo } from "./lib/cli";
+import { onPath, PulumiCli } from "./lib/pulumi";
+import { expectedEndpoint, loadStack, outputRouterUrl, StackView } from "./lib/stack";
+import {
+  CheckResult,
+  COMPLETION_BUDGET_MS,
+  ExpectedModel,
+  formatResults,
+  passed,
+  verifyPlatform,
+} from "./lib/verification";
+
+/** Exit codes (also in --help). */
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+/** The models a stack expects, with the endpoints its Services have. */
+export function expectedModels(view: StackView): ExpectedModel[] {
+  return view.spec.models.map((m) => ({
+    name: m.name,
+    enabled: m.enabled,
+    endpoint: expectedEndpoint(view, m.name),
+  }));
+}
+
+/** DATABASE_URL or a usage error that says how to set it. */
+export function requireDatabaseUrl(env: ScriptIo["env"]): string {
+  const url = env.DATABASE_URL;
+  if (!url)
+    throw new ScriptError(
+      "DATABASE_URL is not set: export the registry's postgresql://user:password@host:5432/model_registry URL",
+      EXIT.usage,
+    );
+  return url;
+}
+
+/** The stack through `pulumi` when it is on PATH, else from Pulumi.<stack>.yaml. */
+export async function readStack(name: string, io: ScriptIo): Promise<StackView> {
+  const pulumi = onPath("pulumi", io.env) ? new PulumiCli({ env: io.env }) : undefined;
+  try {
+    return await loadStack(name, pulumi);
+  } catch (e) {
+    if (e instanceof StackConfigError) throw new ScriptError(e.message, EXIT.usage);
+    throw new ScriptError(`cannot read stack ${name}: ${(e as Error).message}`, EXIT.usage);
+  }
+}
+
+/** Verifies a stack through `routerUrl` (or the stack's routerUrl output). */
+export async function verifyStack(
+  view: StackView,
+  io: ScriptIo,
+  routerUrl?: string,
+  completionTimeoutMs?: number,
+): Promise<CheckResult[]> {
+  const url = routerUrl ?? io.env.ROUTER_URL ?? outputRouterUrl(view);
+  if (!url)
+    throw new ScriptError(
+      `no router URL for stack ${view.name}: pass --router-url (e.g. after \`kubectl -n ${view.spec.namespace} port-forward svc/vllm-router 8080:80\`) or set ROUTER_URL`,
+      EXIT.usage,
+    );
+  return verifyPlatform({
+    environment: view.spec.environment,
+    routerUrl: url.replace(/\/+$/, ""),
+    databaseUrl: requireDatabaseUrl(io.env),
+    apiKey: io.env.ROUTER_API_KEY,
+    models: expectedModels(view),
+    completionTimeoutMs,
+  });
+}
+
+/** Without a stack: every row of the environment is expected as it stands. */
+async function modelsFromRegistry(
+  databaseUrl: string,
+  environment: Environment,
+): Promise<ExpectedModel[]> {
+  try {
+    const rows = await withRegistryClient(databaseUrl, (db) => listEntries(db, { environment }));
+    return rows.map((r) => ({
+      name: r.modelName,
+      enabled: r.status === "ready",
+      endpoint: r.endpoint,
+    }));
+  } catch (e) {
+    throw new ScriptError((e as Error).message, EXIT.failed);
+  }
+}
+
+interface VerifyOptions {
+  stack?: string;
+  environment?: Environment;
+  routerUrl?: string;
+  format: "table" | "json";
+  timeoutMs: number;
+}
+
+export async function run(args: string[], io: ScriptIo): Promise<number> {
+  return runScript(io, EXIT.usage, async () => {
+    const program = new Command("npm run verify --")
+      .description(
+        "Verify a deployed stack: registry rows ready at the Service endpoints, a completion per model through the router within the budget, disabled models denied, /metrics answering.",
+      )
+      .option("--stack <name>", "stack whose config (and outputs) say what should be deployed")
+      .addOption(
+        new Option(
+          "--environment <env>",
+          "without --stack: verify every registry row of this environment as it stands",
+        ).choices(ENVIRONMENTS),
+      )
+      .option(
+        "--router-url <url>",
+        "router base URL (default: ROUTER_URL, or the stack's routerUrl output)",
+      )
+      .addOption(
+        new Option("--format <format>", "output format")
+          .choices(["table", "json"])
+          .default("table"),
+      )
+      .option(
+        "--timeout-ms <ms>",
+        "budget of one test completion",
+        (v) => {
+          const n = Number(v);
+          if (!Number.isInteger(n) || n < 1)
+            throw new ScriptError("--timeout-ms must be a positive integer", EXIT.usage);
+          return n;
+        },
+        COMPLETION_BUDGET_MS,
+      )
+      .addHelpText(
+        "after",
+        `
+Environment: DATABASE_URL (registry, required), ROUTER_URL, ROUTER_API_KEY (when the router
+authenticates). With \`pulumi\` on PATH the stack's config and outputs come from
+\`pulumi config --json\` / \`pulumi stack output --json\`; otherwise from Pulumi.<stack>.yaml.
+
+Exit codes: 0 all checks passed, 1 a check failed, 2 invalid usage or config.`,
+      )
+      .exitOverride()
+      .configureOutput(commanderOutput(io));
+    program.parse(args, { from: "user" });
+    const o = program.opts<VerifyOptions>();
+    if (!o.stack && !o.environment)
+      throw new ScriptError(
+        "pass --stack <name>, or --environment <env> with --router-url",
+        EXIT.usage,
+      );
+
+    let results: CheckResult[];
+    let subject: string;
+    if (o.stack) {
+      const view = await readStack(o.stack, io);
+      subject = `stack ${o.stack} (${view.spec.environment}, config from ${view.source === "pulumi" ? "pulumi" : `Pulumi.${o.stack}.yaml`})`;
+      results = await verifyStack(view, io, o.routerUrl, o.timeoutMs);
+    } else {
+      const environment = o.environment!;
+      const routerUrl = o.routerUrl ?? io.env.ROUTER_URL;
+      if (!routerUrl)
+        throw new ScriptError(
+          "--router-url (or ROUTER_URL) is required without --stack",
+          EXIT.usage,
+        );
+      const databaseUrl = requireDatabaseUrl(io.env);
+      subject = `environment ${environment}`;
+      results = await verifyPlatform({
+        environment,
+        routerUrl: routerUrl.replace(/\/+$/, ""),
+        databaseUrl,
+        apiKey: io.env.ROUTER_API_KEY,
+        models: await modelsFromRegistry(databaseUrl, environment),
+        completionTimeoutMs: o.timeoutMs,
+      });
+    }
+    const ok = passed(results);
+    if (o.format === "json") io.out(JSON.stringify({ subject, ok, results }, null, 2));
+    else io.out(`Verifying ${subject}\n\n${formatResults(results)}`);
+    return ok ? EXIT.ok : EXIT.failed;
+  });
+}
+
+if (require.main === module) main(run);
