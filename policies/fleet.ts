@@ -11,7 +11,7 @@ import {
   StackValidationPolicy,
   UnknownValueError,
 } from "@pulumi/policy";
-import { Obj, Workload, describe, obj, strMap, workloadOf } from "./kube";
+import { Obj, Workload, describe, obj, str, strMap, workloadOf } from "./kube";
 
 export const ENVIRONMENTS = ["development", "staging", "production"] as const;
 export const NAME_LABEL = "app.kubernetes.io/name";
@@ -200,23 +200,55 @@ export function stackRule<C extends BaseConfig>(
   };
 }
 
-/** A workload of the stack with its URN (for violations) and environment label. */
+/** A workload of the stack with its URN (for violations), environment and replica range. */
 export type StackWorkload = Workload & {
   urn: string;
   type: string;
   props: Obj;
   environment: string | undefined;
+  /** Fewest and most replicas: the HPA's range when one scales the workload, else `replicas`. */
+  minReplicas: number;
+  maxReplicas: number;
+  /** `HorizontalPodAutoscaler ns/name` when one owns the replica count. */
+  autoscaler?: string;
 };
+
+const HPA_TYPE = /^kubernetes:autoscaling\/v[0-9a-z]+:HorizontalPodAutoscaler$/;
 
 /** Workloads of a stack that are in the rule's scope. */
 export function stackWorkloads(args: StackValidationArgs, cfg: BaseConfig): StackWorkload[] {
+  const hpas = args.resources
+    .filter((r) => HPA_TYPE.test(r.type))
+    .map((r) => ({ r, props: r.props as Obj }));
   const out: StackWorkload[] = [];
   for (const r of args.resources) {
     const w = workloadOf(r.type, r.props as Obj, r.name);
     const environment = environmentOf(r.props as Obj);
-    if (w && inScope(cfg, environment)) {
-      out.push({ ...w, urn: r.urn, type: r.type, props: r.props as Obj, environment });
-    }
+    if (!w || !inScope(cfg, environment)) continue;
+    const hpa = hpas.find(({ props }) => {
+      const target = obj(obj(props.spec).scaleTargetRef);
+      return (
+        target.kind === w.kind &&
+        target.name === w.name &&
+        (str(obj(props.metadata).namespace) ?? "default") === w.namespace
+      );
+    });
+    const hpaSpec = obj(hpa?.props.spec);
+    out.push({
+      ...w,
+      urn: r.urn,
+      type: r.type,
+      props: r.props as Obj,
+      environment,
+      minReplicas: hpa
+        ? typeof hpaSpec.minReplicas === "number"
+          ? hpaSpec.minReplicas
+          : 1
+        : w.replicas,
+      maxReplicas:
+        hpa && typeof hpaSpec.maxReplicas === "number" ? hpaSpec.maxReplicas : w.replicas,
+      autoscaler: hpa ? describe(hpa.r.type, hpa.props, hpa.r.name) : undefined,
+    });
   }
   return out;
 }

@@ -228,20 +228,42 @@ describe("policy rules (each with a passing and a failing fixture)", () => {
   });
 
   describe("min-replicas", () => {
-    it("passes with two replicas in production", async () => {
-      passes(await checkModel(minReplicas, model()));
+    it("passes with two model replicas and an autoscaled router (minimum 3)", async () => {
+      passes(await checkStack(minReplicas, fleet()));
     });
-    it("fails with one replica in production", async () => {
-      const d = model((d) => (d.spec.replicas = 1));
+    it("fails with one model replica in production", async () => {
       failsWith(
-        await checkModel(minReplicas, d),
-        /runs 1 replica; production needs at least 2/,
+        await checkStack(
+          minReplicas,
+          fleetWith(NAME, (d) => (d.spec.replicas = 1)),
+        ),
+        /Deployment llm-production\/llama-3-1-8b-instruct-production: runs 1 replica; production needs at least 2/,
         /Raise capacity.llama-3-1-8b-instruct.replicas/,
       );
     });
-    it("fails for a single router replica", async () => {
-      const r = router((r) => (r.spec.replicas = 1));
-      failsWith(await checkResource(minReplicas, TYPES.deployment, r), /Raise router.replicas/);
+    it("fails when the router's autoscaler may scale down to one", async () => {
+      failsWith(
+        await checkStack(
+          minReplicas,
+          fleetWith("vllm-router-hpa", (h) => (h.spec.minReplicas = 1)),
+        ),
+        /vllm-router-production: may scale down to 1 \(HorizontalPodAutoscaler llm-production\/vllm-router-production minReplicas\)/,
+        /Raise router.replicas/,
+      );
+    });
+    it("fails for a single router replica without an autoscaler", async () => {
+      failsWith(
+        await checkStack(minReplicas, fleetWithout("vllm-router-hpa")),
+        /vllm-router-production: runs 1 replica/,
+      );
+    });
+    it("ignores a model switched off (zero replicas)", async () => {
+      passes(
+        await checkStack(
+          minReplicas,
+          fleetWith(NAME, (d) => (d.spec.replicas = 0)),
+        ),
+      );
     });
   });
 
@@ -451,6 +473,21 @@ describe("policy rules (each with a passing and a failing fixture)", () => {
         /maxSurge: 0/,
       );
       passes(await checkStack(gpuQuota, resources, { includeRolloutSurge: false }));
+    });
+    it("counts an autoscaled GPU workload at its maximum", async () => {
+      const resources = fleet().concat({
+        type: "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+        name: `${NAME}-hpa`,
+        inputs: {
+          metadata: { name: NAME, namespace: "llm-production" },
+          spec: {
+            scaleTargetRef: { kind: "Deployment", name: NAME },
+            minReplicas: 2,
+            maxReplicas: 8,
+          },
+        },
+      });
+      failsWith(await checkStack(gpuQuota, resources), /needs 8 .*8x1/);
     });
     it("fails when GPU workloads have no quota", async () => {
       failsWith(

@@ -3,12 +3,12 @@
 import {
   BaseConfig,
   ENVIRONMENTS,
+  MODEL_LABEL,
   Role,
   resourcesOfType,
   roleOf,
   stackRule,
   stackWorkloads,
-  workloadRule,
 } from "../fleet";
 import { Obj, TYPES, describe, obj, selectorMatches, str } from "../kube";
 
@@ -24,10 +24,10 @@ const rolesSchema = {
   description: "Workload roles the rule checks",
 };
 
-export const minReplicas = workloadRule<ReplicasConfig>({
+export const minReplicas = stackRule<ReplicasConfig>({
   name: "min-replicas",
   description:
-    "Production models and routers run at least two replicas, so a node loss or rollout keeps them up",
+    "Production models and routers run at least two replicas (or an autoscaler minimum of two), so a node loss or rollout keeps them up",
   severity: "high",
   remediationSteps:
     "Set capacity.<model>.replicas (and router.replicas) to 2 or more in Pulumi.production.yaml, within gpuQuota.",
@@ -36,13 +36,23 @@ export const minReplicas = workloadRule<ReplicasConfig>({
     minReplicas: { type: "integer", minimum: 1, default: 2, description: "Minimum replicas" },
     roles: rolesSchema,
   },
-  applies: (w, cfg) => w.kind === "Deployment" && cfg.roles.includes(roleOf(w)),
-  check: (w, { cfg, display, report }) => {
-    // Zero replicas is a model switched off (capacity.<model>.enabled: false), not a thin one.
-    if (w.replicas === 0 || w.replicas >= cfg.minReplicas) return;
-    report(
-      `${display}: runs ${w.replicas} replica${w.replicas === 1 ? "" : "s"}; production needs at least ${cfg.minReplicas} so a node loss or rollout does not take it down. Raise ${roleOf(w) === "router" ? "router.replicas" : `capacity.${w.podLabels["vllm.ai/model"] ?? "<model>"}.replicas`} (and gpuQuota if needed)`,
-    );
+  check: ({ args, cfg, report }) => {
+    for (const w of stackWorkloads(args, cfg)) {
+      if (w.kind !== "Deployment" || !cfg.roles.includes(roleOf(w))) continue;
+      // Zero replicas is a model switched off (capacity.<model>.enabled: false), not a thin one.
+      if ((w.replicas === 0 && !w.autoscaler) || w.minReplicas >= cfg.minReplicas) continue;
+      const fix =
+        roleOf(w) === "router"
+          ? "router.replicas"
+          : `capacity.${w.podLabels[MODEL_LABEL] ?? "<model>"}.replicas`;
+      const runs = w.autoscaler
+        ? `may scale down to ${w.minReplicas} (${w.autoscaler} minReplicas)`
+        : `runs ${w.minReplicas} replica${w.minReplicas === 1 ? "" : "s"}`;
+      report(
+        `${w.display}: ${runs}; production needs at least ${cfg.minReplicas} so a node loss or rollout does not take it down. Raise ${fix} (and gpuQuota if needed)`,
+        w.urn,
+      );
+    }
   },
 });
 
@@ -77,7 +87,8 @@ export const pdbForReplicatedWorkloads = stackRule<{ environments: string[]; rol
   check: ({ args, cfg, report }) => {
     const pdbs = resourcesOfType(args, TYPES.pdb);
     for (const w of stackWorkloads(args, cfg)) {
-      if (!cfg.roles.includes(roleOf(w)) || !w.longRunning || w.replicas < 2) continue;
+      // With an autoscaler the floor matters: that is how many pods a drain could take at once.
+      if (!cfg.roles.includes(roleOf(w)) || !w.longRunning || w.minReplicas < 2) continue;
       const covering = pdbs.filter(
         (p) =>
           (str(obj(p.props.metadata).namespace) ?? "default") === w.namespace &&
@@ -85,15 +96,15 @@ export const pdbForReplicatedWorkloads = stackRule<{ environments: string[]; rol
       );
       if (!covering.length) {
         report(
-          `${w.display}: ${w.replicas} replicas but no PodDisruptionBudget selects its pods; a node drain could evict them all at once. Add a PodDisruptionBudget in ${w.namespace} with maxUnavailable: 1 and selector ${JSON.stringify(w.podLabels)}`,
+          `${w.display}: ${w.minReplicas} replicas but no PodDisruptionBudget selects its pods; a node drain could evict them all at once. Add a PodDisruptionBudget in ${w.namespace} with maxUnavailable: 1 and selector ${JSON.stringify(w.podLabels)}`,
           w.urn,
         );
       }
       for (const p of covering) {
-        const allowed = allowedDisruptions(obj(p.props.spec), w.replicas);
+        const allowed = allowedDisruptions(obj(p.props.spec), w.minReplicas);
         if (allowed < 1) {
           report(
-            `${describe(p.type, p.props, p.name)}: allows ${allowed} of ${w.replicas} pods of ${w.display} to be disrupted, which blocks node drains and cluster upgrades forever. Use maxUnavailable: 1`,
+            `${describe(p.type, p.props, p.name)}: allows ${allowed} of ${w.minReplicas} pods of ${w.display} to be disrupted, which blocks node drains and cluster upgrades forever. Use maxUnavailable: 1`,
             p.urn,
           );
         }

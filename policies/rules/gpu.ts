@@ -217,11 +217,13 @@ export const gpuQuota = stackRule<QuotaConfig>({
         if (perPod === 0) continue;
         const key = `${w.namespace}\u0000${gpu}`;
         const n = needed.get(key) ?? { steady: 0, surge: 0, parts: [] };
-        const surge = cfg.includeRolloutSurge ? surgePods(w.type, w.props, w.replicas) * perPod : 0;
-        n.steady += w.replicas * perPod;
+        // An autoscaled GPU workload must fit at its maximum.
+        const replicas = w.maxReplicas;
+        const surge = cfg.includeRolloutSurge ? surgePods(w.type, w.props, replicas) * perPod : 0;
+        n.steady += replicas * perPod;
         n.surge += surge;
         n.parts.push(
-          `${w.name} ${w.replicas}x${perPod}${surge ? ` (+${surge} during rollout)` : ""}`,
+          `${w.name} ${replicas}x${perPod}${surge ? ` (+${surge} during rollout)` : ""}`,
         );
         needed.set(key, n);
       }

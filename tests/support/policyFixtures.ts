@@ -101,7 +101,7 @@ export function routerDeployment(): Mutable {
     kind: "Deployment",
     metadata: { name: `vllm-router-${ENV}`, namespace: NS, labels: routerLabels },
     spec: {
-      replicas: 3,
+      // No replicas: the HPA owns the count.
       selector: { matchLabels: routerLabels },
       template: {
         metadata: { labels: routerLabels },
@@ -127,6 +127,19 @@ export function routerDeployment(): Mutable {
           ],
         },
       },
+    },
+  };
+}
+
+export function routerAutoscaler(): Mutable {
+  return {
+    apiVersion: "autoscaling/v2",
+    kind: "HorizontalPodAutoscaler",
+    metadata: { name: `vllm-router-${ENV}`, namespace: NS, labels: routerLabels },
+    spec: {
+      scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: `vllm-router-${ENV}` },
+      minReplicas: 3,
+      maxReplicas: 6,
     },
   };
 }
@@ -241,6 +254,11 @@ export function fleet(): EvaluatedResource[] {
       inputs: registryEntry(),
     },
     { type: TYPES.deployment, name: "vllm-router", inputs: routerDeployment() },
+    {
+      type: "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+      name: "vllm-router-hpa",
+      inputs: routerAutoscaler(),
+    },
     { type: TYPES.pdb, name: "vllm-router-pdb", inputs: routerPdb() },
   ];
 }
