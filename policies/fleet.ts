@@ -11,7 +11,7 @@ import {
   StackValidationPolicy,
   UnknownValueError,
 } from "@pulumi/policy";
-import { Obj, Workload, describe, obj, str, strMap, workloadOf } from "./kube";
+import { Obj, Workload, describe, isWorkloadType, obj, str, strMap, workloadOf } from "./kube";
 
 export const ENVIRONMENTS = ["development", "staging", "production"] as const;
 export const NAME_LABEL = "app.kubernetes.io/name";
@@ -109,11 +109,8 @@ function explainUnknown(e: unknown, where: string): unknown {
   return e;
 }
 
-/** What a resource rule's check receives. */
+/** What a workload rule's check receives besides the workload. */
 export interface ResourceCheck<C> {
-  type: string;
-  name: string;
-  props: Obj;
   args: ResourceValidationArgs;
   cfg: C;
   /** `Kind namespace/name` of the object, for messages. */
@@ -121,9 +118,16 @@ export interface ResourceCheck<C> {
   report: (message: string) => void;
 }
 
-/** A rule on one resource, scoped by environment and explicit about values unknown in preview. */
-export function resourceRule<C extends BaseConfig>(
-  meta: RuleMeta<C> & { check: (c: ResourceCheck<C>) => void },
+/**
+ * A rule on one workload's pod template, scoped by environment and explicit about values
+ * unknown in preview. Other resource types are not applicable (their values are not read).
+ */
+export function workloadRule<C extends BaseConfig>(
+  meta: RuleMeta<C> & {
+    check: (w: Workload, c: ResourceCheck<C>) => void;
+    /** Which workloads the rule concerns (default: all). */
+    applies?: (w: Workload, cfg: C) => boolean;
+  },
 ): ResourceValidationPolicy {
   return {
     name: meta.name,
@@ -133,6 +137,7 @@ export function resourceRule<C extends BaseConfig>(
     enforcementLevel: "mandatory",
     configSchema: configSchema(meta),
     validateResource: (args: ResourceValidationArgs, report: ReportViolation) => {
+      if (!isWorkloadType(args.type)) args.notApplicable("not a workload");
       const cfg = configOf(meta, args);
       const props = args.props as Obj;
       let display = args.name;
@@ -142,33 +147,17 @@ export function resourceRule<C extends BaseConfig>(
         if (!inScope(cfg, env)) {
           args.notApplicable(`applies to ${cfg.environments.join(", ")}; this object is ${env}`);
         }
-        meta.check({ type: args.type, name: args.name, props, args, cfg, display, report });
+        const w = workloadOf(args.type, props, args.name);
+        if (!w) return args.notApplicable("not a workload");
+        if (meta.applies && !meta.applies(w, cfg)) {
+          return args.notApplicable(`does not apply to ${display}`);
+        }
+        meta.check(w, { args, cfg, display, report });
       } catch (e) {
         throw explainUnknown(e, display);
       }
     },
   };
-}
-
-/** A resource rule that only looks at pods (workload templates), with the workload parsed. */
-export function workloadRule<C extends BaseConfig>(
-  meta: RuleMeta<C> & {
-    check: (w: Workload, c: ResourceCheck<C>) => void;
-    /** Which workloads the rule concerns (default: all). */
-    applies?: (w: Workload, cfg: C) => boolean;
-  },
-): ResourceValidationPolicy {
-  return resourceRule({
-    ...meta,
-    check: (c) => {
-      const w = workloadOf(c.type, c.props, c.name);
-      if (!w) return c.args.notApplicable("not a workload");
-      if (meta.applies && !meta.applies(w, c.cfg)) {
-        return c.args.notApplicable(`does not apply to ${c.display}`);
-      }
-      meta.check(w, c);
-    },
-  });
 }
 
 /** What a stack rule's check receives. */
@@ -223,8 +212,9 @@ export function stackWorkloads(args: StackValidationArgs, cfg: BaseConfig): Stac
   const out: StackWorkload[] = [];
   for (const r of args.resources) {
     const w = workloadOf(r.type, r.props as Obj, r.name);
+    if (!w) continue;
     const environment = environmentOf(r.props as Obj);
-    if (!w || !inScope(cfg, environment)) continue;
+    if (!inScope(cfg, environment)) continue;
     const hpa = hpas.find(({ props }) => {
       const target = obj(obj(props.spec).scaleTargetRef);
       return (

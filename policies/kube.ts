@@ -78,8 +78,17 @@ export function describe(type: string, props: Obj, pulumiName: string): string {
   return `${kindOf(type)} ${ns ? `${ns}/` : ""}${name}`;
 }
 
+/** Does this resource type run pods? Decided from the type alone, before reading any value. */
+export function isWorkloadType(type: string): boolean {
+  return (
+    LONG_RUNNING.has(type) || type === TYPES.job || type === TYPES.cronJob || type === TYPES.pod
+  );
+}
+
 /** The pod template of a workload object, or undefined when the type runs no pods. */
 export function workloadOf(type: string, props: Obj, pulumiName: string): Workload | undefined {
+  // Other resources' values are never read: they may be unknown in preview and are not ours to judge.
+  if (!isWorkloadType(type)) return undefined;
   const meta = obj(props.metadata);
   const spec = obj(props.spec);
   let template: Obj | undefined;

@@ -121,6 +121,27 @@ describe("policy pack", () => {
     );
   });
 
+  it("never reads other resources' values, which may be unknown in preview", async () => {
+    const resources = fleet().concat(
+      {
+        type: "docker-build:index:Image",
+        name: "router-image",
+        inputs: { spec: unknown, tags: unknown },
+      },
+      {
+        type: "pulumi:providers:kubernetes",
+        name: "k8s",
+        inputs: { metadata: unknown, kubeconfig: unknown },
+      },
+      {
+        type: "pulumi-nodejs:dynamic/vllm-registry:RegistryMigrations",
+        name: "m",
+        inputs: { modelName: undefined, x: unknown },
+      },
+    );
+    assert.deepEqual(await evaluatePolicies(rules, resources, packConfig("production")), []);
+  });
+
   it("mirrors the label and naming contract of components/naming.ts", () => {
     const model = naming.modelLabels("m", "staging");
     assert.equal(model[fleetNames.NAME_LABEL], fleetNames.MODEL_APP);
