@@ -1,6 +1,6 @@
 // What the pack knows about the fleet's objects, and the rule scaffolding shared by every rule.
 // The pack is self-contained (it can be published on its own), so the label names below mirror
-// components/naming.ts; tests/policies.fleet.test.ts keeps the two in step.
+// components/naming.ts; tests/policies.pack.test.ts keeps the two in step.
 import {
   PolicyConfigSchema,
   ReportViolation,
@@ -11,7 +11,17 @@ import {
   StackValidationPolicy,
   UnknownValueError,
 } from "@pulumi/policy";
-import { Obj, Workload, describe, isWorkloadType, obj, str, strMap, workloadOf } from "./kube";
+import {
+  Obj,
+  Workload,
+  describe,
+  isWorkloadType,
+  kindOf,
+  obj,
+  str,
+  strMap,
+  workloadOf,
+} from "./kube";
 
 export const ENVIRONMENTS = ["development", "staging", "production"] as const;
 export const NAME_LABEL = "app.kubernetes.io/name";
@@ -183,10 +193,38 @@ export function stackRule<C extends BaseConfig>(
       try {
         meta.check({ args, cfg, report });
       } catch (e) {
-        throw explainUnknown(e, "stack");
+        throw explainUnknown(e, "stack rule");
       }
     },
   };
+}
+
+/**
+ * Stack rules read many resources; when one of them holds a value unknown in preview, name that
+ * resource in the engine's message (its path alone does not say which object it is).
+ */
+function labelUnknowns<T>(value: T, label: string): T {
+  if (value === null || typeof value !== "object") return value;
+  return new Proxy(value as object, {
+    get(target, prop, receiver) {
+      const desc = Object.getOwnPropertyDescriptor(target, prop);
+      // Proxy invariant: non-configurable read-only properties must come back unchanged.
+      if (desc && "value" in desc && !desc.configurable && !desc.writable) return desc.value;
+      try {
+        return labelUnknowns(Reflect.get(target, prop, receiver), label);
+      } catch (e) {
+        if (isUnknownValueError(e) && !e.message.startsWith(label)) {
+          e.message = `${label}: ${e.message}`;
+        }
+        throw e;
+      }
+    },
+  }) as T;
+}
+
+/** Props of a stack resource, with unknowns in preview reported against the resource. */
+export function stackProps(r: { type: string; name: string; props: Record<string, unknown> }): Obj {
+  return labelUnknowns(r.props as Obj, `${kindOf(r.type)} ${r.name}`);
 }
 
 /** A workload of the stack with its URN (for violations), environment and replica range. */
@@ -208,12 +246,13 @@ const HPA_TYPE = /^kubernetes:autoscaling\/v[0-9a-z]+:HorizontalPodAutoscaler$/;
 export function stackWorkloads(args: StackValidationArgs, cfg: BaseConfig): StackWorkload[] {
   const hpas = args.resources
     .filter((r) => HPA_TYPE.test(r.type))
-    .map((r) => ({ r, props: r.props as Obj }));
+    .map((r) => ({ r, props: stackProps(r) }));
   const out: StackWorkload[] = [];
   for (const r of args.resources) {
-    const w = workloadOf(r.type, r.props as Obj, r.name);
+    const props = stackProps(r);
+    const w = workloadOf(r.type, props, r.name);
     if (!w) continue;
-    const environment = environmentOf(r.props as Obj);
+    const environment = environmentOf(props);
     if (!inScope(cfg, environment)) continue;
     const hpa = hpas.find(({ props }) => {
       const target = obj(obj(props.spec).scaleTargetRef);
@@ -228,7 +267,7 @@ export function stackWorkloads(args: StackValidationArgs, cfg: BaseConfig): Stac
       ...w,
       urn: r.urn,
       type: r.type,
-      props: r.props as Obj,
+      props,
       environment,
       minReplicas: hpa
         ? typeof hpaSpec.minReplicas === "number"
@@ -247,5 +286,5 @@ export function stackWorkloads(args: StackValidationArgs, cfg: BaseConfig): Stac
 export function resourcesOfType(args: StackValidationArgs, type: string) {
   return args.resources
     .filter((r) => r.type === type)
-    .map((r) => ({ urn: r.urn, name: r.name, type: r.type, props: r.props as Obj }));
+    .map((r) => ({ urn: r.urn, name: r.name, type: r.type, props: stackProps(r) }));
 }

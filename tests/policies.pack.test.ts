@@ -121,6 +121,21 @@ describe("policy pack", () => {
     );
   });
 
+  it("names the resource whose unknown value stops a stack rule in preview", async () => {
+    const resources = fleetWith("gpu-budget", (q) => {
+      q.spec.hard["requests.nvidia.com/gpu"] = unknown;
+    });
+    const found = await evaluatePolicies(rules, resources, packConfig("production"));
+    assert.deepEqual(
+      found.map((d) => [d.policy, d.enforcementLevel]),
+      [["gpu-quota", "advisory"]],
+    );
+    assert.match(
+      found[0].message,
+      /^can't run policy 'gpu-quota' during preview: stack rule: ResourceQuota gpu-budget: string value at .spec.hard.requests.nvidia.com\/gpu can't be known during preview/,
+    );
+  });
+
   it("never reads other resources' values, which may be unknown in preview", async () => {
     const resources = fleet().concat(
       {

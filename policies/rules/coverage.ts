@@ -9,6 +9,7 @@ import {
   inScope,
   resourcesOfType,
   roleOf,
+  stackProps,
   stackRule,
   stackWorkloads,
 } from "../fleet";
@@ -158,8 +159,8 @@ export const serviceMonitorPerModel = stackRule<BaseConfig>({
 /** Registry entries: dynamic resources (any module) carrying a model name and an endpoint. */
 function registryEntries(args: StackValidationArgs) {
   return args.resources
-    .filter((r) => r.type.startsWith(TYPES.dynamic) && r.props.modelName !== undefined)
-    .map((r) => ({ urn: r.urn, name: r.name, type: r.type, props: r.props as Obj }));
+    .filter((r) => r.type.startsWith(TYPES.dynamic) && stackProps(r).modelName !== undefined)
+    .map((r) => ({ urn: r.urn, name: r.name, type: r.type, props: stackProps(r) }));
 }
 
 export const registryEndpointMatchesService = stackRule<BaseConfig>({
