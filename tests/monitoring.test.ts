@@ -34,9 +34,18 @@ const anchorOf = (heading: string) =>
     .replace(/ /g, "-");
 const README_ANCHORS = new Set([...README.matchAll(/^#{1,6} +(.+)$/gm)].map((m) => anchorOf(m[1])));
 
+/** Only exported series, balanced brackets, nothing left unfilled by the builder. */
 function assertKnownSeries(expr: string, where: string) {
   const unknown = seriesIn(expr).filter((s) => !ALLOWED_SERIES.has(s));
   assert.deepEqual(unknown, [], `${where} uses series nobody exports: ${expr}`);
+  assert.doesNotMatch(expr, /undefined|NaN|=~""/, `${where}: ${expr}`);
+  const stack: string[] = [];
+  const pairs: Record<string, string> = { ")": "(", "]": "[", "}": "{" };
+  for (const ch of expr.replace(/"(?:[^"\\]|\\.)*"/g, '""')) {
+    if ("([{".includes(ch)) stack.push(ch);
+    else if (ch in pairs) assert.equal(stack.pop(), pairs[ch], `${where} unbalanced: ${expr}`);
+  }
+  assert.deepEqual(stack, [], `${where} unbalanced: ${expr}`);
 }
 
 describe("metric names", () => {
