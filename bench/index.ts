@@ -1,0 +1,413 @@
+// `npm run bench`: the router's overhead against direct calls to the same simulator, measured
+// in one run (latency and time to first byte at concurrency 1, throughput at 32), registry
+// propagation (a CLI `disable` until two routers deny) and memory with 1,000 open streams.
+// Prints a table; the last line is one JSON object with the headline figures.
+import * as http from "node:http";
+import { Command, InvalidArgumentError } from "commander";
+import { Client, Pool } from "pg";
+import { migrate, REGISTRY_CHANNEL } from "../router/src/registry/migrations";
+import { upsertEntry } from "../router/src/registry/queries";
+import { freePort, startPostgres, startRedis } from "../tests/support/services";
+import { closedLoop, percentile, target, Target, timedPost } from "./load";
+import {
+  buildRouter,
+  Child,
+  registryCli,
+  rssMb,
+  startRouterProcess,
+  startSimulatorProcess,
+} from "./processes";
+
+const ENV = "development";
+
+/** Targets from the issue; `--check` turns a miss into exit code 1. */
+const TARGETS = {
+  added_p50_us: 500,
+  added_p99_us: 2000,
+  throughput_ratio: 0.5,
+  propagation_p99_ms: 1000,
+  rss_mb_1000_streams: 200,
+};
+
+interface Options {
+  requests: number;
+  throughputRequests: number;
+  iterations: number;
+  streams: number;
+  check: boolean;
+}
+
+function positiveInt(flag: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1)
+      throw new InvalidArgumentError(`${flag} must be an integer >= 1`);
+    return n;
+  };
+}
+
+const log = (line: string) => process.stdout.write(`${line}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function latency(direct: Target, routed: Target, path: string, body: string, n: number) {
+  const d: { totalUs: number; firstByteUs: number }[] = [];
+  const r: { totalUs: number; firstByteUs: number }[] = [];
+  for (let i = 0; i < n + n / 10; i++) {
+    // Interleaved, so drift (GC, CPU frequency, other load) hits both sides alike.
+    const a = await timedPost(direct, path, body);
+    const b = await timedPost(routed, path, body);
+    if (a.status !== 200 || b.status !== 200)
+      throw new Error(`unexpected status ${a.status}/${b.status} on ${path}`);
+    if (i >= n / 10) {
+      d.push(a);
+      r.push(b);
+    }
+  }
+  const stat = (xs: { totalUs: number; firstByteUs: number }[], k: "totalUs" | "firstByteUs") => ({
+    p50: percentile(
+      xs.map((x) => x[k]),
+      50,
+    ),
+    p99: percentile(
+      xs.map((x) => x[k]),
+      99,
+    ),
+  });
+  return {
+    direct: stat(d, "totalUs"),
+    routed: stat(r, "totalUs"),
+    directTtfb: stat(d, "firstByteUs"),
+    routedTtfb: stat(r, "firstByteUs"),
+  };
+}
+
+async function status(url: string, model: string): Promise<number> {
+  const res = await fetch(`${url}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model, prompt: "x", max_tokens: 1 }),
+  });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+async function waitAll(
+  urls: string[],
+  model: string,
+  want: number,
+  deadlineMs: number,
+): Promise<number> {
+  const start = Date.now();
+  const pending = new Set(urls);
+  while (pending.size) {
+    for (const u of [...pending]) if ((await status(u, model)) === want) pending.delete(u);
+    if (Date.now() - start > deadlineMs)
+      throw new Error(`routers did not answer ${want} within ${deadlineMs} ms`);
+  }
+  return Date.now();
+}
+
+/** Disable through the CLI; time from the commit (our own LISTEN sees it) until both routers deny. */
+async function propagation(
+  routers: string[],
+  env: Record<string, string>,
+  iterations: number,
+): Promise<number[]> {
+  const listener = new Client({ connectionString: env.DATABASE_URL });
+  await listener.connect();
+  await listener.query(`LISTEN ${REGISTRY_CHANNEL}`);
+  const samples: number[] = [];
+  try {
+    for (let i = 0; i < iterations; i++) {
+      await waitAll(routers, "prop", 200, 10000);
+      const committed = new Promise<number>((r) =>
+        listener.once("notification", () => r(Date.now())),
+      );
+      const denied = (async () => {
+        // Poll from before the CLI starts, so a fast propagation is never missed.
+        const cli = registryCli(
+          ["disable", "--model-name", "prop", "--environment", ENV, "--reason", "bench"],
+          env,
+        );
+        const t0 = await committed;
+        const t1 = await waitAll(routers, "prop", 403, 10000);
+        await cli;
+        return t1 - t0;
+      })();
+      samples.push(await denied);
+      await registryCli(["enable", "--model-name", "prop", "--environment", ENV], env);
+      process.stdout.write(".");
+    }
+  } finally {
+    process.stdout.write("\n");
+    await listener.end();
+  }
+  return samples;
+}
+
+/** Opens `n` slow streams through the router, measures its RSS once all are flowing, then closes them. */
+async function streamsRss(router: Child, n: number): Promise<number> {
+  const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
+  const url = new URL(router.url);
+  const body = JSON.stringify({ model: "slow", prompt: "x", max_tokens: 600, stream: true });
+  const requests: http.ClientRequest[] = [];
+  let flowing = 0;
+  await new Promise<void>((resolve, reject) => {
+    for (let i = 0; i < n; i++) {
+      const req = http.request(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: "/v1/completions",
+          method: "POST",
+          agent,
+          headers: { "content-type": "application/json" },
+        },
+        (res) => {
+          if (res.statusCode !== 200) reject(new Error(`stream ${i} answered ${res.statusCode}`));
+          res.once("data", () => {
+            if (++flowing === n) resolve();
+          });
+          res.resume();
+        },
+      );
+      req.on("error", () => undefined);
+      req.end(body);
+      requests.push(req);
+    }
+    setTimeout(
+      () => reject(new Error(`only ${flowing}/${n} streams flowing after 60 s`)),
+      60000,
+    ).unref();
+  });
+  await sleep(2000); // a few tokens through every stream
+  const mb = await rssMb(router.child.pid!);
+  for (const r of requests) r.destroy();
+  agent.destroy();
+  return mb;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const program = new Command("bench")
+    .description(
+      "Router overhead vs direct calls to a vLLM simulator, registry propagation, memory with open streams (loopback only)",
+    )
+    .option(
+      "--requests <n>",
+      "timed requests per side at concurrency 1",
+      positiveInt("--requests"),
+      2000,
+    )
+    .option(
+      "--throughput-requests <n>",
+      "requests per side at concurrency 32",
+      positiveInt("--throughput-requests"),
+      6000,
+    )
+    .option(
+      "--iterations <n>",
+      "disable/enable rounds for propagation",
+      positiveInt("--iterations"),
+      15,
+    )
+    .option(
+      "--streams <n>",
+      "slow streams held open for the memory figure",
+      positiveInt("--streams"),
+      1000,
+    )
+    .option("--check", "exit 1 when a target is missed", false)
+    .addHelpText(
+      "after",
+      `\nTargets: ${JSON.stringify(TARGETS)}\nExit codes: 0 measured (and targets met with --check), 1 failed or missed.`,
+    );
+  program.parse(argv);
+  const o = program.opts<Options>();
+  const children: Child[] = [];
+  const cleanup: (() => Promise<void>)[] = [];
+  try {
+    log("starting PostgreSQL, Redis, simulators and two routers ...");
+    const pg = process.env.DATABASE_URL ? undefined : await startPostgres();
+    if (pg) cleanup.push(() => pg.destroy());
+    const redis = process.env.REDIS_URL ? undefined : await startRedis();
+    if (redis) cleanup.push(() => redis.stop());
+    const env = {
+      DATABASE_URL: process.env.DATABASE_URL ?? pg!.url,
+      REDIS_URL: process.env.REDIS_URL ?? redis!.url,
+    };
+    const [fastPort, slowPort] = [await freePort(), await freePort()];
+    const [fast, slow] = await Promise.all([
+      startSimulatorProcess("fast", fastPort, 0, 0),
+      startSimulatorProcess("slow", slowPort, 0, 2),
+    ]);
+    children.push(fast, slow);
+    const pool = new Pool({ connectionString: env.DATABASE_URL, max: 1 });
+    await migrate(pool);
+    for (const [modelName, port] of [
+      ["fast", fastPort],
+      ["slow", slowPort],
+      ["prop", fastPort],
+    ] as const) {
+      await upsertEntry(pool, {
+        modelName,
+        environment: ENV,
+        namespace: "bench",
+        endpoint: `127.0.0.1:${port}`,
+        servedModelName: modelName === "prop" ? "fast" : modelName,
+      });
+    }
+    await pool.end();
+    await buildRouter();
+    const routerEnv = { ...env, ROUTER_ENVIRONMENT: ENV };
+    const [a, b] = await Promise.all([
+      startRouterProcess(await freePort(), routerEnv),
+      startRouterProcess(await freePort(), routerEnv),
+    ]);
+    children.push(a, b);
+
+    log("warming up both paths (JIT, connection pools) ...");
+    const warm = JSON.stringify({ model: "fast", prompt: "warm", max_tokens: 16 });
+    for (const t of [fast.url, a.url, b.url])
+      await closedLoop(target(t, 8), "/v1/completions", warm, 8, 3000);
+    const direct1 = target(fast.url, 1);
+    const routed1 = target(a.url, 1);
+    const completion = JSON.stringify({ model: "fast", prompt: "Say hello", max_tokens: 16 });
+    const stream = JSON.stringify({
+      model: "fast",
+      messages: [{ role: "user", content: "Say hello" }],
+      max_tokens: 16,
+      stream: true,
+    });
+    log(`concurrency 1, non-streaming (${o.requests} per side) ...`);
+    const plain = await latency(direct1, routed1, "/v1/completions", completion, o.requests);
+    log(`concurrency 1, streaming (${o.requests} per side) ...`);
+    const sse = await latency(direct1, routed1, "/v1/chat/completions", stream, o.requests);
+    log(`concurrency 32 (${o.throughputRequests} per side, alternating halves) ...`);
+    const direct32 = target(fast.url, 32);
+    const routed32 = target(a.url, 32);
+    const half = Math.ceil(o.throughputRequests / 2);
+    const rps = { direct: 0, routed: 0, streamDirect: 0, streamRouted: 0, errors: 0 };
+    for (let round = 0; round < 2; round++) {
+      const d = await closedLoop(direct32, "/v1/completions", completion, 32, half);
+      const r = await closedLoop(routed32, "/v1/completions", completion, 32, half);
+      const sd = await closedLoop(
+        direct32,
+        "/v1/chat/completions",
+        stream,
+        32,
+        Math.ceil(half / 2),
+      );
+      const sr = await closedLoop(
+        routed32,
+        "/v1/chat/completions",
+        stream,
+        32,
+        Math.ceil(half / 2),
+      );
+      rps.direct += d.rps / 2;
+      rps.routed += r.rps / 2;
+      rps.streamDirect += sd.rps / 2;
+      rps.streamRouted += sr.rps / 2;
+      rps.errors += d.errors + r.errors + sd.errors + sr.errors;
+    }
+    if (rps.errors) throw new Error(`${rps.errors} requests failed during the throughput runs`);
+    log(`propagation: ${o.iterations} CLI disables, two routers `);
+    const prop = await propagation([a.url, b.url], env, o.iterations);
+    log(`memory: ${o.streams} slow streams through one router ...`);
+    const idleRss = await rssMb(a.child.pid!);
+    const rss = await streamsRss(a, o.streams);
+
+    const us = (v: number) => `${Math.round(v)} us`;
+    const rows: [string, string, string, string][] = [
+      [
+        "c=1 completion p50",
+        us(plain.direct.p50),
+        us(plain.routed.p50),
+        us(plain.routed.p50 - plain.direct.p50),
+      ],
+      [
+        "c=1 completion p99",
+        us(plain.direct.p99),
+        us(plain.routed.p99),
+        us(plain.routed.p99 - plain.direct.p99),
+      ],
+      [
+        "c=1 stream TTFB p50",
+        us(sse.directTtfb.p50),
+        us(sse.routedTtfb.p50),
+        us(sse.routedTtfb.p50 - sse.directTtfb.p50),
+      ],
+      [
+        "c=1 stream total p50",
+        us(sse.direct.p50),
+        us(sse.routed.p50),
+        us(sse.routed.p50 - sse.direct.p50),
+      ],
+      [
+        "c=1 stream total p99",
+        us(sse.direct.p99),
+        us(sse.routed.p99),
+        us(sse.routed.p99 - sse.direct.p99),
+      ],
+      [
+        "c=32 completions/s",
+        rps.direct.toFixed(0),
+        rps.routed.toFixed(0),
+        `ratio ${(rps.routed / rps.direct).toFixed(2)}`,
+      ],
+      [
+        "c=32 streams/s",
+        rps.streamDirect.toFixed(0),
+        rps.streamRouted.toFixed(0),
+        `ratio ${(rps.streamRouted / rps.streamDirect).toFixed(2)}`,
+      ],
+      ["propagation p50 / p99", "", `${percentile(prop, 50)} ms`, `${percentile(prop, 99)} ms`],
+      [
+        `router RSS idle / ${o.streams} streams`,
+        "",
+        `${idleRss.toFixed(0)} MB`,
+        `${rss.toFixed(0)} MB`,
+      ],
+    ];
+    log("");
+    log(
+      [
+        "measure".padEnd(30),
+        "direct".padStart(12),
+        "router".padStart(12),
+        "added".padStart(14),
+      ].join(" "),
+    );
+    for (const [m, d, r, x] of rows)
+      log([m.padEnd(30), d.padStart(12), r.padStart(12), x.padStart(14)].join(" "));
+    const result = {
+      added_p50_us: Math.round(plain.routed.p50 - plain.direct.p50),
+      added_p99_us: Math.round(plain.routed.p99 - plain.direct.p99),
+      added_ttft_p50_us: Math.round(sse.routedTtfb.p50 - sse.directTtfb.p50),
+      throughput_ratio: Number((rps.routed / rps.direct).toFixed(3)),
+      propagation_p99_ms: percentile(prop, 99),
+      rss_mb_1000_streams: Number(rss.toFixed(1)),
+    };
+    const missed = [
+      result.added_p50_us > TARGETS.added_p50_us && "added_p50_us",
+      result.added_p99_us > TARGETS.added_p99_us && "added_p99_us",
+      result.throughput_ratio < TARGETS.throughput_ratio && "throughput_ratio",
+      result.propagation_p99_ms > TARGETS.propagation_p99_ms && "propagation_p99_ms",
+      result.rss_mb_1000_streams > TARGETS.rss_mb_1000_streams && "rss_mb_1000_streams",
+    ].filter(Boolean);
+    log(missed.length ? `targets missed: ${missed.join(", ")}` : "all targets met");
+    log(JSON.stringify(result));
+    return o.check && missed.length ? 1 : 0;
+  } finally {
+    await Promise.all(children.map((c) => c.stop()));
+    for (const c of cleanup) await c().catch(() => undefined);
+  }
+}
+
+main(process.argv).then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`bench failed: ${(err as Error).message}\n`);
+    process.exit(1);
+  },
+);

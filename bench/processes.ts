@@ -1,0 +1,142 @@
+// The processes a benchmark run starts: simulators and routers, each its own Node process so
+// the load generator does not share an event loop with what it measures.
+import { ChildProcess, execFile, spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import * as path from "node:path";
+import { promisify } from "node:util";
+
+export const ROOT = path.resolve(__dirname, "..");
+const TS_NODE = ["-r", "ts-node/register/transpile-only"];
+
+export interface Child {
+  child: ChildProcess;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Starts `args` and waits until a stdout line matches `ready` (its first group is the URL). */
+function startChild(
+  args: string[],
+  env: Record<string, string>,
+  ready: RegExp,
+  what: string,
+): Promise<Child> {
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`${what} did not start within 30 s:\n${output}`)),
+      30000,
+    );
+    const onData = (d: Buffer) => {
+      output += d.toString();
+      const m = ready.exec(output);
+      if (m) {
+        clearTimeout(timer);
+        child.stdout!.off("data", onData);
+        child.stdout!.resume(); // keep draining logs so the child never blocks on a full pipe
+        child.stderr!.resume();
+        resolve({
+          child,
+          url: m[1],
+          stop: () =>
+            new Promise<void>((r) => {
+              if (child.exitCode !== null) return r();
+              child.once("exit", () => r());
+              child.kill("SIGKILL");
+            }),
+        });
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+    child.once("exit", (code) => reject(new Error(`${what} exited with ${code}:\n${output}`)));
+  });
+}
+
+export function startSimulatorProcess(
+  model: string,
+  port: number,
+  ttftMs: number,
+  tokensPerSecond: number,
+): Promise<Child> {
+  return startChild(
+    [
+      ...TS_NODE,
+      "scripts/simulator.ts",
+      "--model",
+      model,
+      "--port",
+      String(port),
+      "--ttft-ms",
+      String(ttftMs),
+      "--tokens-per-second",
+      String(tokensPerSecond),
+    ],
+    {},
+    /listening on (http:\/\/\S+)/,
+    `simulator ${model}`,
+  );
+}
+
+export async function buildRouter(): Promise<void> {
+  await promisify(execFile)(process.execPath, [
+    require.resolve("typescript/bin/tsc"),
+    "-p",
+    path.join(ROOT, "router/tsconfig.json"),
+  ]);
+}
+
+/** Starts a built router on `port` and waits until /healthz answers. */
+export async function startRouterProcess(
+  port: number,
+  env: Record<string, string>,
+): Promise<Child> {
+  const child = spawn(process.execPath, [path.join(ROOT, "router/dist/server.js")], {
+    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 15000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`router exited with ${child.exitCode}`);
+    if (
+      await fetch(`${url}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
+    if (Date.now() > deadline) throw new Error("router did not answer /healthz within 15 s");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    child,
+    url,
+    stop: () =>
+      new Promise<void>((r) => {
+        if (child.exitCode !== null) return r();
+        child.once("exit", () => r());
+        child.kill("SIGKILL");
+      }),
+  };
+}
+
+/** Runs a command of the registry CLI (`npm run registry -- ...`) and resolves on success. */
+export async function registryCli(args: string[], env: Record<string, string>): Promise<void> {
+  await promisify(execFile)(process.execPath, [...TS_NODE, "scripts/registry.ts", ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+  });
+}
+
+/** Resident memory of a process in MB (Linux /proc). */
+export async function rssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? NaN);
+  return kb / 1024;
+}
