@@ -171,6 +171,7 @@ describe("router with registry outages", function () {
       const off = await complete(router, "off");
       assert.equal(off.status, 403);
       assert.match(off.body, /bad weights/);
+      assert.equal(off.degraded, "1");
       const unknown = await complete(router, "never-seen");
       assert.equal(unknown.status, 503);
       assert.equal(JSON.parse(unknown.body).error.code, "registry_unavailable");

@@ -179,6 +179,7 @@ export class RouterApp {
             "The router failed to handle the request",
             "server_error",
           );
+    if (this.resolver.degraded) res.setHeader(DEGRADED_HEADER, "1");
     if (!(err instanceof RouterError))
       this.logger.error({ err: (err as Error).message, path: req.url }, "unhandled error");
     // Discard the rest of an oversized body so the client, still sending, can read the 413.
@@ -202,7 +203,9 @@ export class RouterApp {
     path: string,
   ): Promise<void> {
     const started = process.hrtime.bigint();
-    const requestId = (req.headers["x-request-id"] as string | undefined) ?? randomUUID();
+    // A caller's id is kept for tracing across services, within reason.
+    const given = req.headers["x-request-id"];
+    const requestId = typeof given === "string" && given.length <= 128 ? given : randomUUID();
     let model = "";
     this.inflight++;
     this.metrics.inflight.inc();
@@ -233,28 +236,22 @@ export class RouterApp {
     model = primary.modelName;
     const headers: Record<string, string> = {};
     if (source === "stale" || this.resolver.degraded) headers[DEGRADED_HEADER] = "1";
-    await this.upstream
-      .forward({
-        req,
-        res,
-        path,
-        body,
-        json,
-        primary,
-        headers,
-        requestId,
-        fallback: async (name) => (await this.resolver.resolve(name)).entry,
-        onFirstByte: () =>
-          this.metrics.timeToFirstByte.observe(
-            { model, environment: this.env },
-            Number(process.hrtime.bigint() - started) / 1e9,
-          ),
-      })
-      .catch((err) => {
-        if (err instanceof RouterError)
-          err.headers[DEGRADED_HEADER] = headers[DEGRADED_HEADER] ?? "0";
-        throw err;
-      });
+    await this.upstream.forward({
+      req,
+      res,
+      path,
+      body,
+      json,
+      primary,
+      headers,
+      requestId,
+      fallback: async (name) => (await this.resolver.resolve(name)).entry,
+      onFirstByte: () =>
+        this.metrics.timeToFirstByte.observe(
+          { model, environment: this.env },
+          Number(process.hrtime.bigint() - started) / 1e9,
+        ),
+    });
   }
 
   /** The entry if it can serve; 404 for unknown names, 403 (with the reason) for disabled ones. */
