@@ -1,0 +1,216 @@
+// npm run local: the development stack's data plane on this machine. Once as the command
+// itself on a bare machine (embedded PostgreSQL, no Redis), checking that nothing keeps
+// running or listening afterwards; then in-process against real PostgreSQL and Redis.
+import assert from "node:assert/strict";
+import { execFile, execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as path from "node:path";
+import type Redis from "ioredis";
+import { connectRedis } from "../router/src/registry/connect";
+import { getEntry } from "../router/src/registry/queries";
+import { registryKey } from "../router/src/registry/types";
+import { withRegistryClient } from "../router/src/registry/connect";
+import { EXIT, LOCAL_MANAGER, run } from "../scripts/local";
+import { scriptRunner } from "./support/scriptIo";
+import { createTestDatabase, freePort, redisUrl } from "./support/services";
+
+const ROOT = path.resolve(__dirname, "..");
+const MODEL = "qwen2-5-1-5b-instruct";
+
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, "127.0.0.1");
+    s.once("connect", () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once("error", () => resolve(true));
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function addresses(out: string) {
+  const router = /^router\s+http:\/\/127\.0\.0\.1:(\d+)\s+pid (\d+)/m.exec(out);
+  const pg = /^registry\s+postgresql:\/\/postgres:\*\*\*@127\.0\.0\.1:(\d+)\/model_registry/m.exec(
+    out,
+  );
+  const sim = /^model \S+\s+http:\/\/127\.0\.0\.1:(\d+)/m.exec(out);
+  assert.ok(router && sim, `summary lists the router and the simulator:\n${out}`);
+  return {
+    routerPort: Number(router[1]),
+    routerPid: Number(router[2]),
+    pgPort: pg ? Number(pg[1]) : undefined,
+    simPort: Number(sim[1]),
+  };
+}
+
+describe("npm run local", () => {
+  it("--once on a bare machine: embedded PostgreSQL, no Redis, verified, and nothing left running", async function () {
+    this.timeout(120000);
+    const started = Date.now();
+    const { code, stdout, stderr } = await new Promise<{
+      code: number;
+      stdout: string;
+      stderr: string;
+    }>((resolve) =>
+      execFile(
+        "npm",
+        ["run", "--silent", "local", "--", "--once", "--port", "0"],
+        // DATABASE_URL and REDIS_URL unset: the machine has nothing running.
+        {
+          cwd: ROOT,
+          env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp" },
+          timeout: 110000,
+        },
+        (e, stdout, stderr) =>
+          resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      ),
+    );
+    assert.equal(code, EXIT.ok, `${stdout}\n${stderr}`);
+    // Progress while starting, then the verification, the summary and a request to paste.
+    assert.match(stderr, /✓ starting embedded PostgreSQL: postgresql:\/\/postgres:\*\*\*@/);
+    assert.match(stderr, /Redis: not used/);
+    assert.match(
+      stderr,
+      /✓ registering the models \(the Pulumi program's registry provider\): qwen2-5-1-5b-instruct ready/,
+    );
+    assert.match(stdout, /completion\s+qwen2-5-1-5b-instruct\s+PASS\s+HTTP 200/);
+    assert.match(stdout, /✓ all 4 checks passed/);
+    assert.match(stdout, /curl -s http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions/);
+    assert.doesNotMatch(stdout + stderr, /postgres:[0-9a-f]{24}@/, "no password in the output");
+    const a = addresses(stdout);
+    assert.ok(a.pgPort, "the embedded PostgreSQL is listed");
+    for (const port of [a.routerPort, a.pgPort!, a.simPort])
+      assert.ok(await refused(port), `port ${port} is closed after exit`);
+    assert.equal(alive(a.routerPid), false, "the router process is gone");
+    const ps = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" });
+    assert.doesNotMatch(ps, new RegExp(`postgres -D \\S+vllm-fleet-local-\\S+ -p ${a.pgPort}\\b`));
+    process.stdout.write(
+      `      (local --once took ${((Date.now() - started) / 1000).toFixed(1)} s)\n`,
+    );
+  });
+
+  describe("with PostgreSQL and Redis running", () => {
+    let db: string;
+    let redis: Redis;
+    let local: ReturnType<typeof scriptRunner>;
+
+    before(async () => {
+      db = await createTestDatabase("ops_local");
+      const redisAt = await redisUrl();
+      redis = await connectRedis(redisAt);
+      local = scriptRunner(run, {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        DATABASE_URL: db,
+        REDIS_URL: redisAt,
+      });
+    });
+    after(() => redis?.disconnect());
+
+    it("--once uses DATABASE_URL and REDIS_URL, registers through the provider and verifies", async () => {
+      // A stale cached copy from an earlier run: registration must invalidate it.
+      await redis.set(registryKey("development", MODEL), "stale");
+      const res = await local("--once", "--port", "0");
+      assert.equal(res.code, EXIT.ok, `${res.out}\n${res.err}`);
+      assert.match(res.err, /✓ connecting to PostgreSQL \(DATABASE_URL\)/);
+      assert.match(res.err, /✓ Redis: redis:\/\/127\.0\.0\.1:\d+\/? \(REDIS_URL\)/);
+      const row = await withRegistryClient(db, (c) => getEntry(c, "development", MODEL));
+      assert.equal(row?.status, "ready");
+      assert.equal(row?.managedBy, LOCAL_MANAGER);
+      assert.equal(row?.servedModelName, "qwen2.5-1.5b-instruct");
+      assert.match(row?.endpoint ?? "", /^127\.0\.0\.1:\d+$/);
+      assert.equal(
+        await redis.get(registryKey("development", MODEL)),
+        null,
+        "registration deleted the cached copy",
+      );
+      // The router ran with the cache in front of PostgreSQL.
+      const log = /log (\S+\.log)/.exec(res.out)![1];
+      const listening = fs
+        .readFileSync(log, "utf8")
+        .split("\n")
+        .find((l) => l.includes('"router listening"'));
+      assert.match(listening ?? "", /"redis":"redis:\/\/127\.0\.0\.1:\d+/);
+      const a = addresses(res.out);
+      assert.equal(a.pgPort, undefined);
+      assert.ok(await refused(a.routerPort));
+      assert.ok(await refused(a.simPort));
+      assert.equal(alive(a.routerPid), false);
+    });
+
+    it("serves until stopped: the pasted request works while it runs", async () => {
+      let answer: { status: number; body: string } | undefined;
+      const out: string[] = [];
+      const code = await run(
+        ["--port", "0"],
+        {
+          env: { PATH: process.env.PATH, DATABASE_URL: db },
+          out: (s) => out.push(s),
+          err: () => undefined,
+        },
+        async () => {
+          const url = /^router\s+(http:\/\/\S+)/m.exec(out.join("\n"))![1];
+          const res = await fetch(`${url}/v1/chat/completions`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({
+              model: MODEL,
+              messages: [{ role: "user", content: "Hello" }],
+              max_tokens: 16,
+            }),
+          });
+          answer = { status: res.status, body: await res.text() };
+        },
+      );
+      assert.equal(code, EXIT.ok);
+      assert.match(out.join("\n"), /Running\. Press Ctrl-C to stop\./);
+      assert.equal(answer?.status, 200);
+      assert.equal((JSON.parse(answer!.body) as { model: string }).model, "qwen2.5-1.5b-instruct");
+      assert.ok(await refused(addresses(out.join("\n")).routerPort));
+    });
+
+    it("fails with exit code 3 naming the step when PostgreSQL is unreachable", async () => {
+      const port = await freePort();
+      const res = await scriptRunner(run, {
+        PATH: process.env.PATH,
+        DATABASE_URL: `postgresql://u:secretpw@127.0.0.1:${port}/x`,
+      })("--once", "--port", "0");
+      assert.equal(res.code, EXIT.startFailed);
+      assert.match(
+        res.err,
+        /error: connecting to PostgreSQL \(DATABASE_URL\) failed: cannot reach the registry database at postgresql:\/\/u:\*\*\*@/,
+      );
+      assert.doesNotMatch(res.err, /secretpw/);
+    });
+
+    it("rejects a busy port and bad flags with exit code 2, and documents its exit codes", async () => {
+      const busy = net.createServer();
+      await new Promise<void>((r) => busy.listen(0, "127.0.0.1", () => r()));
+      const port = (busy.address() as net.AddressInfo).port;
+      try {
+        const res = await local("--once", "--port", String(port));
+        assert.equal(res.code, EXIT.usage);
+        assert.match(res.err, new RegExp(`port ${port} is in use: .*--port 0 picks a free one`));
+      } finally {
+        busy.close();
+      }
+      assert.equal((await local("--port", "http")).code, EXIT.usage);
+      const help = await local("--help");
+      assert.equal(help.code, EXIT.ok);
+      assert.match(
+        help.out,
+        /Exit codes: 0 verified, 1 verification failed, 2 invalid usage or config, 3 a component/,
+      );
+    });
+  });
+});
