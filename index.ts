@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { parseStackConfig, readStackConfig, StackConfigError } from "./components/config";
 import { Environment } from "./components/environment";
 import { ModelDeployment } from "./components/modelDeployment";
+import { RegistryDatabase } from "./components/registryDatabase";
 
 function loadSpec() {
   try {
@@ -27,11 +28,18 @@ const providers = { kubernetes: provider };
 
 const environment = new Environment(spec.environment, { stack: spec }, { providers });
 
-const adminPassword = new pulumi.Config().requireSecret("registryAdminPassword");
-const { host, port, database, adminUser, sslmode } = spec.registry;
+const registryDb = new RegistryDatabase(spec.environment, {
+  registry: spec.registry,
+  adminPassword: new pulumi.Config().requireSecret("registryAdminPassword"),
+  environment: spec.environment,
+  namespace: spec.namespace,
+  kubernetesProvider: provider,
+  dependsOn: [environment.namespace],
+});
 const registry = {
-  connectionString: pulumi.interpolate`postgresql://${encodeURIComponent(adminUser)}:${adminPassword.apply(encodeURIComponent)}@${host}:${port}/${database}?sslmode=${sslmode}`,
+  connectionString: registryDb.adminConnectionString,
   redisUrl: spec.redis.url,
+  dependsOn: [registryDb.migrations],
 };
 
 const deployments = spec.models.map(

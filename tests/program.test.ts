@@ -1,6 +1,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import { strict as assert } from "node:assert";
-import { MOCK_ADMIN_PASSWORD, ProgramError, runProgram, ProgramRun } from "./support/program";
+import {
+  MOCK_ADMIN_PASSWORD,
+  MOCK_GENERATED_PASSWORD,
+  ProgramError,
+  runProgram,
+  ProgramRun,
+} from "./support/program";
 import { modelEndpoint } from "../components/naming";
 
 const STACKS = ["development", "staging", "production"] as const;
@@ -14,6 +20,17 @@ const K = {
   namespace: "kubernetes:core/v1:Namespace",
   quota: "kubernetes:core/v1:ResourceQuota",
 };
+
+/** JSON of a resource's inputs with every secret-wrapped value removed. */
+function plainText(inputs: unknown): string {
+  return JSON.stringify(inputs, (_k, v) =>
+    v &&
+    typeof v === "object" &&
+    v[pulumi.runtime.specialSigKey] === pulumi.runtime.specialSecretSig
+      ? "[secret]"
+      : v,
+  );
+}
 
 function matches(selector: Record<string, string>, labels: Record<string, string>): boolean {
   return Object.entries(selector).every(([k, v]) => labels[k] === v);
@@ -133,19 +150,21 @@ for (const stack of STACKS) {
         );
         assert.match(
           conn.value,
-          /@registry-postgresql\.platform-data\.svc\.cluster\.local:5432\/model_registry\?sslmode=/,
+          new RegExp(
+            `^postgresql://vllm_registry_admin_${stack}:${MOCK_GENERATED_PASSWORD}@registry-postgresql\\.platform-data\\.svc\\.cluster\\.local:5432/model_registry\\?sslmode=`,
+          ),
         );
+      }
+      const passwords = [MOCK_ADMIN_PASSWORD, MOCK_GENERATED_PASSWORD];
+      for (const r of run.resources) {
+        const text = plainText(r.inputs);
+        for (const p of passwords)
+          assert.ok(!text.includes(p), `${r.type} ${r.name} carries a password in plain text`);
       }
       assert.ok(
-        !JSON.stringify(run.outputs).includes(MOCK_ADMIN_PASSWORD),
-        "no stack output carries the admin password",
+        !passwords.some((p) => JSON.stringify(run.outputs).includes(p)),
+        "no stack output carries a password",
       );
-      for (const r of run.resources.filter((x) => x.type.startsWith("kubernetes:"))) {
-        assert.ok(
-          !JSON.stringify(r.inputs).includes(MOCK_ADMIN_PASSWORD),
-          `${r.type} ${r.name} carries no password`,
-        );
-      }
     });
 
     it("budgets the namespace's GPUs and denies traffic by default", () => {

@@ -61,6 +61,7 @@ export interface RunOptions {
 }
 
 export const MOCK_ADMIN_PASSWORD = "mock-admin-password-3f9a";
+export const MOCK_GENERATED_PASSWORD = "mock-generated-password-8c1d";
 
 export async function runProgram(stack: string, options: RunOptions = {}): Promise<ProgramRun> {
   const {
@@ -85,7 +86,12 @@ export async function runProgram(stack: string, options: RunOptions = {}): Promi
         const delay = createDelays[args.type];
         if (delay) await new Promise((r) => setTimeout(r, delay));
         record.createdSeq = ++seq;
-        return { id, state: { ...args.inputs } };
+        // Outputs the real providers compute that the program reads back.
+        const computed =
+          args.type === "random:index/randomPassword:RandomPassword"
+            ? { result: MOCK_GENERATED_PASSWORD }
+            : {};
+        return { id, state: { ...args.inputs, ...computed } };
       },
       call(args) {
         return args.inputs;
