@@ -12,11 +12,12 @@ async function main(): Promise<void> {
   }
   const stop = (signal: string) => {
     app.logger.info({ signal }, "shutdown requested");
+    const exit = (code: number) => app.logger.flush(() => process.exit(code));
     app.shutdown().then(
-      () => process.exit(0),
+      () => exit(0),
       (err) => {
         app.logger.error({ err: (err as Error).message }, "shutdown failed");
-        process.exit(1);
+        exit(1);
       },
     );
   };

@@ -2,7 +2,7 @@
 // fallbacks only before the first byte, streaming passthrough with backpressure, upstream
 // abort when the client goes away, and an SSE error event when a stream breaks midway.
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
-import { Agent, errors as undiciErrors } from "undici";
+import { Agent, Dispatcher, errors as undiciErrors } from "undici";
 import type { RegistryEntry } from "./registry/types";
 import { RouterError } from "./errors";
 import type { Logger } from "./logger";
@@ -110,82 +110,123 @@ export class Upstream {
     }
   }
 
-  /** One try against one model server: "done" once anything was sent to the client. */
-  private async attempt(f: ForwardRequest, entry: RegistryEntry): Promise<"done" | Failure> {
+  /**
+   * One try against one model server: "done" once anything was sent to the client. Uses
+   * undici's dispatch API directly: response chunks go straight to the client socket, and
+   * the upstream is paused while the client's buffer is full (backpressure).
+   */
+  private attempt(f: ForwardRequest, entry: RegistryEntry): Promise<"done" | Failure> {
     const body =
       f.json.model === entry.servedModelName
         ? f.body
         : Buffer.from(JSON.stringify({ ...f.json, model: entry.servedModelName }));
-    const abort = new AbortController();
-    const onClose = () => {
-      if (!f.res.writableFinished) abort.abort();
-    };
-    f.res.once("close", onClose);
-    let upstream;
-    try {
-      upstream = await this.agent.request({
-        origin: `http://${entry.endpoint}`,
-        path: f.path,
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          accept: String(f.req.headers.accept ?? "*/*"),
-          "x-request-id": f.requestId,
+    const res = f.res;
+    return new Promise((resolve) => {
+      let controller: Dispatcher.DispatchController | undefined;
+      let clientGone = false;
+      let committed = false;
+      let isSse = false;
+      let failed: Failure | undefined;
+      let waitingForDrain = false;
+      const onClose = () => {
+        if (res.writableFinished) return;
+        clientGone = true;
+        controller?.abort(new ClientGoneError());
+      };
+      const onDrain = () => {
+        waitingForDrain = false;
+        controller?.resume();
+      };
+      const finish = (outcome: "done" | Failure) => {
+        res.off("close", onClose);
+        res.off("drain", onDrain);
+        resolve(outcome);
+      };
+      res.on("close", onClose);
+      const handler: Dispatcher.DispatchHandler = {
+        onRequestStart: (c) => {
+          controller = c;
+          if (clientGone) c.abort(new ClientGoneError());
         },
-        body,
-        signal: abort.signal,
-      });
-    } catch (err) {
-      f.res.off("close", onClose);
-      return { model: entry.modelName, reason: classify(err) };
-    }
-    if (upstream.statusCode >= 500) {
-      upstream.body.dump().catch(() => undefined);
-      f.res.off("close", onClose);
-      return { model: entry.modelName, reason: `http_${upstream.statusCode}` };
-    }
-    f.onFirstByte();
-    const headers: OutgoingHttpHeaders = { ...f.headers, "x-vllm-router-model": entry.modelName };
-    for (const [k, v] of Object.entries(upstream.headers)) {
-      if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
-    }
-    f.res.writeHead(upstream.statusCode, headers);
-    const isSse = String(upstream.headers["content-type"] ?? "").startsWith("text/event-stream");
-    await new Promise<void>((resolve) => {
-      const source = upstream.body;
-      source.pipe(f.res, { end: false });
-      source.once("end", () => {
-        f.res.end();
-        resolve();
-      });
-      source.once("error", (err) => {
-        source.unpipe(f.res);
-        if (!f.res.destroyed && !abort.signal.aborted) {
-          this.o.metrics.upstreamErrors.inc({ model: entry.modelName, reason: "stream_broken" });
-          this.o.logger.warn(
-            { requestId: f.requestId, model: entry.modelName, reason: classify(err) },
-            "model server failed mid-response",
-          );
-          if (isSse) {
-            // The client must see a failure, not a clean end: an error event and no [DONE].
-            const event = {
-              error: {
-                message: `The model server for '${entry.modelName}' failed mid-stream; the response is incomplete`,
-                type: "server_error",
-                param: null,
-                code: "upstream_stream_broken",
-              },
-            };
-            f.res.end(`data: ${JSON.stringify(event)}\n\n`);
-          } else {
-            f.res.destroy(); // a truncated JSON body must not look complete
+        onResponseStart: (_c, statusCode, headers) => {
+          if (statusCode >= 500) {
+            // Nothing sent yet: read the error body to its end (keeping the connection) and fall back.
+            failed = { model: entry.modelName, reason: `http_${statusCode}` };
+            return;
           }
-        }
-        resolve();
-      });
+          committed = true;
+          f.onFirstByte();
+          const out: OutgoingHttpHeaders = { ...f.headers, "x-vllm-router-model": entry.modelName };
+          for (const k in headers) if (!HOP_BY_HOP.has(k)) out[k] = headers[k];
+          isSse = String(headers["content-type"] ?? "").startsWith("text/event-stream");
+          res.writeHead(statusCode, out);
+        },
+        onResponseData: (c, chunk) => {
+          if (failed || res.destroyed) return;
+          if (!res.write(chunk) && !waitingForDrain) {
+            waitingForDrain = true;
+            c.pause();
+            res.once("drain", onDrain);
+          }
+        },
+        onResponseEnd: () => {
+          if (failed) return finish(failed);
+          res.end();
+          finish("done");
+        },
+        onResponseError: (_c, err) => {
+          if (clientGone || res.destroyed) return finish("done");
+          if (!committed) return finish({ model: entry.modelName, reason: classify(err) });
+          this.brokenMidway(f, entry, isSse, err);
+          finish("done");
+        },
+      };
+      this.agent.dispatch(
+        {
+          origin: `http://${entry.endpoint}`,
+          path: f.path,
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            accept: String(f.req.headers.accept ?? "*/*"),
+            "x-request-id": f.requestId,
+          },
+          body,
+        },
+        handler,
+      );
     });
-    f.res.off("close", onClose);
-    return "done";
+  }
+
+  /** The model server failed after the response began: the client must see a failure, not a clean end. */
+  private brokenMidway(f: ForwardRequest, entry: RegistryEntry, isSse: boolean, err: Error): void {
+    this.o.metrics.upstreamErrors.inc({ model: entry.modelName, reason: "stream_broken" });
+    this.o.logger.warn(
+      { requestId: f.requestId, model: entry.modelName, reason: classify(err) },
+      "model server failed mid-response",
+    );
+    if (!isSse) {
+      f.res.destroy(); // a truncated JSON body must not look complete
+      return;
+    }
+    const event = {
+      error: {
+        message: `The model server for '${entry.modelName}' failed mid-stream; the response is incomplete`,
+        type: "server_error",
+        param: null,
+        code: "upstream_stream_broken",
+      },
+    };
+    // An error event and no [DONE]: OpenAI clients raise it.
+    f.res.end(`data: ${JSON.stringify(event)}\n\n`);
+  }
+}
+
+/** Abort reason when the client disconnected. */
+class ClientGoneError extends Error {
+  constructor() {
+    super("client went away");
+    this.name = "ClientGoneError";
   }
 }
 
@@ -197,6 +238,5 @@ function classify(err: unknown): string {
   if (code === "ECONNREFUSED") return "connection_refused";
   if (code === "ECONNRESET" || code === "UND_ERR_SOCKET") return "connection_reset";
   if (code === "ENOTFOUND" || code === "EAI_AGAIN") return "dns";
-  if ((err as Error).name === "AbortError") return "client_gone";
   return code ? code.toLowerCase() : "error";
 }
