@@ -3,6 +3,7 @@
 // environment, so no credential ever appears on a command line.
 import { Command, Option } from "commander";
 import { StackConfigError } from "../components/config";
+import { ROUTER_NAME } from "../components/routerManifests";
 import { withRegistryClient } from "../router/src/registry/connect";
 import { listEntries } from "../router/src/registry/queries";
 import { Environment, ENVIRONMENTS } from "../router/src/registry/types";
@@ -58,11 +59,12 @@ export async function verifyStack(
   io: ScriptIo,
   routerUrl?: string,
   completionTimeoutMs?: number,
+  routerFlag = "--router-url",
 ): Promise<CheckResult[]> {
-  const url = routerUrl ?? io.env.ROUTER_URL ?? outputRouterUrl(view);
+  const url = routerUrl ?? outputRouterUrl(view);
   if (!url)
     throw new ScriptError(
-      `no router URL for stack ${view.name}: pass --router-url (e.g. after \`kubectl -n ${view.spec.namespace} port-forward svc/vllm-router 8080:80\`) or set ROUTER_URL`,
+      `no router URL for stack ${view.name}: pass ${routerFlag} <url> (e.g. http://127.0.0.1:8080 after \`kubectl -n ${view.spec.namespace} port-forward svc/${ROUTER_NAME} 8080:80\`)`,
       EXIT.usage,
     );
   return verifyPlatform({
@@ -157,7 +159,7 @@ Exit codes: 0 all checks passed, 1 a check failed, 2 invalid usage or config.`,
     if (o.stack) {
       const view = await readStack(o.stack, io);
       subject = `stack ${o.stack} (${view.spec.environment}, config from ${view.source === "pulumi" ? "pulumi" : `Pulumi.${o.stack}.yaml`})`;
-      results = await verifyStack(view, io, o.routerUrl, o.timeoutMs);
+      results = await verifyStack(view, io, o.routerUrl ?? io.env.ROUTER_URL, o.timeoutMs);
     } else {
       const environment = o.environment!;
       const routerUrl = o.routerUrl ?? io.env.ROUTER_URL;

@@ -222,7 +222,7 @@ describe("npm run verify", () => {
       "development",
     );
     assert.equal(noRouter.code, EXIT.usage);
-    assert.match(noRouter.err, /no router URL for stack development: pass --router-url/);
+    assert.match(noRouter.err, /no router URL for stack development: pass --router-url <url>/);
     const nothing = await scriptRunner(run, { DATABASE_URL: db })();
     assert.equal(nothing.code, EXIT.usage);
     const help = await scriptRunner(run, {})("--help");

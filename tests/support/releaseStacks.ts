@@ -1,0 +1,102 @@
+// Staging and production as promote/rollback tests need them: one registry database, a vLLM
+// simulator and a router per environment, and stand-in pulumi state whose stack outputs
+// point at them, so every verification gate runs against real parts.
+import { startSimulator, Simulator } from "../../scripts/simulator";
+import { createPulumiStandIn, PulumiStandIn } from "./pulumiStandIn";
+import { RouterProcess, seedRegistry, startRouter } from "./router";
+import { createTestDatabase } from "./services";
+
+export const MODEL = "chat";
+const DIGEST = (c: string) => `vllm/vllm-openai:v0.11.0@sha256:${c.repeat(64)}`;
+const REV = (c: string) => c.repeat(40);
+
+/** A production-valid release of the model (digest and revision pinned). */
+export function release(digest: string, revision: string, extra: Record<string, unknown> = {}) {
+  return {
+    name: MODEL,
+    source: "org/chat",
+    image: DIGEST(digest),
+    revision: REV(revision),
+    ...extra,
+  };
+}
+
+export function stagingConfig(releases: unknown[]) {
+  return {
+    environment: "staging",
+    namespace: "llm-staging",
+    gpuQuota: 4,
+    releases,
+    capacity: { [MODEL]: { replicas: 1, gpu: { count: 1 } } },
+    router: { replicas: 2 },
+    registry: { host: "registry.example" },
+  };
+}
+
+export function productionConfig(releases: unknown[]) {
+  return {
+    environment: "production",
+    namespace: "llm-production",
+    gpuQuota: 8,
+    releases,
+    capacity: { [MODEL]: { replicas: 2, gpu: { count: 1 } } },
+    router: { replicas: 2 },
+    registry: { host: "registry.example" },
+  };
+}
+
+export interface ReleaseStacks {
+  databaseUrl: string;
+  routers: Record<"staging" | "production", RouterProcess>;
+  sims: Record<"staging" | "production", Simulator>;
+  /** A fresh stand-in whose staging and production stacks point at the running parts. */
+  standIn(staging: unknown[], production: unknown[]): PulumiStandIn;
+  close(): Promise<void>;
+}
+
+export async function startReleaseStacks(): Promise<ReleaseStacks> {
+  const databaseUrl = await createTestDatabase("ops_release");
+  const sims = {
+    staging: await startSimulator({ port: 0, model: MODEL, ttftMs: 5, tokensPerSecond: 0 }),
+    production: await startSimulator({ port: 0, model: MODEL, ttftMs: 5, tokensPerSecond: 0 }),
+  };
+  await seedRegistry(
+    databaseUrl,
+    (["staging", "production"] as const).map((environment) => ({
+      modelName: MODEL,
+      environment,
+      endpoint: sims[environment].endpoint,
+      namespace: `llm-${environment}`,
+    })),
+  );
+  const router = (environment: string) =>
+    startRouter({
+      DATABASE_URL: databaseUrl,
+      ROUTER_ENVIRONMENT: environment,
+      ROUTER_SHUTDOWN_DELAY_MS: "0",
+    });
+  const routers = { staging: await router("staging"), production: await router("production") };
+  const made: PulumiStandIn[] = [];
+  return {
+    databaseUrl,
+    routers,
+    sims,
+    standIn(staging, production) {
+      const s = createPulumiStandIn();
+      made.push(s);
+      s.setConfig("staging", stagingConfig(staging));
+      s.setConfig("production", productionConfig(production));
+      for (const env of ["staging", "production"] as const)
+        s.setOutputs(env, {
+          routerUrl: routers[env].url,
+          models: { [MODEL]: { endpoint: sims[env].endpoint } },
+        });
+      return s;
+    },
+    async close() {
+      await Promise.all([routers.staging.stop(), routers.production.stop()]);
+      await Promise.all([sims.staging.close(), sims.production.close()]);
+      made.forEach((s) => s.remove());
+    },
+  };
+}
