@@ -79,16 +79,14 @@ describe("vLLM simulator", () => {
     const events = (await res.text()).split("\n\n").filter(Boolean);
     const elapsed = Date.now() - started;
     assert.equal(events.at(-1), "data: [DONE]");
-    const chunks = events
-      .slice(0, -1)
-      .map(
-        (e) =>
-          JSON.parse(e.replace(/^data: /, "")) as {
-            object: string;
-            choices: { delta: { role?: string; content?: string }; finish_reason: string | null }[];
-            usage?: { completion_tokens: number };
-          },
-      );
+    const chunks = events.slice(0, -1).map(
+      (e) =>
+        JSON.parse(e.replace(/^data: /, "")) as {
+          object: string;
+          choices: { delta: { role?: string; content?: string }; finish_reason: string | null }[];
+          usage?: { completion_tokens: number };
+        },
+    );
     assert.ok(chunks.every((c) => c.object === "chat.completion.chunk"));
     assert.equal(chunks[0].choices[0].delta.role, "assistant");
     assert.equal(
