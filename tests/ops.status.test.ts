@@ -1,0 +1,209 @@
+// npm run status: config, registry row, Redis entry and pods side by side against real
+// PostgreSQL and Redis (pods from a stand-in kubectl), with drift injected into each source.
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type Redis from "ioredis";
+import { parseStackConfig } from "../components/config";
+import { releaseRevision } from "../components/modelManifests";
+import { encodeEntry } from "../router/src/registry/cache";
+import { connectRedis, withRegistryClient } from "../router/src/registry/connect";
+import { migrate } from "../router/src/registry/migrations";
+import { setStatus, upsertEntry } from "../router/src/registry/queries";
+import { registryKey } from "../router/src/registry/types";
+import { driftOf, EXIT, ModelStatus, run } from "../scripts/status";
+import { createPulumiStandIn, PulumiStandIn } from "./support/pulumiStandIn";
+import { scriptRunner } from "./support/scriptIo";
+import { createTestDatabase, redisUrl } from "./support/services";
+
+const RAW = {
+  environment: "staging",
+  namespace: "llm-status",
+  gpuQuota: 8,
+  releases: ["alpha", "beta", "gamma"].map((name) => ({
+    name,
+    source: `org/${name}`,
+    image: "vllm/vllm-openai:v0.11.0",
+  })),
+  capacity: {
+    alpha: { replicas: 1, gpu: { count: 1 } },
+    beta: { replicas: 2, gpu: { count: 1 } },
+    gamma: { replicas: 1, gpu: { count: 1 }, enabled: false },
+  },
+  registry: { host: "registry.example" },
+};
+const SPEC = parseStackConfig(RAW);
+const endpoint = (m: string) => `${m}-staging.llm-status.svc.cluster.local:8000`;
+
+describe("npm run status", () => {
+  let db: string;
+  let redisAt: string;
+  let redis: Redis;
+  let standIn: PulumiStandIn;
+  let podsFile: string;
+
+  /** Rows, cache entries and pods exactly as the config says. */
+  async function consistent(): Promise<void> {
+    await withRegistryClient(db, async (c) => {
+      await c.query("DELETE FROM model_registry_entries");
+      for (const m of SPEC.models) {
+        const row = await upsertEntry(c, {
+          modelName: m.name,
+          environment: "staging",
+          endpoint: endpoint(m.name),
+          namespace: "llm-status",
+          revision: releaseRevision(m),
+          managedBy: "staging",
+          status: m.enabled ? "ready" : "disabled",
+          disabledReason: m.enabled ? null : "disabled in the config of stack staging",
+        });
+        await redis.set(registryKey("staging", m.name), encodeEntry(row), "EX", 120);
+      }
+    });
+    fs.writeFileSync(
+      podsFile,
+      JSON.stringify({ "alpha-staging": [true], "beta-staging": [true, true] }),
+    );
+  }
+
+  before(async () => {
+    db = await createTestDatabase("ops_status");
+    await withRegistryClient(db, (c) => migrate(c));
+    redisAt = await redisUrl();
+    redis = await connectRedis(redisAt);
+    standIn = createPulumiStandIn();
+    standIn.setConfig("status-test", RAW);
+    standIn.setOutputs("status-test", {});
+    podsFile = path.join(standIn.dir, "pods.json");
+  });
+  after(async () => {
+    for (const m of SPEC.models) await redis.del(registryKey("staging", m.name));
+    redis?.disconnect();
+    standIn?.remove();
+  });
+
+  const status = (env: Record<string, string> = {}) =>
+    scriptRunner(run, {
+      ...standIn.env,
+      DATABASE_URL: db,
+      REDIS_URL: redisAt,
+      KUBECTL_STANDIN_PODS: podsFile,
+      ...env,
+    });
+
+  it("shows every source side by side and exits 0 when they agree", async () => {
+    await consistent();
+    const res = await status()("--stack", "status-test");
+    assert.equal(res.code, EXIT.ok, `${res.out}\n${res.err}`);
+    assert.match(res.out, /^MODEL\s+CONFIG\s+REGISTRY\s+CACHE\s+PODS\s+DRIFT/m);
+    assert.match(
+      res.out,
+      /^alpha\s+enabled x1\s+ready alpha-staging\.llm-status\.svc\.cluster\.local:8000\s+ready \(ttl \d+s\)\s+1\/1 ready\s+ok/m,
+    );
+    assert.match(res.out, /^beta\s+enabled x2\s+ready \S+\s+ready \(ttl \d+s\)\s+2\/2 ready\s+ok/m);
+    assert.match(
+      res.out,
+      /^gamma\s+disabled\s+disabled \S+\s+disabled \(ttl \d+s\)\s+0\/0 ready\s+ok/m,
+    );
+    assert.match(res.out, /✓ no drift/);
+  });
+
+  it("flags injected drift in the registry, the cache and the pods, and exits 1", async () => {
+    await consistent();
+    await withRegistryClient(db, async (c) => {
+      // An operator disabled alpha by hand; its cached copy still says ready.
+      await setStatus(c, "staging", "alpha", "disabled", "hotfix by on-call");
+      // beta's row points somewhere else than the Service.
+      await upsertEntry(c, {
+        modelName: "beta",
+        environment: "staging",
+        endpoint: "10.0.0.7:8000",
+        namespace: "llm-status",
+        revision: releaseRevision(SPEC.models[1]),
+        managedBy: "staging",
+      });
+      // A model the stack does not have still takes traffic.
+      await upsertEntry(c, {
+        modelName: "delta",
+        environment: "staging",
+        endpoint: "delta-staging.llm-status.svc.cluster.local:8000",
+        namespace: "llm-status",
+        managedBy: "registry-cli",
+      });
+    });
+    fs.writeFileSync(
+      podsFile,
+      JSON.stringify({ "alpha-staging": [false], "beta-staging": [true, true] }),
+    );
+
+    const res = await status()("--stack", "status-test");
+    assert.equal(res.code, EXIT.drift);
+    assert.match(
+      res.out,
+      /^alpha\s+enabled x1\s+disabled \S+\s+ready \(ttl \d+s\)\s+0\/1 ready\s+DRIFT \(3\)/m,
+    );
+    assert.match(
+      res.out,
+      /alpha: row disabled \(hotfix by on-call\) but the config enables the model/,
+    );
+    assert.match(
+      res.out,
+      /alpha: cache stale: cached ready at alpha-staging\S+ \(updated [^)]+\), row disabled at alpha-staging/,
+    );
+    assert.match(res.out, /alpha: pods: 0\/1 ready/);
+    assert.match(
+      res.out,
+      /beta: endpoint: row 10\.0\.0\.7:8000, config beta-staging\.llm-status\.svc\.cluster\.local:8000/,
+    );
+    assert.match(
+      res.out,
+      /delta: ready registry row \(managed by registry-cli\) for a model the stack does not have/,
+    );
+    assert.doesNotMatch(res.out, /gamma: /);
+
+    const json = await status()("--stack", "status-test", "--format", "json");
+    assert.equal(json.code, EXIT.drift);
+    const doc = JSON.parse(json.out) as { drift: boolean; models: ModelStatus[] };
+    assert.equal(doc.drift, true);
+    assert.deepEqual(
+      doc.models.map((m) => m.drift.length),
+      [3, 2, 0],
+    );
+  });
+
+  it("says the cluster is unreachable without a kubectl context, and the cache unknown without REDIS_URL", async () => {
+    await consistent();
+    const res = await status({ KUBECTL_STANDIN_PODS: "", REDIS_URL: "" })("--stack", "status-test");
+    assert.equal(res.code, EXIT.ok, res.out);
+    assert.match(
+      res.out,
+      /^alpha\s+enabled x1\s+ready \S+\s+unknown: REDIS_URL not set\s+cluster: unreachable\s+ok/m,
+    );
+    assert.match(res.out, /cluster: unreachable \(no kubectl context/);
+  });
+
+  it("derives drift from the sources (pure)", () => {
+    const config = { enabled: true, endpoint: "a:1", revision: "r", replicas: 1 };
+    assert.deepEqual(driftOf({ config, cache: { state: "absent" }, pods: { unreachable: "x" } }), [
+      "not registered: the config enables the model but it has no registry row",
+    ]);
+    assert.deepEqual(
+      driftOf({
+        config: { ...config, enabled: false, replicas: 0 },
+        cache: { state: "absent" },
+        pods: { ready: 0, total: 0 },
+      }),
+      [],
+    );
+  });
+
+  it("needs DATABASE_URL and a stack, documents its exit codes", async () => {
+    const noDb = await status({ DATABASE_URL: "" })("--stack", "status-test");
+    assert.equal(noDb.code, EXIT.usage);
+    assert.match(noDb.err, /DATABASE_URL is not set/);
+    assert.equal((await status()()).code, EXIT.usage);
+    const help = await status()("--help");
+    assert.equal(help.code, EXIT.ok);
+    assert.match(help.out, /Exit codes: 0 no drift, 1 drift found/);
+  });
+});
