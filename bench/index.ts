@@ -235,17 +235,21 @@ async function main(argv: string[]): Promise<number> {
       DATABASE_URL: process.env.DATABASE_URL ?? pg!.url,
       REDIS_URL: process.env.REDIS_URL ?? redis!.url,
     };
-    const [fastPort, slowPort] = [await freePort(), await freePort()];
-    const [fast, slow] = await Promise.all([
+    const [fastPort, slowPort, pacedPort] = [await freePort(), await freePort(), await freePort()];
+    // fast: no model time at all, so the router's own cost shows in full; paced: a small
+    // model's pace (20 ms to first token, 200 tokens/s); slow: streams that stay open.
+    const [fast, slow, paced] = await Promise.all([
       startSimulatorProcess("fast", fastPort, 0, 0),
       startSimulatorProcess("slow", slowPort, 0, 2),
+      startSimulatorProcess("paced", pacedPort, 20, 200),
     ]);
-    children.push(fast, slow);
+    children.push(fast, slow, paced);
     const pool = new Pool({ connectionString: env.DATABASE_URL, max: 1 });
     await migrate(pool);
     for (const [modelName, port] of [
       ["fast", fastPort],
       ["slow", slowPort],
+      ["paced", pacedPort],
       ["prop", fastPort],
     ] as const) {
       await upsertEntry(pool, {
@@ -310,6 +314,16 @@ async function main(argv: string[]): Promise<number> {
       rps.streamRouted += sr.rps / 2;
       rps.errors += d.errors + r.errors + sd.errors + sr.errors;
     }
+    const pacedStream = stream.replace('"fast"', '"paced"');
+    const pd = await closedLoop(
+      target(paced.url, 32),
+      "/v1/chat/completions",
+      pacedStream,
+      32,
+      640,
+    );
+    const pr = await closedLoop(routed32, "/v1/chat/completions", pacedStream, 32, 640);
+    rps.errors += pd.errors + pr.errors;
     if (rps.errors) throw new Error(`${rps.errors} requests failed during the throughput runs`);
     log(`propagation: ${o.iterations} CLI disables, two routers `);
     const prop = await propagation([a.url, b.url], env, o.iterations);
@@ -360,6 +374,12 @@ async function main(argv: string[]): Promise<number> {
         rps.streamDirect.toFixed(0),
         rps.streamRouted.toFixed(0),
         `ratio ${(rps.streamRouted / rps.streamDirect).toFixed(2)}`,
+      ],
+      [
+        "c=32 paced streams/s",
+        pd.rps.toFixed(0),
+        pr.rps.toFixed(0),
+        `ratio ${(pr.rps / pd.rps).toFixed(2)}`,
       ],
       ["propagation p50 / p99", "", `${percentile(prop, 50)} ms`, `${percentile(prop, 99)} ms`],
       [

@@ -53,12 +53,13 @@ async function main(argv: string[]): Promise<void> {
     fault?: SimulatorFault;
   }>();
   const sim = await startSimulator(o);
-  process.stdout.write(
-    `vLLM simulator for '${o.servedModelName ?? o.model}' listening on ${sim.url}\n`,
-  );
+  // Handlers before the announcement: whoever waits for it may signal at once.
   const stop = () => void sim.close().then(() => process.exit(0));
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
+  process.stdout.write(
+    `vLLM simulator for '${o.servedModelName ?? o.model}' listening on ${sim.url}\n`,
+  );
 }
 
 if (require.main === module) {
