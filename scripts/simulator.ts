@@ -38,6 +38,12 @@ async function main(argv: string[]): Promise<void> {
       nonNegativeInt("--tokens-per-second"),
       50,
     )
+    .option(
+      "--max-model-len <n>",
+      "largest max_tokens honoured",
+      nonNegativeInt("--max-model-len"),
+      8192,
+    )
     .addOption(
       new Option("--fault <fault>", "fault to inject").choices(SIMULATOR_FAULTS as string[]),
     )
@@ -50,6 +56,7 @@ async function main(argv: string[]): Promise<void> {
     servedModelName?: string;
     ttftMs: number;
     tokensPerSecond: number;
+    maxModelLen: number;
     fault?: SimulatorFault;
   }>();
   const sim = await startSimulator(o);

@@ -25,6 +25,7 @@ describe("router end to end", function () {
   let alpha: Simulator;
   let beta: Simulator;
   let slow: Simulator;
+  let firehose: Simulator;
   let client: OpenAI;
 
   before(async function () {
@@ -40,6 +41,13 @@ describe("router end to end", function () {
     });
     beta = await startSimulator({ port: 0, model: "beta", ttftMs: 5, tokensPerSecond: 0 });
     slow = await startSimulator({ port: 0, model: "slow", ttftMs: 5, tokensPerSecond: 20 });
+    firehose = await startSimulator({
+      port: 0,
+      model: "firehose",
+      ttftMs: 0,
+      tokensPerSecond: 0,
+      maxModelLen: 200_000,
+    });
     const down = await startSimulator({
       port: 0,
       model: "down",
@@ -57,6 +65,7 @@ describe("router end to end", function () {
       },
       { ...base, modelName: "beta", endpoint: beta.endpoint },
       { ...base, modelName: "slow", endpoint: slow.endpoint },
+      { ...base, modelName: "firehose", endpoint: firehose.endpoint },
       { ...base, modelName: "down", endpoint: down.endpoint, fallbacks: ["gone", "beta"] },
       {
         ...base,
@@ -82,7 +91,7 @@ describe("router end to end", function () {
 
   after(async () => {
     await router?.stop();
-    await Promise.all([alpha?.close(), beta?.close(), slow?.close()]);
+    await Promise.all([alpha?.close(), beta?.close(), slow?.close(), firehose?.close()]);
     await pool?.end();
   });
 
@@ -143,7 +152,7 @@ describe("router end to end", function () {
   it("lists the ready models of its environment only", async () => {
     const ids = [];
     for await (const m of client.models.list()) ids.push(m.id);
-    assert.deepEqual(ids.sort(), ["alpha", "beta", "down", "slow"]);
+    assert.deepEqual(ids.sort(), ["alpha", "beta", "down", "firehose", "slow"]);
   });
 
   it("answers 404 model_not_found for unknown models", async () => {
@@ -243,6 +252,31 @@ describe("router end to end", function () {
       async () => slow.stats().aborted === before + 1 && slow.stats().running === 0,
       3000,
     );
+  });
+
+  it("passes backpressure through: a stalled reader stalls the model server, and nothing is lost", async () => {
+    // ~25 MB of SSE with no pacing: more than every socket buffer on the way can hold.
+    const tokens = 150_000;
+    const res = await post(
+      "/v1/completions",
+      JSON.stringify({ model: "firehose", prompt: "x", max_tokens: tokens, stream: true }),
+    );
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = decoder.decode((await reader.read()).value, { stream: true });
+    await eventually(
+      "the model server to wait for the reader",
+      async () => firehose.stats().stalled > 0,
+      5000,
+    );
+    // Were the router ignoring backpressure it would read the whole answer into memory and
+    // the model server would finish; instead it stays blocked until the client reads on.
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.equal(firehose.stats().running, 1, "the model server is still held back by the reader");
+    for (let r = await reader.read(); !r.done; r = await reader.read())
+      text += decoder.decode(r.value, { stream: true });
+    assert.ok(text.endsWith("data: [DONE]\n\n"));
+    assert.equal(text.split('"finish_reason":null').length - 1, tokens, "every token arrived");
   });
 
   it("rejects malformed JSON, a missing model and non-object bodies with 400", async () => {

@@ -23,6 +23,8 @@ export interface SimulatorOptions {
   tokensPerSecond: number;
   /** Fault to inject from the start. */
   fault?: SimulatorFault;
+  /** Largest `max_tokens` honoured (vLLM's --max-model-len); default 8192. */
+  maxModelLen?: number;
 }
 
 export interface SimulatorStats {
@@ -32,6 +34,8 @@ export interface SimulatorStats {
   aborted: number;
   /** Completion requests being generated now. */
   running: number;
+  /** Stream writes that waited for the reader to catch up (backpressure reached the engine). */
+  stalled: number;
 }
 
 export interface Simulator {
@@ -48,7 +52,7 @@ export interface Simulator {
 /** Tokens the simulator "generates": short words, so text length tracks token count. */
 const WORDS = ["The", " quick", " brown", " fox", " jumps", " over", " the", " lazy", " dog", "."];
 const MAX_TOKENS_DEFAULT = 16;
-const MAX_MODEL_LEN = 8192;
+const MAX_MODEL_LEN_DEFAULT = 8192;
 /** After this many streamed tokens a `drop-mid-stream` fault cuts the connection. */
 const DROP_AFTER_TOKENS = 2;
 const EMBEDDING_DIMENSIONS = 8;
@@ -70,7 +74,11 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   const served = options.servedModelName ?? options.model;
   const metrics = new SimulatorMetrics(served);
   const sockets = new Set<Socket>();
-  const stats: SimulatorStats = { requests: 0, aborted: 0, running: 0 };
+  const stats: SimulatorStats = { requests: 0, aborted: 0, running: 0, stalled: 0 };
+  const maxModelLen = options.maxModelLen ?? MAX_MODEL_LEN_DEFAULT;
+  const emit = async (res: http.ServerResponse, text: string) => {
+    if (await write(res, text)) stats.stalled++;
+  };
   let fault = options.fault;
 
   const server = http.createServer((req, res) => {
@@ -103,7 +111,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
             owned_by: "vllm",
             root: options.model,
             parent: null,
-            max_model_len: MAX_MODEL_LEN,
+            max_model_len: maxModelLen,
             permission: [],
           },
         ],
@@ -144,7 +152,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
         (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true,
       maxTokens: Math.min(
         Number.isInteger(limit) ? Number(limit) : MAX_TOKENS_DEFAULT,
-        MAX_MODEL_LEN,
+        maxModelLen,
       ),
       promptTokens: promptTokens(body),
     });
@@ -181,8 +189,8 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
           return;
         }
         if (gen.chat && i === 0)
-          await write(res, sse(chunk(gen, served, { role: "assistant", content: "" }, null)));
-        await write(res, sse(chunk(gen, served, gen.chat ? { content: token } : token, null)));
+          await emit(res, sse(chunk(gen, served, { role: "assistant", content: "" }, null)));
+        await emit(res, sse(chunk(gen, served, gen.chat ? { content: token } : token, null)));
       }
       if (gone) {
         stats.aborted++;
@@ -197,10 +205,10 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       };
       metrics.countTokens(gen.promptTokens, tokens.length);
       if (gen.stream) {
-        await write(res, sse(chunk(gen, served, gen.chat ? {} : "", finish)));
+        await emit(res, sse(chunk(gen, served, gen.chat ? {} : "", finish)));
         if (gen.includeUsage) {
           const object = gen.chat ? "chat.completion.chunk" : "text_completion";
-          await write(
+          await emit(
             res,
             sse({ id: gen.id, object, created: gen.created, model: served, choices: [], usage }),
           );
@@ -353,15 +361,15 @@ function sse(value: Json): string {
   return `data: ${JSON.stringify(value)}\n\n`;
 }
 
-/** Writes with backpressure: waits for `drain` when the client reads slowly. */
-function write(res: http.ServerResponse, text: string): Promise<void> {
-  if (res.destroyed) return Promise.resolve();
-  if (res.write(text)) return Promise.resolve();
+/** Writes with backpressure: waits for `drain` when the client reads slowly (resolves true then). */
+function write(res: http.ServerResponse, text: string): Promise<boolean> {
+  if (res.destroyed) return Promise.resolve(false);
+  if (res.write(text)) return Promise.resolve(false);
   return new Promise((resolve) => {
     const done = () => {
       res.off("drain", done);
       res.off("close", done);
-      resolve();
+      resolve(true);
     };
     res.once("drain", done);
     res.once("close", done);
