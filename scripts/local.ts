@@ -205,138 +205,136 @@ export async function startLocal(
   opts: LocalOptions,
   teardown: Teardown,
 ): Promise<LocalPlatform> {
-  {
-    const spec = await step(
-      io,
-      `reading stack ${opts.stack}`,
-      async () => {
-        try {
-          return parseStackConfig(readStackConfig(loadStackConfig(opts.stack)));
-        } catch (e) {
-          throw new ScriptError((e as Error).message, EXIT.usage);
-        }
-      },
-      (s) => `${s.models.length} model(s) in ${s.environment}`,
-    );
+  const spec = await step(
+    io,
+    `reading stack ${opts.stack}`,
+    async () => {
+      try {
+        return parseStackConfig(readStackConfig(loadStackConfig(opts.stack)));
+      } catch (e) {
+        throw new ScriptError((e as Error).message, EXIT.usage);
+      }
+    },
+    (s) => `${s.models.length} model(s) in ${s.environment}`,
+  );
 
-    const pg = await step(
-      io,
-      io.env.DATABASE_URL
-        ? "connecting to PostgreSQL (DATABASE_URL)"
-        : "starting embedded PostgreSQL",
-      async () => {
-        if (!io.env.DATABASE_URL) return startPostgres(teardown);
-        const db = await connectClient(io.env.DATABASE_URL);
-        await db.end();
-        return { url: io.env.DATABASE_URL, port: undefined, embedded: false };
-      },
-      (p) => redactUrl(p.url),
-    );
-    const redisUrl = io.env.REDIS_URL || undefined;
-    io.err(
-      redisUrl
-        ? `✓ Redis: ${redactUrl(redisUrl)} (REDIS_URL)`
-        : "✓ Redis: not used (set REDIS_URL to put the registry cache in front of PostgreSQL)",
-    );
+  const pg = await step(
+    io,
+    io.env.DATABASE_URL
+      ? "connecting to PostgreSQL (DATABASE_URL)"
+      : "starting embedded PostgreSQL",
+    async () => {
+      if (!io.env.DATABASE_URL) return startPostgres(teardown);
+      const db = await connectClient(io.env.DATABASE_URL);
+      await db.end();
+      return { url: io.env.DATABASE_URL, port: undefined, embedded: false };
+    },
+    (p) => redactUrl(p.url),
+  );
+  const redisUrl = io.env.REDIS_URL || undefined;
+  io.err(
+    redisUrl
+      ? `✓ Redis: ${redactUrl(redisUrl)} (REDIS_URL)`
+      : "✓ Redis: not used (set REDIS_URL to put the registry cache in front of PostgreSQL)",
+  );
 
-    await step(
-      io,
-      "applying registry migrations",
-      () => withRegistryClient(pg.url, (db) => migrate(db)),
-      (r) => `schema at version ${r.to}`,
-    );
+  await step(
+    io,
+    "applying registry migrations",
+    () => withRegistryClient(pg.url, (db) => migrate(db)),
+    (r) => `schema at version ${r.to}`,
+  );
 
-    const sims: Simulator[] = [];
-    await step(
-      io,
-      `starting ${spec.models.length} vLLM simulator(s)`,
-      async () => {
-        for (const m of spec.models) {
-          const sim = await startSimulator({
-            port: 0,
-            model: m.name,
-            servedModelName: m.servedModelName,
-            ttftMs: 50,
-            tokensPerSecond: 50,
-          });
-          teardown.add(`simulator ${m.name}`, () => sim.close());
-          sims.push(sim);
-        }
-      },
-      () => sims.map((s) => s.endpoint).join(", "),
-    );
+  const sims: Simulator[] = [];
+  await step(
+    io,
+    `starting ${spec.models.length} vLLM simulator(s)`,
+    async () => {
+      for (const m of spec.models) {
+        const sim = await startSimulator({
+          port: 0,
+          model: m.name,
+          servedModelName: m.servedModelName,
+          ttftMs: 50,
+          tokensPerSecond: 50,
+        });
+        teardown.add(`simulator ${m.name}`, () => sim.close());
+        sims.push(sim);
+      }
+    },
+    () => sims.map((s) => s.endpoint).join(", "),
+  );
 
-    await step(
-      io,
-      "registering the models (the Pulumi program's registry provider)",
-      async () => {
-        for (const [i, m] of spec.models.entries())
-          await registryEntryProvider.create!(
-            localEntryInputs(spec, m, sims[i].endpoint, pg.url, redisUrl),
-          );
-      },
-      () => spec.models.map((m) => `${m.name} ${m.enabled ? "ready" : "disabled"}`).join(", "),
-    );
-
-    const routerLog = path.join(os.tmpdir(), `vllm-fleet-local-router-${process.pid}.log`);
-    const router = await step(
-      io,
-      "starting the router",
-      async () => {
-        const port = opts.port;
-        if (port !== 0) await assertPortFree(port);
-        return startRouter(
-          {
-            PATH: io.env.PATH ?? "",
-            HOME: io.env.HOME ?? os.tmpdir(),
-            DATABASE_URL: pg.url,
-            ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
-            ROUTER_ENVIRONMENT: spec.environment,
-            PORT: String(port),
-            HOST: "127.0.0.1",
-            // Nothing balances traffic away from a local router: stop at once on Ctrl-C.
-            ROUTER_SHUTDOWN_DELAY_MS: "0",
-            ROUTER_DRAIN_TIMEOUT_MS: "2000",
-            LOG_LEVEL: "info",
-          },
-          routerLog,
-          teardown,
+  await step(
+    io,
+    "registering the models (the Pulumi program's registry provider)",
+    async () => {
+      for (const [i, m] of spec.models.entries())
+        await registryEntryProvider.create!(
+          localEntryInputs(spec, m, sims[i].endpoint, pg.url, redisUrl),
         );
-      },
-      (r) => r.url,
-    );
+    },
+    () => spec.models.map((m) => `${m.name} ${m.enabled ? "ready" : "disabled"}`).join(", "),
+  );
 
-    const results = await step(
-      io,
-      "verifying through the router",
-      () =>
-        verifyPlatform({
-          environment: spec.environment,
-          routerUrl: router.url,
-          databaseUrl: pg.url,
-          models: spec.models.map((m, i) => ({
-            name: m.name,
-            enabled: m.enabled,
-            endpoint: sims[i].endpoint,
-          })),
-        }),
-      (r) => (passed(r) ? "all checks passed" : `${r.filter((c) => !c.ok).length} check(s) failed`),
-    );
-    return {
-      routerUrl: router.url,
-      routerPid: router.child.pid!,
-      databaseUrl: pg.url,
-      embeddedPostgres: pg.embedded,
-      redisUrl,
-      simulators: spec.models.map((m, i) => ({
-        model: m.name,
-        url: sims[i].url,
-        port: sims[i].port,
-      })),
-      routerLog,
-      results,
-    };
-  }
+  const routerLog = path.join(os.tmpdir(), `vllm-fleet-local-router-${process.pid}.log`);
+  const router = await step(
+    io,
+    "starting the router",
+    async () => {
+      const port = opts.port;
+      if (port !== 0) await assertPortFree(port);
+      return startRouter(
+        {
+          PATH: io.env.PATH ?? "",
+          HOME: io.env.HOME ?? os.tmpdir(),
+          DATABASE_URL: pg.url,
+          ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
+          ROUTER_ENVIRONMENT: spec.environment,
+          PORT: String(port),
+          HOST: "127.0.0.1",
+          // Nothing balances traffic away from a local router: stop at once on Ctrl-C.
+          ROUTER_SHUTDOWN_DELAY_MS: "0",
+          ROUTER_DRAIN_TIMEOUT_MS: "2000",
+          LOG_LEVEL: "info",
+        },
+        routerLog,
+        teardown,
+      );
+    },
+    (r) => r.url,
+  );
+
+  const results = await step(
+    io,
+    "verifying through the router",
+    () =>
+      verifyPlatform({
+        environment: spec.environment,
+        routerUrl: router.url,
+        databaseUrl: pg.url,
+        models: spec.models.map((m, i) => ({
+          name: m.name,
+          enabled: m.enabled,
+          endpoint: sims[i].endpoint,
+        })),
+      }),
+    (r) => (passed(r) ? "all checks passed" : `${r.filter((c) => !c.ok).length} check(s) failed`),
+  );
+  return {
+    routerUrl: router.url,
+    routerPid: router.child.pid!,
+    databaseUrl: pg.url,
+    embeddedPostgres: pg.embedded,
+    redisUrl,
+    simulators: spec.models.map((m, i) => ({
+      model: m.name,
+      url: sims[i].url,
+      port: sims[i].port,
+    })),
+    routerLog,
+    results,
+  };
 }
 
 function assertPortFree(port: number): Promise<void> {

@@ -1,7 +1,7 @@
 // npm run verify -- --stack <name>: post-deploy checks of a stack through its router.
 // Reads DATABASE_URL (registry), ROUTER_URL / --router-url and ROUTER_API_KEY from the
 // environment, so no credential ever appears on a command line.
-import { Command, Option } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { StackConfigError } from "../components/config";
 import { ROUTER_NAME } from "../components/routerManifests";
 import { withRegistryClient } from "../router/src/registry/connect";
@@ -130,7 +130,7 @@ export async function run(args: string[], io: ScriptIo): Promise<number> {
         (v) => {
           const n = Number(v);
           if (!Number.isInteger(n) || n < 1)
-            throw new ScriptError("--timeout-ms must be a positive integer", EXIT.usage);
+            throw new InvalidArgumentError("--timeout-ms must be a positive integer");
           return n;
         },
         COMPLETION_BUDGET_MS,
