@@ -44,7 +44,8 @@ export class RouterService extends pulumi.ComponentResource {
   constructor(name: string, args: RouterServiceArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vllm:router:RouterService", name, {}, opts);
     const { stack } = args;
-    const child = { parent: this, dependsOn: args.dependsOn };
+    // Names are fixed (one router per namespace), so a replacement must delete first.
+    const child = { parent: this, dependsOn: args.dependsOn, deleteBeforeReplace: true };
     this.image = routerImage(name, stack, args, { parent: this });
 
     const redisUrl = stack.redis.url;
