@@ -26,6 +26,7 @@ describe("router end to end", function () {
   let beta: Simulator;
   let slow: Simulator;
   let firehose: Simulator;
+  let sleepy: Simulator;
   let client: OpenAI;
 
   before(async function () {
@@ -48,6 +49,7 @@ describe("router end to end", function () {
       tokensPerSecond: 0,
       maxModelLen: 200_000,
     });
+    sleepy = await startSimulator({ port: 0, model: "sleepy", ttftMs: 4000, tokensPerSecond: 0 });
     const down = await startSimulator({
       port: 0,
       model: "down",
@@ -66,6 +68,7 @@ describe("router end to end", function () {
       { ...base, modelName: "beta", endpoint: beta.endpoint },
       { ...base, modelName: "slow", endpoint: slow.endpoint },
       { ...base, modelName: "firehose", endpoint: firehose.endpoint },
+      { ...base, modelName: "sleepy", endpoint: sleepy.endpoint },
       { ...base, modelName: "down", endpoint: down.endpoint, fallbacks: ["gone", "beta"] },
       {
         ...base,
@@ -85,13 +88,20 @@ describe("router end to end", function () {
       ROUTER_ENVIRONMENT: ENV,
       ROUTER_API_KEYS_FILE: keys,
       ROUTER_MAX_BODY_BYTES: "65536",
+      ROUTER_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: "1000",
     });
     client = new OpenAI({ baseURL: `${router.url}/v1`, apiKey: KEY, maxRetries: 0 });
   });
 
   after(async () => {
     await router?.stop();
-    await Promise.all([alpha?.close(), beta?.close(), slow?.close(), firehose?.close()]);
+    await Promise.all([
+      alpha?.close(),
+      beta?.close(),
+      slow?.close(),
+      firehose?.close(),
+      sleepy?.close(),
+    ]);
     await pool?.end();
   });
 
@@ -152,7 +162,7 @@ describe("router end to end", function () {
   it("lists the ready models of its environment only", async () => {
     const ids = [];
     for await (const m of client.models.list()) ids.push(m.id);
-    assert.deepEqual(ids.sort(), ["alpha", "beta", "down", "firehose", "slow"]);
+    assert.deepEqual(ids.sort(), ["alpha", "beta", "down", "firehose", "sleepy", "slow"]);
   });
 
   it("answers 404 model_not_found for unknown models", async () => {
@@ -212,6 +222,17 @@ describe("router end to end", function () {
       metrics,
       /router_upstream_errors_total\{model="down",reason="connection_refused"\} [1-9]/,
     );
+  });
+
+  it("gives up on a model server that sends nothing within the first-byte timeout (503)", async () => {
+    const started = Date.now();
+    const res = await post("/v1/completions", JSON.stringify({ model: "sleepy", prompt: "x" }));
+    assert.equal(res.status, 503);
+    assert.ok(Date.now() - started < 3000, "answered at the timeout, not when the model finished");
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, "upstream_unavailable");
+    assert.match(body.error.message, /sleepy: timeout/);
+    assert.ok(Number(res.headers.get("retry-after")) > 0);
   });
 
   it("ends a stream with an SSE error event when the model server drops it midway", async () => {
