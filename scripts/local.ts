@@ -400,11 +400,7 @@ function stopSignals(): { received: Promise<NodeJS.Signals>; dispose(): void } {
   };
 }
 
-export async function run(
-  args: string[],
-  io: ScriptIo,
-  untilStopped?: () => Promise<unknown>,
-): Promise<number> {
+export async function run(args: string[], io: ScriptIo): Promise<number> {
   return runScript(io, EXIT.usage, async () => {
     const program = new Command("npm run local --")
       .description(
@@ -446,7 +442,7 @@ stops everything it started before exiting.`,
         return ok ? EXIT.ok : EXIT.verifyFailed;
       }
       io.out("\nRunning. Press Ctrl-C to stop.");
-      await (untilStopped ? untilStopped() : signals.received);
+      await signals.received;
       io.err("stopping…");
       return EXIT.ok;
     } finally {
@@ -456,4 +452,4 @@ stops everything it started before exiting.`,
   });
 }
 
-if (require.main === module) main((args, io) => run(args, io));
+if (require.main === module) main(run);

@@ -2,7 +2,7 @@
 // itself on a bare machine (embedded PostgreSQL, no Redis), checking that nothing keeps
 // running or listening afterwards; then in-process against real PostgreSQL and Redis.
 import assert from "node:assert/strict";
-import { execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
@@ -13,6 +13,7 @@ import { getEntry } from "../router/src/registry/queries";
 import { registryKey } from "../router/src/registry/types";
 import { withRegistryClient } from "../router/src/registry/connect";
 import { EXIT, LOCAL_MANAGER, run } from "../scripts/local";
+import { eventually } from "./support/router";
 import { scriptRunner } from "./support/scriptIo";
 import { createTestDatabase, freePort, redisUrl } from "./support/services";
 
@@ -148,35 +149,43 @@ describe("npm run local", () => {
       assert.equal(alive(a.routerPid), false);
     });
 
-    it("serves until stopped: the pasted request works while it runs", async () => {
-      let answer: { status: number; body: string } | undefined;
-      const out: string[] = [];
-      const code = await run(
-        ["--port", "0"],
+    it("serves until Ctrl-C: the pasted request works while it runs, and SIGINT stops everything", async function () {
+      this.timeout(60000);
+      const child = spawn(
+        process.execPath,
+        ["-r", "ts-node/register/transpile-only", "scripts/local.ts", "--port", "0"],
         {
+          cwd: ROOT,
           env: { PATH: process.env.PATH, DATABASE_URL: db },
-          out: (s) => out.push(s),
-          err: () => undefined,
-        },
-        async () => {
-          const url = /^router\s+(http:\/\/\S+)/m.exec(out.join("\n"))![1];
-          const res = await fetch(`${url}/v1/chat/completions`, {
-            method: "POST",
-            headers: { "content-type": "application/json" },
-            body: JSON.stringify({
-              model: MODEL,
-              messages: [{ role: "user", content: "Hello" }],
-              max_tokens: 16,
-            }),
-          });
-          answer = { status: res.status, body: await res.text() };
+          stdio: ["ignore", "pipe", "pipe"],
         },
       );
-      assert.equal(code, EXIT.ok);
-      assert.match(out.join("\n"), /Running\. Press Ctrl-C to stop\./);
-      assert.equal(answer?.status, 200);
-      assert.equal((JSON.parse(answer!.body) as { model: string }).model, "qwen2.5-1.5b-instruct");
-      assert.ok(await refused(addresses(out.join("\n")).routerPort));
+      const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+      let out = "";
+      child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+      child.stderr.resume();
+      await eventually(
+        "the platform to run",
+        async () => out.includes("Press Ctrl-C to stop"),
+        45000,
+      );
+      const a = addresses(out);
+      const res = await fetch(`http://127.0.0.1:${a.routerPort}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          model: MODEL,
+          messages: [{ role: "user", content: "Hello" }],
+          max_tokens: 16,
+        }),
+      });
+      assert.equal(res.status, 200);
+      assert.equal(((await res.json()) as { model: string }).model, "qwen2.5-1.5b-instruct");
+      child.kill("SIGINT");
+      assert.equal(await exited, EXIT.ok);
+      assert.equal(alive(a.routerPid), false, "the router process is gone");
+      assert.ok(await refused(a.routerPort));
+      assert.ok(await refused(a.simPort));
     });
 
     it("fails with exit code 3 naming the step when PostgreSQL is unreachable", async () => {
