@@ -17,11 +17,25 @@ import { connectClient, redactUrl, withRegistryClient } from "../router/src/regi
 import { migrate } from "../router/src/registry/migrations";
 import { startSimulator, Simulator } from "./simulator";
 import { startEmbeddedPostgres } from "./lib/embeddedPostgres";
-import { commanderOutput, formatTable, main, runScript, ScriptError, ScriptIo } from "./lib/cli";
+import {
+  commanderOutput,
+  formatTable,
+  main,
+  runScript,
+  ScriptError,
+  ScriptIo,
+  USAGE_EXIT,
+} from "./lib/cli";
 import { CheckResult, formatResults, passed, verifyPlatform } from "./lib/verification";
 
 /** Exit codes (also in --help). */
-export const EXIT = { ok: 0, verifyFailed: 1, usage: 2, startFailed: 3, interrupted: 130 } as const;
+export const EXIT = {
+  ok: 0,
+  verifyFailed: 1,
+  usage: USAGE_EXIT,
+  startFailed: 3,
+  interrupted: 130,
+} as const;
 
 const ROOT = path.resolve(__dirname, "..");
 const ROUTER_SOURCE = path.join(ROOT, "router/src/server.ts");

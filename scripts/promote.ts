@@ -13,8 +13,7 @@ import {
   releaseChanges,
 } from "./lib/rollout";
 import { loadStack } from "./lib/stack";
-import { formatResults, passed } from "./lib/verification";
-import { verifyStack } from "./verify";
+import { formatResults, passed, verifyStack } from "./lib/verification";
 
 export { EXIT } from "./lib/rollout";
 

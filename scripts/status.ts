@@ -10,13 +10,20 @@ import { decodeEntry } from "../router/src/registry/cache";
 import { connectRedis, withRegistryClient } from "../router/src/registry/connect";
 import { listEntries } from "../router/src/registry/queries";
 import { RegistryEntry, registryKey } from "../router/src/registry/types";
-import { commanderOutput, formatTable, main, runScript, ScriptError, ScriptIo } from "./lib/cli";
+import {
+  commanderOutput,
+  formatTable,
+  main,
+  runScript,
+  ScriptError,
+  ScriptIo,
+  USAGE_EXIT,
+} from "./lib/cli";
 import { onPath } from "./lib/pulumi";
-import { expectedEndpoint, StackView } from "./lib/stack";
-import { readStack, requireDatabaseUrl } from "./verify";
+import { expectedEndpoint, readStack, requireDatabaseUrl, StackView } from "./lib/stack";
 
 /** Exit codes (also in --help). */
-export const EXIT = { ok: 0, drift: 1, usage: 2 } as const;
+export const EXIT = { ok: 0, drift: 1, usage: USAGE_EXIT } as const;
 
 /** What Redis holds for a model: the decoded entry, nothing, or why it could not be read. */
 export type CacheState =

@@ -2,14 +2,11 @@
 // Reads DATABASE_URL (registry), ROUTER_URL / --router-url and ROUTER_API_KEY from the
 // environment, so no credential ever appears on a command line.
 import { Command, InvalidArgumentError, Option } from "commander";
-import { StackConfigError } from "../components/config";
-import { ROUTER_NAME } from "../components/routerManifests";
 import { withRegistryClient } from "../router/src/registry/connect";
 import { listEntries } from "../router/src/registry/queries";
 import { Environment, ENVIRONMENTS } from "../router/src/registry/types";
-import { commanderOutput, main, runScript, ScriptError, ScriptIo } from "./lib/cli";
-import { onPath, PulumiCli } from "./lib/pulumi";
-import { expectedEndpoint, loadStack, outputRouterUrl, StackView } from "./lib/stack";
+import { commanderOutput, main, runScript, ScriptError, ScriptIo, USAGE_EXIT } from "./lib/cli";
+import { readStack, requireDatabaseUrl } from "./lib/stack";
 import {
   CheckResult,
   COMPLETION_BUDGET_MS,
@@ -17,65 +14,11 @@ import {
   formatResults,
   passed,
   verifyPlatform,
+  verifyStack,
 } from "./lib/verification";
 
 /** Exit codes (also in --help). */
-export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
-
-/** The models a stack expects, with the endpoints its Services have. */
-export function expectedModels(view: StackView): ExpectedModel[] {
-  return view.spec.models.map((m) => ({
-    name: m.name,
-    enabled: m.enabled,
-    endpoint: expectedEndpoint(view, m.name),
-  }));
-}
-
-/** DATABASE_URL or a usage error that says how to set it. */
-export function requireDatabaseUrl(env: ScriptIo["env"]): string {
-  const url = env.DATABASE_URL;
-  if (!url)
-    throw new ScriptError(
-      "DATABASE_URL is not set: export the registry's postgresql://user:password@host:5432/model_registry URL",
-      EXIT.usage,
-    );
-  return url;
-}
-
-/** The stack through `pulumi` when it is on PATH, else from Pulumi.<stack>.yaml. */
-export async function readStack(name: string, io: ScriptIo): Promise<StackView> {
-  const pulumi = onPath("pulumi", io.env) ? new PulumiCli({ env: io.env }) : undefined;
-  try {
-    return await loadStack(name, pulumi);
-  } catch (e) {
-    if (e instanceof StackConfigError) throw new ScriptError(e.message, EXIT.usage);
-    throw new ScriptError(`cannot read stack ${name}: ${(e as Error).message}`, EXIT.usage);
-  }
-}
-
-/** Verifies a stack through `routerUrl` (or the stack's routerUrl output). */
-export async function verifyStack(
-  view: StackView,
-  io: ScriptIo,
-  routerUrl?: string,
-  completionTimeoutMs?: number,
-  routerFlag = "--router-url",
-): Promise<CheckResult[]> {
-  const url = routerUrl ?? outputRouterUrl(view);
-  if (!url)
-    throw new ScriptError(
-      `no router URL for stack ${view.name}: pass ${routerFlag} <url> (e.g. http://127.0.0.1:8080 after \`kubectl -n ${view.spec.namespace} port-forward svc/${ROUTER_NAME} 8080:80\`)`,
-      EXIT.usage,
-    );
-  return verifyPlatform({
-    environment: view.spec.environment,
-    routerUrl: url.replace(/\/+$/, ""),
-    databaseUrl: requireDatabaseUrl(io.env),
-    apiKey: io.env.ROUTER_API_KEY,
-    models: expectedModels(view),
-    completionTimeoutMs,
-  });
-}
+export const EXIT = { ok: 0, failed: 1, usage: USAGE_EXIT } as const;
 
 /** Without a stack: every row of the environment is expected as it stands. */
 async function modelsFromRegistry(

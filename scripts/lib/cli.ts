@@ -14,6 +14,9 @@ export interface ScriptIo {
   confirm?: (question: string) => Promise<boolean>;
 }
 
+/** Exit code of invalid usage, input or config, shared by every script. */
+export const USAGE_EXIT = 2;
+
 /** A failure the script reports as `error: <message>` and exits with `exitCode`. */
 export class ScriptError extends Error {
   constructor(

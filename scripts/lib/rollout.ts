@@ -1,13 +1,11 @@
 // The gates promote and rollback share once a stack's release config has changed: validate,
 // preview, confirm, up, verify. Each gate stops the run with its own exit code and a message
 // saying what state the stack is in; before `up` the config change is reverted.
-import { StackConfigError } from "../../components/config";
-import { PROJECT } from "../../components/config";
-import { verifyStack } from "../verify";
-import { ScriptError, ScriptIo } from "./cli";
+import { PROJECT, StackConfigError } from "../../components/config";
+import { ScriptError, ScriptIo, USAGE_EXIT } from "./cli";
 import { ConfigValueJson, PulumiCli, PulumiCommandError, configText, onPath } from "./pulumi";
 import { loadStack, StackView } from "./stack";
-import { formatResults, passed } from "./verification";
+import { formatResults, passed, verifyStack } from "./verification";
 
 /** The config key promotion copies and rollback restores: everything else is per environment. */
 export const RELEASE_KEY = `${PROJECT}:releases`;
@@ -16,7 +14,7 @@ export const RELEASE_KEY = `${PROJECT}:releases`;
 export const EXIT = {
   ok: 0,
   failed: 1,
-  usage: 2,
+  usage: USAGE_EXIT,
   sourceUnverified: 3,
   configFailed: 4,
   previewFailed: 5,

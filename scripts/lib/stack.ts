@@ -1,9 +1,15 @@
 // A stack as the operator scripts see it: its validated config and, when the Pulumi CLI can
 // tell, its outputs. Without the CLI the config comes from Pulumi.<stack>.yaml.
-import { parseStackConfig, readStackConfig, StackSpec } from "../../components/config";
+import {
+  parseStackConfig,
+  readStackConfig,
+  StackConfigError,
+  StackSpec,
+} from "../../components/config";
 import { modelEndpoint } from "../../components/naming";
 import { loadStackConfig } from "../../components/stackFile";
-import { PulumiCli, plainConfig } from "./pulumi";
+import { ScriptError, ScriptIo, USAGE_EXIT } from "./cli";
+import { onPath, PulumiCli, plainConfig } from "./pulumi";
 
 export interface StackView {
   name: string;
@@ -45,4 +51,26 @@ export function expectedEndpoint(view: StackView, model: string): string {
 export function outputRouterUrl(view: StackView): string | undefined {
   const url = view.outputs.routerUrl;
   return typeof url === "string" ? url : undefined;
+}
+
+/** DATABASE_URL or a usage error that says how to set it. */
+export function requireDatabaseUrl(env: ScriptIo["env"]): string {
+  const url = env.DATABASE_URL;
+  if (!url)
+    throw new ScriptError(
+      "DATABASE_URL is not set: export the registry's postgresql://user:password@host:5432/model_registry URL",
+      USAGE_EXIT,
+    );
+  return url;
+}
+
+/** The stack through `pulumi` when it is on PATH, else from Pulumi.<stack>.yaml. */
+export async function readStack(name: string, io: ScriptIo): Promise<StackView> {
+  const pulumi = onPath("pulumi", io.env) ? new PulumiCli({ env: io.env }) : undefined;
+  try {
+    return await loadStack(name, pulumi);
+  } catch (e) {
+    if (e instanceof StackConfigError) throw new ScriptError(e.message, USAGE_EXIT);
+    throw new ScriptError(`cannot read stack ${name}: ${(e as Error).message}`, USAGE_EXIT);
+  }
 }

@@ -4,7 +4,9 @@
 import { withRegistryClient } from "../../router/src/registry/connect";
 import { listEntries } from "../../router/src/registry/queries";
 import type { Environment } from "../../router/src/registry/types";
-import { formatTable } from "./cli";
+import { ROUTER_NAME } from "../../components/routerManifests";
+import { formatTable, ScriptError, ScriptIo, USAGE_EXIT } from "./cli";
+import { expectedEndpoint, outputRouterUrl, requireDatabaseUrl, StackView } from "./stack";
 
 /** A model as the stack says it should be. */
 export interface ExpectedModel {
@@ -196,4 +198,37 @@ export function formatResults(results: CheckResult[]): string {
     ? `✗ ${failed} of ${results.length} checks failed`
     : `✓ all ${results.length} checks passed`;
   return `${table}\n\n${verdict}`;
+}
+
+/** The models a stack expects, with the endpoints its Services have. */
+export function expectedModels(view: StackView): ExpectedModel[] {
+  return view.spec.models.map((m) => ({
+    name: m.name,
+    enabled: m.enabled,
+    endpoint: expectedEndpoint(view, m.name),
+  }));
+}
+
+/** Verifies a stack through `routerUrl` (or the stack's routerUrl output). */
+export async function verifyStack(
+  view: StackView,
+  io: ScriptIo,
+  routerUrl?: string,
+  completionTimeoutMs?: number,
+  routerFlag = "--router-url",
+): Promise<CheckResult[]> {
+  const url = routerUrl ?? outputRouterUrl(view);
+  if (!url)
+    throw new ScriptError(
+      `no router URL for stack ${view.name}: pass ${routerFlag} <url> (e.g. http://127.0.0.1:8080 after \`kubectl -n ${view.spec.namespace} port-forward svc/${ROUTER_NAME} 8080:80\`)`,
+      USAGE_EXIT,
+    );
+  return verifyPlatform({
+    environment: view.spec.environment,
+    routerUrl: url.replace(/\/+$/, ""),
+    databaseUrl: requireDatabaseUrl(io.env),
+    apiKey: io.env.ROUTER_API_KEY,
+    models: expectedModels(view),
+    completionTimeoutMs,
+  });
 }
