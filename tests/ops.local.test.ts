@@ -13,7 +13,10 @@ import { connectRedis } from "../router/src/registry/connect";
 import { getEntry } from "../router/src/registry/queries";
 import { registryKey } from "../router/src/registry/types";
 import { withRegistryClient } from "../router/src/registry/connect";
-import { EXIT, LOCAL_MANAGER, run } from "../scripts/local";
+import { parseStackConfig, readStackConfig } from "../components/config";
+import { loadStackConfig } from "../components/stackFile";
+import { EXIT, LOCAL_MANAGER, localEntryInputs, run } from "../scripts/local";
+import { runProgram } from "./support/program";
 import { eventually } from "./support/router";
 import { scriptRunner } from "./support/scriptIo";
 import { createTestDatabase, freePort, redisUrl } from "./support/services";
@@ -128,6 +131,31 @@ describe("npm run local", () => {
     process.stdout.write(
       `      (local --once took ${((Date.now() - started) / 1000).toFixed(1)} s)\n`,
     );
+  });
+
+  it("registers with the inputs the Pulumi program gives the registry provider", async () => {
+    // Only where the row points, who writes it and the credentials differ from `pulumi up`.
+    const own = ["endpoint", "managedBy", "connectionString", "redisUrl"];
+    const spec = parseStackConfig(readStackConfig(loadStackConfig("staging")));
+    const run = await runProgram("staging");
+    const entries = run.ofType("pulumi-nodejs:dynamic/vllm-registry:RegistryEntry");
+    assert.equal(entries.length, spec.models.length);
+    for (const e of entries) {
+      const model = spec.models.find((m) => m.name === e.inputs.modelName)!;
+      const local = localEntryInputs(
+        spec,
+        model,
+        "127.0.0.1:8001",
+        "postgresql://local/db",
+        undefined,
+      );
+      const shared = Object.keys(local).filter((k) => !own.includes(k));
+      assert.deepEqual(
+        Object.fromEntries(shared.map((k) => [k, e.inputs[k]])),
+        Object.fromEntries(shared.map((k) => [k, local[k as keyof typeof local]])),
+        model.name,
+      );
+    }
   });
 
   describe("with PostgreSQL and Redis running", () => {
