@@ -5,6 +5,10 @@ import { Diagnostic, evaluatePolicies } from "../policies/evaluate";
 import { TYPES } from "../policies/kube";
 import { packConfig } from "../policies/packConfig";
 import { rules } from "../policies/rules";
+import { parseStackConfig, readStackConfig } from "../components/config";
+import { buildEnvironmentObjects } from "../components/environmentManifests";
+import { buildRouterObjects } from "../components/routerManifests";
+import { loadStackConfig } from "../components/stackFile";
 import { durationSeconds, stackForPolicies } from "./support/policyStacks";
 
 const STACKS = ["development", "staging", "production"] as const;
@@ -32,6 +36,25 @@ describe("policy pack on the real stacks (program under mocks)", () => {
         resources.some((r) => r.type.startsWith(TYPES.dynamic)),
         "registry entries",
       );
+      const found = await evaluatePolicies(rules, resources, packConfig(stack));
+      assert.deepEqual(found, [], show(found));
+    });
+  }
+
+  for (const stack of STACKS) {
+    it(`${stack}: the router's objects from their builders pass every rule`, async () => {
+      const spec = parseStackConfig(readStackConfig(loadStackConfig(stack)));
+      const image = `registry.example.com/vllm-router@sha256:${"a".repeat(64)}`;
+      const objects = [
+        ...Object.values(buildEnvironmentObjects(spec)),
+        ...Object.values(buildRouterObjects(spec, { image, registrySecretName: "registry" })),
+      ].filter((o) => o !== undefined);
+      const resources = objects.map((o) => ({
+        type: `kubernetes:${o.apiVersion.includes("/") ? o.apiVersion : `core/${o.apiVersion}`}:${o.kind}`,
+        name: `${o.kind}-${o.metadata.name}`,
+        inputs: o as unknown as Record<string, unknown>,
+      }));
+      assert.ok(resources.some((r) => r.type === TYPES.deployment));
       const found = await evaluatePolicies(rules, resources, packConfig(stack));
       assert.deepEqual(found, [], show(found));
     });
