@@ -91,7 +91,7 @@ export async function buildRouter(): Promise<void> {
   ]);
 }
 
-/** Starts a built router on `port` and waits until /healthz answers. */
+/** Starts a built router on `port` and waits until /readyz answers (its cache is loaded). */
 export async function startRouterProcess(
   port: number,
   env: Record<string, string>,
@@ -105,13 +105,13 @@ export async function startRouterProcess(
   for (;;) {
     if (child.exitCode !== null) throw new Error(`router exited with ${child.exitCode}`);
     if (
-      await fetch(`${url}/healthz`).then(
+      await fetch(`${url}/readyz`).then(
         (r) => r.ok,
         () => false,
       )
     )
       break;
-    if (Date.now() > deadline) throw new Error("router did not answer /healthz within 15 s");
+    if (Date.now() > deadline) throw new Error("router was not ready (/readyz) within 15 s");
     await new Promise((r) => setTimeout(r, 50));
   }
   return {

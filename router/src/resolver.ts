@@ -49,6 +49,8 @@ export class ModelResolver {
   private postgresDownUntil = 0;
   private postgresDown = false;
   private listening = false;
+  /** A full load (resync) has completed at least once. */
+  private synced = false;
   private readonly memoryTtlMs: number;
   private readonly unlistenedTtlMs: number;
   private readonly negativeTtlMs: number;
@@ -66,9 +68,12 @@ export class ModelResolver {
     return this.postgresDown;
   }
 
-  /** True when the router can answer for at least one model (readiness). */
+  /**
+   * Readiness: the cache is warm (a full load finished and PostgreSQL answers), or PostgreSQL
+   * is down but there are last known good entries to answer from.
+   */
   get ready(): boolean {
-    return !this.postgresDown || this.lastKnown.size > 0;
+    return this.postgresDown ? this.lastKnown.size > 0 : this.synced;
   }
 
   /** Looks a model up; throws RouterError 503 when the registry is unreachable and nothing is known. */
@@ -114,6 +119,7 @@ export class ModelResolver {
         this.memory.set(e.modelName, { entry: e, freshUntil });
         this.lastKnown.set(e.modelName, e);
       }
+      this.synced = true;
       this.o.logger.info({ models: entries.length }, "registry resynced");
     } catch (err) {
       this.postgresFailed(err);

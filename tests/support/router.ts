@@ -77,6 +77,12 @@ export async function startRouter(env: Record<string, string | undefined>): Prom
       15000,
     );
   });
+  // Like Kubernetes, send traffic only once the router reports ready (its cache is loaded).
+  await eventually(
+    "the router to be ready",
+    async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200,
+    15000,
+  );
   return {
     url: `http://127.0.0.1:${port}`,
     port,
