@@ -304,6 +304,16 @@ function crossChecks(cfg: RawConfig): string[] {
       `gpuQuota: enabled models request ${gpus} GPUs but the quota is ${cfg.gpuQuota}; raise gpuQuota or lower replicas/gpu.count`,
     );
   }
+  const router = cfg.router;
+  if (router.image !== undefined && !DIGEST.test(router.image)) {
+    problems.push(
+      `router.image: must be pinned by digest ('${router.image.split("@")[0]}@sha256:<digest>'), or unset it and set router.imageRegistry to build the image`,
+    );
+  } else if (router.image === undefined && !router.imageRegistry) {
+    problems.push(
+      `router.imageRegistry: is required to build and push the router image (e.g. ghcr.io/acme/platform); or set router.image to a prebuilt image pinned by digest`,
+    );
+  }
   if (prod) {
     if (cfg.router.replicas < 2)
       problems.push(

@@ -187,6 +187,16 @@ describe("stack config", () => {
       /^registry\.sslmode: production must not disable TLS/,
     ],
     [
+      "router image by tag",
+      (c) => (c.router = { replicas: 2, image: "ghcr.io/acme/vllm-router:v1" }),
+      /^router\.image: must be pinned by digest \('ghcr\.io\/acme\/vllm-router:v1@sha256:<digest>'\)/,
+    ],
+    [
+      "router without image or registry",
+      (c) => (c.router = { replicas: 2 }),
+      /^router\.imageRegistry: is required to build and push the router image/,
+    ],
+    [
       "bad redis url",
       (c) => (c.redis = { url: "localhost:6379" }),
       /^redis\.url: redis\.url must start with redis:\/\//,

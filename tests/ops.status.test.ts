@@ -31,6 +31,7 @@ const RAW = {
     gamma: { replicas: 1, gpu: { count: 1 }, enabled: false },
   },
   registry: { host: "registry.example" },
+  router: { imageRegistry: "registry.example/platform" },
 };
 const SPEC = parseStackConfig(RAW);
 const endpoint = (m: string) => `${m}-staging.llm-status.svc.cluster.local:8000`;

@@ -27,6 +27,7 @@ function stackConfig(models: Record<string, boolean>) {
     releases: Object.keys(models).map(release),
     capacity: Object.fromEntries(Object.entries(models).map(([m, on]) => [m, capacity(on)])),
     registry: { host: "registry.example", sslmode: "disable" },
+    router: { imageRegistry: "registry.example/platform" },
   };
 }
 

@@ -28,7 +28,7 @@ export function stagingConfig(releases: unknown[]) {
     gpuQuota: 4,
     releases,
     capacity: { [MODEL]: { replicas: 1, gpu: { count: 1 } } },
-    router: { replicas: 2 },
+    router: { replicas: 2, imageRegistry: "registry.example/platform" },
     registry: { host: "registry.example" },
   };
 }
@@ -40,7 +40,7 @@ export function productionConfig(releases: unknown[]) {
     gpuQuota: 8,
     releases,
     capacity: { [MODEL]: { replicas: 2, gpu: { count: 1 } } },
-    router: { replicas: 2 },
+    router: { replicas: 2, imageRegistry: "registry.example/platform" },
     registry: { host: "registry.example" },
   };
 }
