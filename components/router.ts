@@ -106,26 +106,17 @@ export class RouterService extends pulumi.ComponentResource {
   }
 }
 
-/** `router.image` as given (it must carry a digest), or an image built and pushed now. */
+/**
+ * `router.image` as given, or an image built from router/Dockerfile and pushed to
+ * `router.imageRegistry` now. parseStackConfig guarantees one of them, and the digest.
+ */
 function routerImage(
   name: string,
   stack: StackSpec,
   args: RouterServiceArgs,
   opts: pulumi.CustomResourceOptions,
 ): pulumi.Output<string> {
-  if (stack.router.image) {
-    if (!/@sha256:[a-f0-9]{64}$/.test(stack.router.image)) {
-      throw new Error(
-        `router.image '${stack.router.image}' must be pinned by digest (<image>@sha256:<digest>), or unset it and set router.imageRegistry to build the image`,
-      );
-    }
-    return pulumi.output(stack.router.image);
-  }
-  if (!stack.router.imageRegistry) {
-    throw new Error(
-      "router.imageRegistry is required to build the router image (e.g. ghcr.io/acme); or set router.image to a prebuilt image pinned by digest",
-    );
-  }
+  if (stack.router.image) return pulumi.output(stack.router.image);
   const image = new dockerBuild.Image(
     `${name}-image`,
     {
@@ -133,7 +124,7 @@ function routerImage(
       dockerfile: { location: path.join(REPO_ROOT, "router/Dockerfile") },
       platforms: ["linux/amd64"],
       push: true,
-      tags: [`${stack.router.imageRegistry}/${ROUTER_NAME}:${stack.environment}`],
+      tags: [`${stack.router.imageRegistry!}/${ROUTER_NAME}:${stack.environment}`],
       registries: args.imageRegistryAuth ? [args.imageRegistryAuth] : undefined,
     },
     opts,

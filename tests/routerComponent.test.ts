@@ -202,20 +202,12 @@ describe("RouterService under mocks", () => {
     assert.ok(JSON.stringify(secret.inputs).includes("redis://"));
   });
 
-  it("refuses a router.image without a digest and a missing image registry, naming the key", async () => {
+  it("deploys a prebuilt router.image as given, building nothing", async () => {
     const s = spec("staging");
-    s.router.image = "registry.example/vllm-router:latest";
-    assert.throws(
-      () => new RouterService("bad-image", { stack: s, registrySecretName: "x" }),
-      /router\.image .* pinned by digest/,
-    );
-    s.router.image = undefined;
-    assert.throws(
-      () => new RouterService("no-registry", { stack: s, registrySecretName: "x" }),
-      /router\.imageRegistry is required/,
-    );
     s.router.image = `registry.example/vllm-router@${DIGEST}`;
+    const images = created.filter((r) => r.type === "docker-build:index:Image").length;
     const prebuilt = new RouterService("prebuilt", { stack: s, registrySecretName: "x" });
     assert.equal(await valueOf(prebuilt.image), s.router.image);
+    assert.equal(created.filter((r) => r.type === "docker-build:index:Image").length, images);
   });
 });
