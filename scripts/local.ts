@@ -130,7 +130,7 @@ interface RouterChild {
   exited: Promise<number | null>;
 }
 
-/** Starts the router from source (a fresh clone has no router/dist) and waits until it listens. */
+/** Starts the router from source (a fresh clone has no router/dist) and waits until it is ready. */
 async function startRouter(
   env: Record<string, string>,
   logFile: string,
@@ -184,7 +184,26 @@ async function startRouter(
       ROUTER_START_TIMEOUT_MS,
     ).unref();
   });
-  return { url: `http://127.0.0.1:${port}`, child, exited };
+  const url = `http://127.0.0.1:${port}`;
+  // Like a readiness probe: the router answers once it has loaded the registry.
+  const deadline = Date.now() + ROUTER_START_TIMEOUT_MS;
+  const readyz = () =>
+    fetch(`${url}/readyz`).then(
+      (r) => {
+        void r.body?.cancel();
+        return r.status;
+      },
+      () => 0,
+    );
+  while ((await readyz()) !== 200) {
+    if (child.exitCode !== null) throw new Error(`the router exited; see ${logFile}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `the router did not become ready within ${ROUTER_START_TIMEOUT_MS / 1000} s; see ${logFile}`,
+      );
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { url, child, exited };
 }
 
 /**
