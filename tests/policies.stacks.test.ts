@@ -60,12 +60,18 @@ describe("policy pack on the real stacks (program under mocks)", () => {
     });
   }
 
-  it("reads the Deployments' custom timeouts from the registrations", async () => {
+  it("reads the model Deployments' custom timeouts from the registrations", async () => {
     assert.equal(durationSeconds("1h30m"), 5400);
     const { resources } = await stackForPolicies("production");
-    const deployments = resources.filter((r) => r.type === TYPES.deployment);
-    assert.ok(deployments.length >= 2);
-    for (const d of deployments) assert.ok((d.opts?.customTimeouts?.createSeconds ?? 0) > 600);
+    const models = resources.filter(
+      (r) =>
+        r.type === TYPES.deployment &&
+        (r.inputs.metadata as { labels: Record<string, string> }).labels[
+          "app.kubernetes.io/name"
+        ] === "vllm",
+    );
+    assert.equal(models.length, 2);
+    for (const d of models) assert.ok((d.opts?.customTimeouts?.createSeconds ?? 0) > 600, d.name);
   });
 
   it("rejects a broken production config with messages naming object and fix", async () => {
