@@ -121,6 +121,34 @@ describe("router with registry outages", function () {
     });
   });
 
+  describe("started before the registry schema exists", () => {
+    let router: RouterProcess;
+    after(() => router?.stop());
+
+    it("is not ready until the registry can be loaded, then serves without a restart", async () => {
+      const db = await createTestDatabase("early");
+      router = await startRouter(
+        { DATABASE_URL: db, ROUTER_ENVIRONMENT: ENV },
+        { waitReady: false },
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal((await fetch(`${router.url}/readyz`)).status, 503);
+      await seedRegistry(db, [
+        { modelName: "live", environment: ENV, namespace: "llm", endpoint: sim.endpoint },
+      ]);
+      await eventually(
+        "readiness",
+        async () => (await fetch(`${router.url}/readyz`)).status === 200,
+        5000,
+      );
+      await eventually(
+        "the model to be served",
+        async () => (await complete(router, "live")).status === 200,
+        5000,
+      );
+    });
+  });
+
   describe("PostgreSQL stopped with a warm cache", () => {
     let pg: PostgresServer;
     let router: RouterProcess;

@@ -131,6 +131,7 @@ export class RouterApp {
       );
     this.server.closeAllConnections();
     await closed;
+    this.resolver.close();
     await Promise.allSettled([this.listener.close(), this.pool.end(), this.upstream.close()]);
     this.redis?.disconnect();
     this.logger.info("router stopped");

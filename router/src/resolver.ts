@@ -36,6 +36,9 @@ export interface ResolverOptions {
   postgresRetryMs?: number;
 }
 
+/** Pause before a failed full load of the registry is tried again. */
+const RESYNC_RETRY_MS = 250;
+
 /** Seconds a client should wait when nothing can be answered (the Retry-After header). */
 export const REGISTRY_RETRY_AFTER_SECONDS = 5;
 
@@ -51,6 +54,8 @@ export class ModelResolver {
   private listening = false;
   /** A full load (resync) has completed at least once. */
   private synced = false;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private closed = false;
   private readonly memoryTtlMs: number;
   private readonly unlistenedTtlMs: number;
   private readonly negativeTtlMs: number;
@@ -106,12 +111,15 @@ export class ModelResolver {
 
   /** Called when LISTEN (re)connects: notifications may have been missed, so reload everything. */
   async resync(): Promise<void> {
+    clearTimeout(this.resyncTimer);
+    if (this.closed) return;
     this.listening = true;
     const epoch = ++this.epoch;
     try {
       const entries = await listEntries(this.o.pool, { environment: this.o.environment });
       this.postgresUp();
-      if (epoch !== this.epoch) return;
+      // A change arrived meanwhile: this list may predate it, so load again.
+      if (epoch !== this.epoch) return this.retryResync();
       this.memory.clear();
       this.lastKnown.clear();
       const freshUntil = Date.now() + this.memoryTtlMs;
@@ -123,12 +131,26 @@ export class ModelResolver {
       this.o.logger.info({ models: entries.length }, "registry resynced");
     } catch (err) {
       this.postgresFailed(err);
+      this.retryResync();
     }
+  }
+
+  /** Stops background reloads (shutdown). */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.resyncTimer);
+  }
+
+  /** A failed or superseded full load is retried while LISTEN is up (a reconnect resyncs anyway). */
+  private retryResync(): void {
+    if (!this.listening || this.closed) return;
+    this.resyncTimer = setTimeout(() => void this.resync(), RESYNC_RETRY_MS);
   }
 
   /** LISTEN lost its connection: shorten memory freshness until it is back. */
   listenerLost(): void {
     this.listening = false;
+    clearTimeout(this.resyncTimer);
     const limit = Date.now() + this.unlistenedTtlMs;
     for (const c of this.memory.values()) c.freshUntil = Math.min(c.freshUntil, limit);
   }

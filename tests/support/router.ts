@@ -36,8 +36,14 @@ export interface RouterProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts a built router with `env` (DATABASE_URL, ROUTER_ENVIRONMENT, ...) on a free port. */
-export async function startRouter(env: Record<string, string | undefined>): Promise<RouterProcess> {
+/**
+ * Starts a built router with `env` (DATABASE_URL, ROUTER_ENVIRONMENT, ...) on a free port and,
+ * unless `waitReady` is false, waits until /readyz answers 200.
+ */
+export async function startRouter(
+  env: Record<string, string | undefined>,
+  { waitReady = true } = {},
+): Promise<RouterProcess> {
   await buildRouter();
   const child = spawn(process.execPath, [ROUTER_ENTRY], {
     env: { PATH: process.env.PATH, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info", ...env },
@@ -78,11 +84,13 @@ export async function startRouter(env: Record<string, string | undefined>): Prom
     );
   });
   // Like Kubernetes, send traffic only once the router reports ready (its cache is loaded).
-  await eventually(
-    "the router to be ready",
-    async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200,
-    15000,
-  );
+  if (waitReady) {
+    await eventually(
+      "the router to be ready",
+      async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200,
+      15000,
+    );
+  }
   return {
     url: `http://127.0.0.1:${port}`,
     port,
