@@ -1,7 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { ModelSpec, StackSpec } from "./config";
-import { buildModelObjects, probeBudget, releaseRevision } from "./modelManifests";
+import { buildModelObjects, modelRegistration, probeBudget } from "./modelManifests";
 import { RegistryEntry } from "./registryEntry";
 import { modelEndpoint, registryKey } from "./naming";
 
@@ -103,15 +103,7 @@ export class ModelDeployment extends pulumi.ComponentResource {
       {
         connectionString: args.registry.connectionString,
         redisUrl: args.registry.redisUrl,
-        environment: stack.environment,
-        modelName: model.name,
-        endpoint: this.endpoint,
-        namespace: stack.namespace,
-        servedModelName: model.servedModelName,
-        fallbacks: model.fallbacks,
-        revision: releaseRevision(model),
-        enabled: model.enabled,
-        managedBy: pulumi.getStack(),
+        ...modelRegistration(stack, model, this.endpoint, pulumi.getStack()),
       },
       {
         parent: this,

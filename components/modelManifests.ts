@@ -38,6 +38,29 @@ export function releaseRevision(model: ModelSpec): string {
   return `${model.image} ${model.revision ?? "unpinned"}`;
 }
 
+/**
+ * What a model's registry row says about it (all but how to reach the database): the Pulumi
+ * program and the local platform register models through this one mapping.
+ */
+export function modelRegistration<E>(
+  spec: StackSpec,
+  model: ModelSpec,
+  endpoint: E,
+  managedBy: string,
+) {
+  return {
+    environment: spec.environment,
+    modelName: model.name,
+    endpoint,
+    namespace: spec.namespace,
+    servedModelName: model.servedModelName,
+    fallbacks: model.fallbacks,
+    revision: releaseRevision(model),
+    enabled: model.enabled,
+    managedBy,
+  };
+}
+
 /** Command-line flags of `vllm serve` for one release. */
 export function vllmArgs(model: ModelSpec): string[] {
   const a = model.args;

@@ -10,7 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { parseStackConfig, readStackConfig, StackSpec } from "../components/config";
-import { releaseRevision } from "../components/modelManifests";
+import { modelRegistration } from "../components/modelManifests";
 import { RegistryEntryInputs, registryEntryProvider } from "../components/registryEntry";
 import { loadStackConfig } from "../components/stackFile";
 import { connectClient, redactUrl, withRegistryClient } from "../router/src/registry/connect";
@@ -217,19 +217,7 @@ export function localEntryInputs(
   connectionString: string,
   redisUrl: string | undefined,
 ): RegistryEntryInputs {
-  return {
-    connectionString,
-    redisUrl,
-    environment: spec.environment,
-    modelName: model.name,
-    endpoint,
-    namespace: spec.namespace,
-    servedModelName: model.servedModelName,
-    fallbacks: model.fallbacks,
-    revision: releaseRevision(model),
-    enabled: model.enabled,
-    managedBy: LOCAL_MANAGER,
-  };
+  return { connectionString, redisUrl, ...modelRegistration(spec, model, endpoint, LOCAL_MANAGER) };
 }
 
 /** Starts the local platform and verifies it; everything started is registered with `teardown`. */

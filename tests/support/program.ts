@@ -50,6 +50,22 @@ async function resolveDeep(v: unknown): Promise<unknown> {
   return v;
 }
 
+export const MOCK_IMAGE_DIGEST = `sha256:${"d".repeat(64)}`;
+
+function computedOutputs(type: string, inputs: Record<string, unknown>): Record<string, unknown> {
+  switch (type) {
+    case "random:index/randomPassword:RandomPassword":
+      return { result: MOCK_GENERATED_PASSWORD };
+    case "docker-build:index:Image":
+      return {
+        ref: `${(inputs.tags as string[])[0]}@${MOCK_IMAGE_DIGEST}`,
+        digest: MOCK_IMAGE_DIGEST,
+      };
+    default:
+      return {};
+  }
+}
+
 /** Runs index.ts for `stack` under mocks. */
 export interface RunOptions {
   /** Config keys to replace (without the project prefix, values as in the stack file). */
@@ -87,10 +103,7 @@ export async function runProgram(stack: string, options: RunOptions = {}): Promi
         if (delay) await new Promise((r) => setTimeout(r, delay));
         record.createdSeq = ++seq;
         // Outputs the real providers compute that the program reads back.
-        const computed =
-          args.type === "random:index/randomPassword:RandomPassword"
-            ? { result: MOCK_GENERATED_PASSWORD }
-            : {};
+        const computed = computedOutputs(args.type, args.inputs);
         return { id, state: { ...args.inputs, ...computed } };
       },
       call(args) {
