@@ -4,7 +4,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { parseStackConfig, readStackConfig, StackConfigError } from "./components/config";
 import { Environment } from "./components/environment";
 import { ModelDeployment } from "./components/modelDeployment";
+import { FleetMonitoring } from "./components/monitoring";
 import { RegistryDatabase } from "./components/registryDatabase";
+import { RouterService } from "./components/router";
 
 function loadSpec() {
   try {
@@ -51,7 +53,24 @@ const deployments = spec.models.map(
     ),
 );
 
+const router = new RouterService(
+  "vllm-router",
+  {
+    stack: spec,
+    registrySecretName: registryDb.routerSecretName,
+    dependsOn: [environment.namespace],
+  },
+  { providers },
+);
+
+new FleetMonitoring(
+  "vllm-fleet",
+  { stack: spec, dependsOn: [environment.namespace] },
+  { providers },
+);
+
 export const namespace = environment.namespaceName;
+export const routerUrl = router.url;
 export const models = Object.fromEntries(
   deployments.map((d, i) => [
     spec.models[i].name,

@@ -3,15 +3,39 @@ import type { StackSpec } from "./config";
 import { buildEnvironmentObjects } from "./environmentManifests";
 import type { Manifest } from "./manifest";
 import { buildModelObjects } from "./modelManifests";
+import { buildPrometheusRule } from "./alerts";
+import { buildDashboardConfigMap } from "./dashboard";
+import { ROUTER_SECRET_NAME } from "./registryDatabase";
+import { buildRouterObjects, ROUTER_NAME } from "./routerManifests";
 
 function present(objs: Record<string, unknown>): Manifest[] {
   return Object.values(objs).filter((o): o is Manifest => o !== undefined);
 }
 
-/** The stack's manifests in apply order: namespace-wide objects first, then each model. */
+/**
+ * The router image as rendered offline: `router.image` when pinned, else the tag `pulumi up`
+ * pushes (the digest exists only once the image is built).
+ */
+export function renderedRouterImage(spec: StackSpec): string {
+  return spec.router.image ?? `${spec.router.imageRegistry}/${ROUTER_NAME}:${spec.environment}`;
+}
+
+/**
+ * The stack's manifests in apply order: namespace-wide objects, each model, the router, then
+ * alerts and dashboard. Secrets are left out: their values exist only in Pulumi state.
+ */
 export function renderStack(spec: StackSpec): Manifest[] {
+  const router = buildRouterObjects(spec, {
+    image: renderedRouterImage(spec),
+    registrySecretName: ROUTER_SECRET_NAME,
+  });
   return [
     ...present(buildEnvironmentObjects(spec)),
     ...spec.models.flatMap((m) => present(buildModelObjects(spec, m))),
+    ...present({ ...router, redisSecret: undefined }),
+    ...present({
+      alerts: spec.monitoring.alerts ? buildPrometheusRule(spec) : undefined,
+      dashboard: spec.monitoring.dashboard ? buildDashboardConfigMap(spec) : undefined,
+    }),
   ];
 }

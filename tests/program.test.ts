@@ -3,6 +3,7 @@ import { strict as assert } from "node:assert";
 import {
   MOCK_ADMIN_PASSWORD,
   MOCK_GENERATED_PASSWORD,
+  MOCK_IMAGE_DIGEST,
   ProgramError,
   runProgram,
   ProgramRun,
@@ -165,6 +166,52 @@ for (const stack of STACKS) {
         !passwords.some((p) => JSON.stringify(run.outputs).includes(p)),
         "no stack output carries a password",
       );
+    });
+
+    it("deploys the router it builds, by digest, and exports its URL", () => {
+      const image = run.ofType("docker-build:index:Image")[0];
+      assert.deepEqual(image.inputs.tags, [`ghcr.io/acme-ml/vllm-fleet/vllm-router:${stack}`]);
+      assert.equal(image.inputs.push, true);
+      const router = run
+        .ofType(K.deployment)
+        .find((d) => d.inputs.metadata.name === "vllm-router")!;
+      assert.equal(
+        router.inputs.spec.template.spec.containers[0].image,
+        `${image.inputs.tags[0]}@${MOCK_IMAGE_DIGEST}`,
+      );
+      assert.equal(
+        run.outputs.routerUrl,
+        `http://vllm-router.${run.outputs.namespace}.svc.cluster.local`,
+      );
+    });
+
+    it("lets the router, and only the router and Prometheus, reach the model pods", () => {
+      const routerPods = run
+        .ofType(K.deployment)
+        .find((d) => d.inputs.metadata.name === "vllm-router")!.inputs.spec.template.metadata
+        .labels;
+      for (const np of run
+        .ofType(K.netpol)
+        .filter((n) => n.inputs.metadata.labels?.["app.kubernetes.io/name"] === "vllm")) {
+        const peers = np.inputs.spec.ingress.flatMap((r: { from: unknown[] }) => r.from);
+        const podPeers = peers.filter(
+          (p: { podSelector?: { matchLabels: Record<string, string> } }) => p.podSelector,
+        );
+        assert.equal(podPeers.length, 1);
+        assert.ok(
+          matches(podPeers[0].podSelector.matchLabels, routerPods),
+          "router pods match the model's ingress rule",
+        );
+      }
+    });
+
+    it("alerts on the fleet and ships its dashboard", () => {
+      const rule = run.ofType("kubernetes:monitoring.coreos.com/v1:PrometheusRule")[0];
+      assert.ok(rule.inputs.spec.groups.flatMap((g: { rules: unknown[] }) => g.rules).length >= 5);
+      const dash = run
+        .ofType("kubernetes:core/v1:ConfigMap")
+        .find((c) => c.inputs.metadata.labels?.grafana_dashboard === "1");
+      assert.ok(dash, "dashboard ConfigMap for the Grafana sidecar");
     });
 
     it("budgets the namespace's GPUs and denies traffic by default", () => {
