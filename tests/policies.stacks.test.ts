@@ -36,6 +36,15 @@ describe("policy pack on the real stacks (program under mocks)", () => {
         resources.some((r) => r.type.startsWith(TYPES.dynamic)),
         "registry entries",
       );
+      const apps = resources
+        .filter((r) => r.type === TYPES.deployment)
+        .map(
+          (r) =>
+            (r.inputs.metadata as { labels: Record<string, string> }).labels[
+              "app.kubernetes.io/name"
+            ],
+        );
+      assert.ok(apps.includes("vllm") && apps.includes("vllm-router"), `deployments: ${apps}`);
       const found = await evaluatePolicies(rules, resources, packConfig(stack));
       assert.deepEqual(found, [], show(found));
     });
