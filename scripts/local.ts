@@ -3,6 +3,7 @@
 // simulator per model, the registry rows written by the provider the Pulumi program uses,
 // the router (a child process, from source), then the verification through the router.
 // Everything started here is stopped on exit, on Ctrl-C and on failure.
+import { freePort } from "./lib/freePort";
 import { ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
@@ -64,18 +65,6 @@ export interface LocalPlatform {
   simulators: { model: string; url: string; port: number }[];
   routerLog: string;
   results: CheckResult[];
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** Things to stop, newest first. Once run, anything added later is stopped at once. */

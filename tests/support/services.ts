@@ -5,18 +5,9 @@ import { randomBytes } from "node:crypto";
 import * as net from "node:net";
 import { Client } from "pg";
 import { startEmbeddedPostgres } from "../../scripts/lib/embeddedPostgres";
+import { freePort } from "../../scripts/lib/freePort";
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs = 20000) {
   const deadline = Date.now() + timeoutMs;
