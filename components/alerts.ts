@@ -129,6 +129,19 @@ function perModelRules(spec: StackSpec, m: ModelSpec, t: AlertThresholds, runboo
         runbook_url: runbook("VllmModelPartiallyAvailable"),
       },
     },
+    {
+      // Missing rows count as not ready (`or on() vector(0)`); a model scaled to zero is quiet.
+      alert: "ModelRegistryRowNotReady",
+      expr: `(max(${R.entryReady}{environment="${spec.environment}", model="${m.name}"}) or on() vector(0)) < 1 and on() max(${KSM.availableReplicas}{${sel}}) > 0`,
+      for: t.for,
+      // A ticket, not a page: an emergency `registry disable` is deliberate and also fires this.
+      labels: { severity: t.ticket, ...labels },
+      annotations: {
+        summary: `Model ${m.name} runs but its registry row is missing or disabled in ${spec.environment}`,
+        description: `Deployment ${ns}/${deployment} has available replicas but the router has no 'ready' row for ${m.name}, so clients get model_not_found/model_disabled. Check \`npm run registry -- status --model-name ${m.name} --environment ${spec.environment}\`.`,
+        runbook_url: runbook("ModelRegistryRowNotReady"),
+      },
+    },
   ];
   return rules;
 }
@@ -225,19 +238,6 @@ export function buildPrometheusRule(
         description:
           "PostgreSQL is unreachable: enabled models keep working from cache, but no change (enable, disable, new model) reaches the routers until it is back.",
         runbook_url: runbook("RouterDegraded"),
-      },
-    },
-    {
-      // The router labels 403/404 answers with no model (unknown names are unbounded), so this
-      // fires on rejections while the stack's models are running: a row is missing or disabled.
-      alert: "ModelRegistryRowNotReady",
-      expr: `sum(rate(${R.requests}{${routerSel}, status=~"403|404"}[10m])) > 0 and on() max(${KSM.availableReplicas}{namespace="${ns}", deployment=~"${deployments}"}) > 0`,
-      for: t.for,
-      labels: { severity: t.page },
-      annotations: {
-        summary: "Clients are told a deployed model is unknown or disabled",
-        description: `The router answers model_not_found/model_disabled while models of ${ns} are running: a registry row is missing or not 'ready'. Check \`registry status\` for ${models.map((m) => m.name).join(", ")}.`,
-        runbook_url: runbook("ModelRegistryRowNotReady"),
       },
     },
   ];

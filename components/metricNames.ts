@@ -12,6 +12,7 @@ export const ROUTER_METRICS = {
   upstreamErrors: "router_upstream_errors_total",
   inflight: "router_inflight_requests",
   degraded: "router_degraded",
+  entryReady: "router_registry_entry_ready",
 } as const;
 
 /** vLLM server metrics; `gpuCacheUsage` is the pre-0.10 name of `kvCacheUsage`. */

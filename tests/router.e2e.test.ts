@@ -381,6 +381,8 @@ describe("router end to end", function () {
       'router_registry_lookups_total{source="negative"}',
       "router_inflight_requests 0",
       "router_degraded 0",
+      `router_registry_entry_ready{model="alpha",environment="${ENV}"} 1`,
+      `router_registry_entry_ready{model="retired",environment="${ENV}"} 0`,
       "process_resident_memory_bytes",
     ]) {
       assert.ok(text.includes(name), `missing ${name}`);

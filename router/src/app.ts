@@ -59,6 +59,7 @@ export class RouterApp {
       logger: this.logger,
       memoryTtlMs: config.registryMemoryTtlMs,
     });
+    this.metrics.registryEntries = async () => (await this.resolver.listAll()).entries;
     this.listener = new RegistryListener({
       databaseUrl: config.databaseUrl,
       environment: this.env,

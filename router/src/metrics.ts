@@ -1,5 +1,6 @@
 // The router's Prometheus metrics. Names are a contract with the alerts and dashboards.
 import * as client from "prom-client";
+import type { RegistryEntry } from "./registry/types";
 
 export type LookupSource = "memory" | "redis" | "postgres" | "stale" | "negative";
 
@@ -53,6 +54,28 @@ export class RouterMetrics {
     name: "router_degraded",
     help: "1 while the registry database is unreachable and answers come from the last known good entries",
     registers: [this.registry],
+  });
+
+  /** Where `router_registry_entry_ready` reads the registry at scrape time; set by the app. */
+  registryEntries?: () => Promise<RegistryEntry[]>;
+  readonly entryReady = new client.Gauge({
+    name: "router_registry_entry_ready",
+    help: "1 for a registry entry of this environment that is ready, 0 for a disabled one (read at scrape time)",
+    labelNames: ["model", "environment"] as const,
+    registers: [this.registry],
+    // Read on scrape, so the gauge is the table itself, not what requests happened to touch.
+    collect: async () => {
+      if (!this.registryEntries) return;
+      const entries = await this.registryEntries().catch(() => undefined);
+      if (!entries) return; // registry unreachable: keep the last values (router_degraded says why)
+      this.entryReady.reset();
+      for (const e of entries) {
+        this.entryReady.set(
+          { model: e.modelName, environment: e.environment },
+          e.status === "ready" ? 1 : 0,
+        );
+      }
+    },
   });
 
   constructor() {

@@ -155,14 +155,11 @@ export class ModelResolver {
     for (const c of this.memory.values()) c.freshUntil = Math.min(c.freshUntil, limit);
   }
 
-  /** Ready entries of this environment, from PostgreSQL or (degraded) last known good. */
-  async listReady(): Promise<{ entries: RegistryEntry[]; degraded: boolean }> {
+  /** Every entry of this environment, from PostgreSQL or (degraded) last known good. */
+  async listAll(): Promise<{ entries: RegistryEntry[]; degraded: boolean }> {
     if (Date.now() >= this.postgresDownUntil) {
       try {
-        const entries = await listEntries(this.o.pool, {
-          environment: this.o.environment,
-          status: "ready",
-        });
+        const entries = await listEntries(this.o.pool, { environment: this.o.environment });
         this.postgresUp();
         return { entries, degraded: false };
       } catch (err) {
@@ -170,8 +167,13 @@ export class ModelResolver {
       }
     }
     if (!this.lastKnown.size) throw registryUnavailable();
-    const entries = [...this.lastKnown.values()].filter((e) => e.status === "ready");
-    return { entries, degraded: true };
+    return { entries: [...this.lastKnown.values()], degraded: true };
+  }
+
+  /** Ready entries of this environment, from PostgreSQL or (degraded) last known good. */
+  async listReady(): Promise<{ entries: RegistryEntry[]; degraded: boolean }> {
+    const { entries, degraded } = await this.listAll();
+    return { entries: entries.filter((e) => e.status === "ready"), degraded };
   }
 
   private async fetch(model: string): Promise<Resolution> {
