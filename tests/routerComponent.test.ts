@@ -120,10 +120,19 @@ describe("router manifests", () => {
         m.name,
       );
     assert.deepEqual(vllm.ports, [{ port: 8000, protocol: "TCP" }]);
-    assert.deepEqual(postgres.to, [
+    // The stacks' registry is outside the cluster: only its port is opened.
+    assert.deepEqual(postgres.to, [{ ipBlock: { cidr: "0.0.0.0/0" } }]);
+    assert.deepEqual(postgres.ports, [{ port: 5432, protocol: "TCP" }]);
+    const inCluster = buildRouterObjects(
+      {
+        ...s,
+        registry: { ...s.registry, host: "registry-postgresql.platform-data.svc.cluster.local" },
+      },
+      wiring,
+    ).networkPolicy.spec!.egress![1];
+    assert.deepEqual(inCluster.to, [
       { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "platform-data" } } },
     ]);
-    assert.deepEqual(postgres.ports, [{ port: 5432, protocol: "TCP" }]);
     assert.deepEqual(redis.ports, [{ port: 6379, protocol: "TCP" }]);
     assert.deepEqual(
       dns.ports?.map((p) => p.port),
