@@ -1,4 +1,7 @@
 import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { parse } from "yaml";
 import { parseStackConfig, readStackConfig, StackConfigError } from "../components/config";
 import { loadStackConfig } from "../components/stackFile";
 
@@ -39,6 +42,25 @@ describe("stack config", () => {
           operator: "Exists",
           effect: "NoSchedule",
         });
+      }
+    }
+  });
+
+  it("declares project config in Pulumi.yaml the way the CLI accepts it", () => {
+    const project = parse(fs.readFileSync(path.join(__dirname, "..", "Pulumi.yaml"), "utf8"));
+    for (const [key, decl] of Object.entries(
+      project.config as Record<string, Record<string, unknown>>,
+    )) {
+      if (decl.type !== undefined) {
+        assert.ok(
+          ["string", "integer", "boolean", "array", "object"].includes(decl.type as string),
+          key,
+        );
+      }
+      if (decl.type === "array") assert.ok(decl.items, `${key}: an array type needs items`);
+      assert.ok(!("default" in decl && "value" in decl), `${key}: default and value are exclusive`);
+      if (typeof decl.value === "object" || typeof decl.default === "object") {
+        assert.equal(decl.type, undefined, `${key}: structured values cannot be typed`);
       }
     }
   });
