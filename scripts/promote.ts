@@ -10,7 +10,7 @@ import {
   gate,
   pulumiFor,
   RELEASE_KEY,
-  releaseChanges,
+  formatReleaseChanges,
 } from "./lib/rollout";
 import { loadStack } from "./lib/stack";
 import { formatResults, passed, verifyStack } from "./lib/verification";
@@ -89,11 +89,7 @@ ${EXIT_HELP}`,
         EXIT.configFailed,
       );
     }
-    io.out(
-      releaseChanges(before, after)
-        .map((l) => `  ${l}`)
-        .join("\n"),
-    );
+    io.out(formatReleaseChanges(before, after));
     done();
 
     return applyReleaseChange({

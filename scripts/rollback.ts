@@ -12,7 +12,7 @@ import {
   gate,
   pulumiFor,
   RELEASE_KEY,
-  releaseChanges,
+  formatReleaseChanges,
   sameReleases,
 } from "./lib/rollout";
 
@@ -130,11 +130,7 @@ ${EXIT_HELP}`,
         EXIT.configFailed,
       );
     }
-    io.out(
-      releaseChanges(before, target.config![RELEASE_KEY])
-        .map((l) => `  ${l}`)
-        .join("\n"),
-    );
+    io.out(formatReleaseChanges(before, target.config![RELEASE_KEY]));
     done();
 
     return applyReleaseChange({

@@ -102,6 +102,16 @@ export function releaseChanges(
   return lines.length ? lines : ["(no release changes)"];
 }
 
+/** `releaseChanges` as indented lines, for printing under a gate. */
+export function formatReleaseChanges(
+  before: ConfigValueJson | undefined,
+  after: ConfigValueJson | undefined,
+): string {
+  return releaseChanges(before, after)
+    .map((l) => `  ${l}`)
+    .join("\n");
+}
+
 export interface ApplyOptions {
   io: ScriptIo;
   pulumi: PulumiCli;
