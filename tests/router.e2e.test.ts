@@ -390,8 +390,13 @@ describe("router end to end", function () {
   });
 
   it("logs JSON without keys, prompts or passwords", async () => {
-    const logs = router.logs();
-    assert.ok(logs.some((l) => l.msg === "request" && l.model === "alpha" && l.status === 200));
+    // Request lines are written in blocks, at the latest after LOG_FLUSH_INTERVAL_MS.
+    await eventually(
+      "a request log line",
+      async () =>
+        router.logs().some((l) => l.msg === "request" && l.model === "alpha" && l.status === 200),
+      5000,
+    );
     const all = router.output.join("\n");
     const password = new URL(db).password;
     for (const secret of [KEY, HASHED_KEY, PROMPT, password])

@@ -60,6 +60,7 @@ export class RouterApp {
       memoryTtlMs: config.registryMemoryTtlMs,
     });
     this.metrics.registryEntries = async () => (await this.resolver.listAll()).entries;
+    this.metrics.inflightNow = () => this.inflight;
     this.listener = new RegistryListener({
       databaseUrl: config.databaseUrl,
       environment: this.env,
@@ -99,6 +100,7 @@ export class RouterApp {
     );
     if (!this.apiKeys)
       this.logger.warn("ROUTER_API_KEYS_FILE is not set: requests are not authenticated");
+    this.logger.flush(); // startup lines are what operators and probes wait for: no buffering
     return port;
   }
 
@@ -210,7 +212,6 @@ export class RouterApp {
     const requestId = typeof given === "string" && given.length <= 128 ? given : randomUUID();
     let model = "";
     this.inflight++;
-    this.metrics.inflight.inc();
     res.once("close", () => {
       this.metrics.requests.inc({ model, status: String(res.statusCode), environment: this.env });
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -226,7 +227,6 @@ export class RouterApp {
         },
         "request",
       );
-      this.metrics.inflight.dec();
       if (--this.inflight === 0) this.idle?.();
     });
     res.setHeader("x-request-id", requestId);

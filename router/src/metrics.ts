@@ -45,10 +45,15 @@ export class RouterMetrics {
     labelNames: ["model", "reason"] as const,
     registers: [this.registry],
   });
+  /** Requests being served right now; set by the app, read at scrape time (no per-request cost). */
+  inflightNow?: () => number;
   readonly inflight = new client.Gauge({
     name: "router_inflight_requests",
     help: "Requests (including open streams) being served",
     registers: [this.registry],
+    collect: () => {
+      if (this.inflightNow) this.inflight.set(this.inflightNow());
+    },
   });
   readonly degraded = new client.Gauge({
     name: "router_degraded",

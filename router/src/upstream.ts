@@ -68,9 +68,8 @@ export class Upstream {
   /** Proxies `f` to its model or a fallback; resolves when the response is finished or abandoned. */
   async forward(f: ForwardRequest): Promise<void> {
     const failures: Failure[] = [];
-    const tried = new Set<string>();
-    const candidates = this.candidates(f, tried);
-    for await (const entry of candidates) {
+    let tried: Set<string> | undefined;
+    for (let entry: RegistryEntry | undefined = f.primary; entry; ) {
       if (f.res.destroyed) return;
       const outcome = await this.attempt(f, entry);
       if (outcome === "done" || f.res.destroyed) return;
@@ -85,6 +84,8 @@ export class Upstream {
         },
         "model server attempt failed",
       );
+      tried ??= new Set([f.primary.modelName]);
+      entry = await this.nextFallback(f, tried);
     }
     if (f.res.destroyed) return;
     const unavailable = failures.every((x) => x.reason === "timeout" || x.reason === "http_503");
@@ -99,15 +100,18 @@ export class Upstream {
     );
   }
 
-  private async *candidates(f: ForwardRequest, tried: Set<string>): AsyncGenerator<RegistryEntry> {
-    tried.add(f.primary.modelName);
-    yield f.primary;
+  /** The primary's next untried fallback that is ready, in the order the registry lists them. */
+  private async nextFallback(
+    f: ForwardRequest,
+    tried: Set<string>,
+  ): Promise<RegistryEntry | undefined> {
     for (const name of f.primary.fallbacks) {
       if (tried.has(name)) continue;
       tried.add(name);
       const entry = await f.fallback(name).catch(() => undefined);
-      if (entry && entry.status === "ready") yield entry;
+      if (entry && entry.status === "ready") return entry;
     }
+    return undefined;
   }
 
   /**
