@@ -1,6 +1,7 @@
 // `npm run bench`: the router's overhead against direct calls to the same simulator, measured
-// in one run (latency and time to first byte at concurrency 1, throughput at 32), registry
-// propagation (a CLI `disable` until two routers deny) and memory with 1,000 open streams.
+// in one run (latency and time to first byte at concurrency 1, throughput and CPU per request
+// at 32, beside a bare Node.js proxy as the floor any proxy pays), registry propagation (a CLI
+// `disable` until two routers deny) and memory with 1,000 open streams.
 // Prints a table; the last line is one JSON object with the headline figures.
 import * as http from "node:http";
 import { Command, InvalidArgumentError } from "commander";
@@ -14,9 +15,11 @@ import {
   Child,
   registryCli,
   rssMb,
+  startBareProxyProcess,
   startRouterProcess,
   startSimulatorProcess,
 } from "./processes";
+import { Side, SideResult, throughput } from "./throughput";
 
 const ENV = "development";
 
@@ -32,6 +35,7 @@ const TARGETS = {
 interface Options {
   requests: number;
   throughputRequests: number;
+  rounds: number;
   iterations: number;
   streams: number;
   check: boolean;
@@ -79,6 +83,18 @@ async function latency(direct: Target, routed: Target, path: string, body: strin
     directTtfb: stat(d, "firstByteUs"),
     routedTtfb: stat(r, "firstByteUs"),
   };
+}
+
+/** Table rows for one throughput measure: router and bare proxy, each against direct. */
+function throughputRows(
+  measure: string,
+  r: Record<string, SideResult>,
+): [string, string, string, string][] {
+  const ratio = (x: number) => `ratio ${(x / r.direct.rps).toFixed(2)}`;
+  return [
+    [measure, r.direct.rps.toFixed(0), r.router.rps.toFixed(0), ratio(r.router.rps)],
+    [`${measure}, bare proxy`, r.direct.rps.toFixed(0), r.bare.rps.toFixed(0), ratio(r.bare.rps)],
+  ];
 }
 
 async function status(url: string, model: string): Promise<number> {
@@ -202,7 +218,13 @@ async function main(argv: string[]): Promise<number> {
       "--throughput-requests <n>",
       "requests per side at concurrency 32",
       positiveInt("--throughput-requests"),
-      6000,
+      24000,
+    )
+    .option(
+      "--rounds <n>",
+      "rotating rounds the concurrency-32 requests are split into",
+      positiveInt("--rounds"),
+      4,
     )
     .option(
       "--iterations <n>",
@@ -268,10 +290,12 @@ async function main(argv: string[]): Promise<number> {
       startRouterProcess(await freePort(), routerEnv),
     ]);
     children.push(a, b);
+    const bare = await startBareProxyProcess(await freePort(), fast.url);
+    children.push(bare);
 
     log("warming up both paths (JIT, connection pools) ...");
     const warm = JSON.stringify({ model: "fast", prompt: "warm", max_tokens: 16 });
-    for (const t of [fast.url, a.url, b.url])
+    for (const t of [fast.url, a.url, b.url, bare.url])
       await closedLoop(target(t, 8), "/v1/completions", warm, 8, 3000);
     const direct1 = target(fast.url, 1);
     const routed1 = target(a.url, 1);
@@ -286,45 +310,45 @@ async function main(argv: string[]): Promise<number> {
     const plain = await latency(direct1, routed1, "/v1/completions", completion, o.requests);
     log(`concurrency 1, streaming (${o.requests} per side) ...`);
     const sse = await latency(direct1, routed1, "/v1/chat/completions", stream, o.requests);
-    log(`concurrency 32 (${o.throughputRequests} per side, alternating halves) ...`);
-    const direct32 = target(fast.url, 32);
-    const routed32 = target(a.url, 32);
-    const half = Math.ceil(o.throughputRequests / 2);
-    const rps = { direct: 0, routed: 0, streamDirect: 0, streamRouted: 0, errors: 0 };
-    for (let round = 0; round < 2; round++) {
-      const d = await closedLoop(direct32, "/v1/completions", completion, 32, half);
-      const r = await closedLoop(routed32, "/v1/completions", completion, 32, half);
-      const sd = await closedLoop(
-        direct32,
-        "/v1/chat/completions",
-        stream,
-        32,
-        Math.ceil(half / 2),
-      );
-      const sr = await closedLoop(
-        routed32,
-        "/v1/chat/completions",
-        stream,
-        32,
-        Math.ceil(half / 2),
-      );
-      rps.direct += d.rps / 2;
-      rps.routed += r.rps / 2;
-      rps.streamDirect += sd.rps / 2;
-      rps.streamRouted += sr.rps / 2;
-      rps.errors += d.errors + r.errors + sd.errors + sr.errors;
-    }
+    log(
+      `concurrency 32: direct, router, bare proxy (${o.throughputRequests} per side in ${o.rounds} rotating rounds) ...`,
+    );
+    const sides: Side[] = [
+      { name: "direct", target: target(fast.url, 32) },
+      { name: "router", target: target(a.url, 32), proxyPid: a.child.pid },
+      { name: "bare", target: target(bare.url, 32), proxyPid: bare.child.pid },
+    ];
+    const tp = await throughput(
+      sides,
+      fast.child.pid!,
+      "/v1/completions",
+      completion,
+      32,
+      o.throughputRequests,
+      o.rounds,
+    );
+    const tps = await throughput(
+      sides,
+      fast.child.pid!,
+      "/v1/chat/completions",
+      stream,
+      32,
+      Math.ceil(o.throughputRequests / 2),
+      o.rounds,
+    );
     const pacedStream = stream.replace('"fast"', '"paced"');
-    const pd = await closedLoop(
-      target(paced.url, 32),
+    const paced32 = await throughput(
+      [
+        { name: "direct", target: target(paced.url, 32) },
+        { name: "router", target: target(a.url, 32), proxyPid: a.child.pid },
+      ],
+      paced.child.pid!,
       "/v1/chat/completions",
       pacedStream,
       32,
       640,
+      2,
     );
-    const pr = await closedLoop(routed32, "/v1/chat/completions", pacedStream, 32, 640);
-    rps.errors += pd.errors + pr.errors;
-    if (rps.errors) throw new Error(`${rps.errors} requests failed during the throughput runs`);
     log(`propagation: ${o.iterations} CLI disables, two routers `);
     const prop = await propagation([a.url, b.url], env, o.iterations);
     log(`memory: ${o.streams} slow streams through one router ...`);
@@ -363,23 +387,19 @@ async function main(argv: string[]): Promise<number> {
         us(sse.routed.p99),
         us(sse.routed.p99 - sse.direct.p99),
       ],
-      [
-        "c=32 completions/s",
-        rps.direct.toFixed(0),
-        rps.routed.toFixed(0),
-        `ratio ${(rps.routed / rps.direct).toFixed(2)}`,
-      ],
-      [
-        "c=32 streams/s",
-        rps.streamDirect.toFixed(0),
-        rps.streamRouted.toFixed(0),
-        `ratio ${(rps.streamRouted / rps.streamDirect).toFixed(2)}`,
-      ],
+      ...throughputRows("c=32 completions/s", tp),
+      ...throughputRows("c=32 streams/s", tps),
       [
         "c=32 paced streams/s",
-        pd.rps.toFixed(0),
-        pr.rps.toFixed(0),
-        `ratio ${(pr.rps / pd.rps).toFixed(2)}`,
+        paced32.direct.rps.toFixed(0),
+        paced32.router.rps.toFixed(0),
+        `ratio ${(paced32.router.rps / paced32.direct.rps).toFixed(2)}`,
+      ],
+      [
+        "c=32 CPU us/request: sim, proxy",
+        `${tp.direct.cpuUs.simulator.toFixed(0)} us`,
+        `${tp.router.cpuUs.proxy.toFixed(0)} us`,
+        `bare ${tp.bare.cpuUs.proxy.toFixed(0)} us`,
       ],
       ["propagation p50 / p99", "", `${percentile(prop, 50)} ms`, `${percentile(prop, 99)} ms`],
       [
@@ -404,7 +424,11 @@ async function main(argv: string[]): Promise<number> {
       added_p50_us: Math.round(plain.routed.p50 - plain.direct.p50),
       added_p99_us: Math.round(plain.routed.p99 - plain.direct.p99),
       added_ttft_p50_us: Math.round(sse.routedTtfb.p50 - sse.directTtfb.p50),
-      throughput_ratio: Number((rps.routed / rps.direct).toFixed(3)),
+      throughput_ratio: Number((tp.router.rps / tp.direct.rps).toFixed(3)),
+      bare_proxy_throughput_ratio: Number((tp.bare.rps / tp.direct.rps).toFixed(3)),
+      router_vs_bare_proxy: Number((tp.router.rps / tp.bare.rps).toFixed(3)),
+      router_cpu_us_per_request: Math.round(tp.router.cpuUs.proxy),
+      bare_proxy_cpu_us_per_request: Math.round(tp.bare.cpuUs.proxy),
       propagation_p99_ms: percentile(prop, 99),
       rss_mb_1000_streams: Number(rss.toFixed(1)),
     };

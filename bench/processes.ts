@@ -7,6 +7,8 @@ import { promisify } from "node:util";
 
 export const ROOT = path.resolve(__dirname, "..");
 const TS_NODE = ["-r", "ts-node/register/transpile-only"];
+/** USER_HZ: the unit of /proc CPU times, 100 on every Linux architecture Node.js supports. */
+const CLOCK_TICKS = 100;
 
 export interface Child {
   child: ChildProcess;
@@ -83,6 +85,16 @@ export function startSimulatorProcess(
   );
 }
 
+/** The bare proxy of bench/bareProxy.ts in front of `upstream`. */
+export function startBareProxyProcess(port: number, upstream: string): Promise<Child> {
+  return startChild(
+    [...TS_NODE, "bench/bareProxy.ts", "--port", String(port), "--upstream", upstream],
+    {},
+    /listening on (http:\/\/\S+)/,
+    "bare proxy",
+  );
+}
+
 export async function buildRouter(): Promise<void> {
   await promisify(execFile)(process.execPath, [
     require.resolve("typescript/bin/tsc"),
@@ -132,6 +144,14 @@ export async function registryCli(args: string[], env: Record<string, string>): 
     cwd: ROOT,
     env: { ...process.env, ...env },
   });
+}
+
+/** CPU time (user + system) a process has used so far, in microseconds (Linux /proc). */
+export async function cpuUs(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
 }
 
 /** Resident memory of a process in MB (Linux /proc). */
