@@ -69,7 +69,7 @@ export class Upstream {
   async forward(f: ForwardRequest): Promise<void> {
     const failures: Failure[] = [];
     let tried: Set<string> | undefined;
-    for (let entry: RegistryEntry | undefined = f.primary; entry; ) {
+    for (let entry: RegistryEntry | undefined = f.primary; entry;) {
       if (f.res.destroyed) return;
       const outcome = await this.attempt(f, entry);
       if (outcome === "done" || f.res.destroyed) return;
