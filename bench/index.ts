@@ -356,37 +356,17 @@ async function main(argv: string[]): Promise<number> {
     const rss = await streamsRss(a, o.streams);
 
     const us = (v: number) => `${Math.round(v)} us`;
+    const added = (
+      measure: string,
+      direct: number,
+      routed: number,
+    ): [string, string, string, string] => [measure, us(direct), us(routed), us(routed - direct)];
     const rows: [string, string, string, string][] = [
-      [
-        "c=1 completion p50",
-        us(plain.direct.p50),
-        us(plain.routed.p50),
-        us(plain.routed.p50 - plain.direct.p50),
-      ],
-      [
-        "c=1 completion p99",
-        us(plain.direct.p99),
-        us(plain.routed.p99),
-        us(plain.routed.p99 - plain.direct.p99),
-      ],
-      [
-        "c=1 stream TTFB p50",
-        us(sse.directTtfb.p50),
-        us(sse.routedTtfb.p50),
-        us(sse.routedTtfb.p50 - sse.directTtfb.p50),
-      ],
-      [
-        "c=1 stream total p50",
-        us(sse.direct.p50),
-        us(sse.routed.p50),
-        us(sse.routed.p50 - sse.direct.p50),
-      ],
-      [
-        "c=1 stream total p99",
-        us(sse.direct.p99),
-        us(sse.routed.p99),
-        us(sse.routed.p99 - sse.direct.p99),
-      ],
+      added("c=1 completion p50", plain.direct.p50, plain.routed.p50),
+      added("c=1 completion p99", plain.direct.p99, plain.routed.p99),
+      added("c=1 stream TTFB p50", sse.directTtfb.p50, sse.routedTtfb.p50),
+      added("c=1 stream total p50", sse.direct.p50, sse.routed.p50),
+      added("c=1 stream total p99", sse.direct.p99, sse.routed.p99),
       ...throughputRows("c=32 completions/s", tp),
       ...throughputRows("c=32 streams/s", tps),
       [
