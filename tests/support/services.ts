@@ -101,6 +101,9 @@ export async function redisUrl(): Promise<string> {
   return (await sharedRedis).url;
 }
 
+/** Databases made by `createTestDatabase` on a server this run did not start (DATABASE_URL). */
+const createdDatabases: string[] = [];
+
 /** A fresh, empty database on the shared server, so test files never see each other's rows. */
 export async function createTestDatabase(prefix = "t"): Promise<string> {
   const server = new URL(await postgresUrl());
@@ -112,13 +115,29 @@ export async function createTestDatabase(prefix = "t"): Promise<string> {
   } finally {
     await admin.end();
   }
+  if (process.env.DATABASE_URL) createdDatabases.push(name);
   server.pathname = `/${name}`;
   return server.toString();
+}
+
+/** Drops the run's databases from a server it did not start (one it started goes as a whole). */
+async function dropCreatedDatabases(): Promise<void> {
+  if (!createdDatabases.length) return;
+  const admin = new Client({ connectionString: process.env.DATABASE_URL });
+  await admin.connect();
+  try {
+    // FORCE: a pool a test left open must not keep its database alive.
+    for (const name of createdDatabases.splice(0))
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  } finally {
+    await admin.end();
+  }
 }
 
 export async function stopSharedServices(): Promise<void> {
   const pg = sharedPg;
   const redis = sharedRedis;
   sharedPg = sharedRedis = undefined;
+  await dropCreatedDatabases();
   await Promise.all([pg && (await pg).destroy(), redis && (await redis).stop()]);
 }
