@@ -1,4 +1,4 @@
-// Pure builders: the namespace-wide objects of one stack (DESIGN section 4, "Per stack also").
+// Pure builders: the namespace-wide objects of one stack (namespace, GPU quota, container defaults, default-deny).
 import type { ILimitRange } from "kubernetes-models/v1/LimitRange";
 import type { INamespace } from "kubernetes-models/v1/Namespace";
 import type { IResourceQuota } from "kubernetes-models/v1/ResourceQuota";

@@ -1,4 +1,4 @@
-// Pure builders: one model of one stack -> its Kubernetes objects (DESIGN section 4).
+// Pure builders: one model of one stack -> its Kubernetes objects (cache volume, Deployment, Service, PDB, NetworkPolicy, ServiceMonitor).
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import type { IPersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClaim";
 import type { IService } from "kubernetes-models/v1/Service";

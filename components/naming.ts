@@ -12,7 +12,7 @@ export const VLLM_PORT = 8000;
 /** DNS-1035 label: what a model name must be to become part of a Service name. */
 export const DNS_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 
-/** Name of a model's Deployment and Service: `{model}-{env}` (seeds: predictable endpoints). */
+/** Name of a model's Deployment and Service: `{model}-{env}` (predictable endpoints clients and the registry rely on). */
 export function serviceName(model: string, environment: Environment): string {
   return `${model}-${environment}`;
 }

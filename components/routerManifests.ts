@@ -1,4 +1,4 @@
-// Pure builders: the router's Kubernetes objects for one stack (DESIGN section 6).
+// Pure builders: the router's Kubernetes objects for one stack (Deployment, Service, autoscaler, PDB, NetworkPolicy).
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import type { IHorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
 import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";

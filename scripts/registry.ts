@@ -61,7 +61,7 @@ function minutes(iso: string | null): string {
   return iso ? iso.slice(0, 16).replace("T", " ") : "";
 }
 
-/** Left-aligned columns separated by two spaces (the seeds' table style). */
+/** Left-aligned columns separated by two spaces (plain text, easy to grep). */
 export function formatTable(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   return [headers, ...rows]

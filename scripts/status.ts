@@ -1,4 +1,4 @@
-// npm run status -- --stack <name>: every model as each source sees it, side by side (the seeds'
+// npm run status -- --stack <name>: every model as each source sees it, side by side (a
 // multi-source status): stack config, registry row, Redis cache entry and, when a cluster is
 // reachable, pod readiness, with every disagreement between them flagged as drift.
 import { execFile } from "node:child_process";

@@ -33,7 +33,7 @@ const RULE_NAMES = [
 ];
 
 describe("policy pack", () => {
-  it("has the 14 rules of DESIGN section 7, each described, with remediation and config", () => {
+  it("has the 14 rules the README lists, each described, with remediation and config", () => {
     assert.deepEqual(
       rules.map((r) => r.name),
       RULE_NAMES,

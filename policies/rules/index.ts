@@ -1,4 +1,4 @@
-// Every rule of the pack (DESIGN section 7), importable without starting the policy server.
+// Every rule of the pack (README: "Policy pack and CI"), importable without starting the policy server.
 import { Policies } from "@pulumi/policy";
 import { minReplicas, pdbForReplicatedWorkloads } from "./availability";
 import {

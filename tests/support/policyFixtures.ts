@@ -1,4 +1,4 @@
-// Kubernetes objects shaped as DESIGN section 4 describes (a compliant production fleet), and
+// Kubernetes objects shaped as the program builds them (a compliant production fleet), and
 // helpers that call policy rules directly the way the engine does.
 import {
   PolicyResource,

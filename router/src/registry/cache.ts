@@ -7,7 +7,7 @@ import { RegistryEntry, isEnvironment, isStatus, registryKey } from "./types";
 
 export { registryKey };
 
-/** Base TTL of a cached entry (seeds: 2 minutes). */
+/** Base TTL of a cached entry (2 minutes, the TTL other readers of these keys expect). */
 export const CACHE_TTL_SECONDS = 120;
 
 /** TTL with ±10% jitter so entries cached together do not all expire together. */

@@ -8,8 +8,8 @@ import { REGISTRY_TABLE } from "./types";
 export const REGISTRY_CHANNEL = "model_registry_changed";
 
 /**
- * Table recording applied versions. Not `schema_migrations`: the database the seeds' system
- * shares with other services already has golang-migrate's table of that name.
+ * Table recording applied versions. Not `schema_migrations`: a registry database shared
+ * with other services may already have golang-migrate's table of that name.
  */
 export const MIGRATIONS_TABLE = "model_registry_migrations";
 

@@ -7,7 +7,7 @@ export type Environment = (typeof ENVIRONMENTS)[number];
 export const STATUSES = ["ready", "disabled"] as const;
 export type RegistryStatus = (typeof STATUSES)[number];
 
-/** Registry table name (seeds). */
+/** Registry table name (shared with the registry's other clients). */
 export const REGISTRY_TABLE = "model_registry_entries";
 
 /** Model names: lowercase DNS-like labels that may contain dots (`qwen2.5-7b`), at most 63 chars. */
@@ -17,7 +17,7 @@ export const MODEL_NAME_MAX = 63;
 /** Endpoints are `host:port` without a scheme, e.g. `llama-2-7b-development.system.svc.cluster.local:8000`. */
 export const ENDPOINT = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?:[0-9]{1,5}$/;
 
-/** Redis key of a model's registry entry: `model_registry:{env}:{model}` (seeds). */
+/** Redis key of a model's registry entry: `model_registry:{env}:{model}` (other cache readers use this format). */
 export function registryKey(environment: string, model: string): string {
   return `model_registry:${environment}:${model}`;
 }
