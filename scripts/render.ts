@@ -8,10 +8,40 @@ import { parseStackConfig, readStackConfig, StackConfigError } from "../componen
 import { schemaProblems } from "../components/manifestSchema";
 import { renderStack } from "../components/renderStack";
 import { loadStackConfig } from "../components/stackFile";
+import { USAGE_EXIT } from "./lib/cli";
 
 /** File name of one object: apply order first, so `kubectl apply -f dir` creates namespaces first. */
 export function manifestFileName(index: number, kind: string, name: string): string {
   return `${String(index).padStart(2, "0")}-${kind.toLowerCase()}-${name}.yaml`;
+}
+
+/** Lists the files a render wrote, so the next render removes exactly those and nothing else. */
+export const RENDER_INDEX = ".rendered-files";
+
+/** The output directory is not one render may write into; nothing was changed. */
+export class RenderDirectoryError extends Error {}
+
+/**
+ * Removes what the previous render into `out` wrote (its index lists the files) and nothing
+ * else; refuses a non-empty directory without an index, since its files are someone else's.
+ */
+function clearPreviousRender(out: string): void {
+  if (!fs.existsSync(out)) return;
+  if (!fs.statSync(out).isDirectory())
+    throw new RenderDirectoryError(`--out ${out} is a file; choose a directory`);
+  const index = path.join(out, RENDER_INDEX);
+  if (!fs.existsSync(index)) {
+    if (fs.readdirSync(out).length === 0) return;
+    throw new RenderDirectoryError(
+      `--out ${out} is not empty and was not written by render (no ${RENDER_INDEX}); choose a new or empty directory`,
+    );
+  }
+  for (const name of fs.readFileSync(index, "utf8").split("\n")) {
+    // Only plain names render itself writes: an edited index cannot point outside the directory.
+    if (!/^[0-9]{2,}-[a-z0-9.-]+\.yaml$/.test(name)) continue;
+    fs.rmSync(path.join(out, name), { force: true });
+  }
+  fs.rmSync(index);
 }
 
 export function renderToDirectory(
@@ -22,14 +52,14 @@ export function renderToDirectory(
   const manifests = renderStack(spec);
   const problems = manifests.flatMap(schemaProblems);
   if (problems.length) return { files: [], problems };
-  fs.rmSync(out, { recursive: true, force: true });
+  clearPreviousRender(out);
   fs.mkdirSync(out, { recursive: true });
-  const files = manifests.map((m, i) => {
-    const file = path.join(out, manifestFileName(i, m.kind, m.metadata.name));
-    fs.writeFileSync(file, stringify(m, { lineWidth: 0 }));
-    return file;
-  });
-  return { files, problems };
+  const names = manifests.map((m, i) => manifestFileName(i, m.kind, m.metadata.name));
+  manifests.forEach((m, i) =>
+    fs.writeFileSync(path.join(out, names[i]), stringify(m, { lineWidth: 0 })),
+  );
+  fs.writeFileSync(path.join(out, RENDER_INDEX), `${names.join("\n")}\n`);
+  return { files: names.map((n) => path.join(out, n)), problems };
 }
 
 function main(argv: string[]): number {
@@ -43,7 +73,14 @@ function main(argv: string[]): number {
         throw new InvalidArgumentError("a stack name such as development");
       return v;
     })
-    .option("--out <dir>", "output directory (default: rendered/<stack>)")
+    .option(
+      "--out <dir>",
+      "output directory (default: rendered/<stack>); new, empty, or written by an earlier render",
+    )
+    .addHelpText(
+      "after",
+      `\nA re-render removes only the files the previous render listed in ${RENDER_INDEX}; a non-empty\ndirectory without that list is refused, never cleared.\n\nExit codes: 0 written, 1 invalid stack config or a manifest fails its schema, 2 usage\n(including an --out directory render may not write into).`,
+    )
     .exitOverride();
   try {
     program.parse(argv);
@@ -66,6 +103,10 @@ function main(argv: string[]): number {
     );
     return 0;
   } catch (e) {
+    if (e instanceof RenderDirectoryError) {
+      console.error(`render: ${e.message}`);
+      return USAGE_EXIT;
+    }
     console.error(e instanceof StackConfigError ? e.message : `render: ${(e as Error).message}`);
     return 1;
   }

@@ -10,7 +10,7 @@ import { schemaProblems } from "../components/manifestSchema";
 import { buildModelDeployment } from "../components/modelManifests";
 import { renderStack } from "../components/renderStack";
 import { loadStackConfig } from "../components/stackFile";
-import { renderToDirectory } from "../scripts/render";
+import { RENDER_INDEX, RenderDirectoryError, renderToDirectory } from "../scripts/render";
 
 const ROOT = path.resolve(__dirname, "..");
 const spec = (stack: string) => parseStackConfig(readStackConfig(loadStackConfig(stack)));
@@ -48,6 +48,38 @@ describe("render", () => {
     });
   }
 
+  it("never deletes files it did not write: a foreign non-empty --out is refused untouched", () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), "render-foreign-"));
+    fs.writeFileSync(path.join(out, "notes.txt"), "mine");
+    assert.throws(() => renderToDirectory("development", out), RenderDirectoryError);
+    assert.deepEqual(fs.readdirSync(out), ["notes.txt"]);
+  });
+
+  it("re-renders by removing only the files its index lists (never a path outside --out)", () => {
+    const parent = fs.mkdtempSync(path.join(os.tmpdir(), "render-again-"));
+    const out = path.join(parent, "out");
+    const first = renderToDirectory("production", out).files.map((f) => path.basename(f));
+    // A stale manifest of an earlier render, a user's file, and an index entry that escapes.
+    fs.writeFileSync(path.join(out, "99-deployment-removed-model.yaml"), "stale");
+    fs.writeFileSync(path.join(out, "README.md"), "mine");
+    fs.writeFileSync(path.join(parent, "outside.yaml"), "mine");
+    fs.appendFileSync(
+      path.join(out, RENDER_INDEX),
+      "99-deployment-removed-model.yaml\n../outside.yaml\n",
+    );
+    const second = renderToDirectory("development", out).files.map((f) => path.basename(f));
+    assert.deepEqual(
+      fs.readdirSync(out).sort(),
+      [...second, RENDER_INDEX, "README.md"].sort(),
+      "stale files of the previous render are gone, the user's file stays",
+    );
+    assert.ok(
+      first.some((f) => !second.includes(f)),
+      "production has files development has not",
+    );
+    assert.equal(fs.readFileSync(path.join(parent, "outside.yaml"), "utf8"), "mine");
+  });
+
   it("rejects a manifest that breaks the Kubernetes schema", () => {
     const dep = buildModelDeployment(spec("development"), spec("development").models[0]);
     (dep.spec!.template.spec!.containers[0] as { ports: unknown }).ports = [
@@ -82,8 +114,15 @@ describe("render", () => {
     const ok = run("--stack", "production", "--out", out);
     assert.equal(ok.code, 0, ok.out);
     assert.match(ok.out, /wrote \d+ manifests for stack 'production'/);
+    const foreign = fs.mkdtempSync(path.join(os.tmpdir(), "render-cli-foreign-"));
+    fs.writeFileSync(path.join(foreign, "keep.txt"), "mine");
+    const refused = run("--stack", "production", "--out", foreign);
+    assert.equal(refused.code, 2, refused.out);
+    assert.match(refused.out, /not empty and was not written by render/);
+    assert.deepEqual(fs.readdirSync(foreign), ["keep.txt"]);
     const text = fs
       .readdirSync(out)
+      .filter((f) => f.endsWith(".yaml"))
       .map((f) => fs.readFileSync(path.join(out, f), "utf8"))
       .join("\n");
     assert.doesNotMatch(text, /password/i, "no credentials in rendered manifests");
