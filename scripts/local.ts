@@ -18,6 +18,7 @@ import { connectClient, redactUrl, withRegistryClient } from "../router/src/regi
 import { migrate } from "../router/src/registry/migrations";
 import { startSimulator, Simulator } from "./simulator";
 import { startEmbeddedPostgres } from "./lib/embeddedPostgres";
+import { withParentDeathSignal } from "./lib/parentDeathSignal";
 import {
   commanderOutput,
   formatTable,
@@ -126,7 +127,12 @@ async function startRouter(
   teardown: Teardown,
 ): Promise<RouterChild> {
   const log = fs.createWriteStream(logFile);
-  const child = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", ROUTER_SOURCE], {
+  const [cmd, argv] = withParentDeathSignal(
+    process.execPath,
+    ["-r", "ts-node/register/transpile-only", ROUTER_SOURCE],
+    "SIGTERM",
+  );
+  const child = spawn(cmd, argv, {
     cwd: ROOT,
     env: { TS_NODE_PROJECT: path.join(ROOT, "router/tsconfig.json"), ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -395,17 +401,29 @@ function parsePort(value: string): number {
   return n;
 }
 
-/** The first SIGINT/SIGTERM; while listening, signals no longer kill the process outright. */
-function stopSignals(): { received: Promise<NodeJS.Signals>; dispose(): void } {
-  let on: (s: NodeJS.Signals) => void = () => undefined;
-  const received = new Promise<NodeJS.Signals>((resolve) => (on = resolve));
-  process.on("SIGINT", on);
-  process.on("SIGTERM", on);
+/** Signals that stop the platform: Ctrl-C, a kill, and the terminal closing. */
+const STOP_SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+/** How often the parent is looked for: `npm run` exits on SIGTERM without passing it on. */
+const PARENT_POLL_MS = 500;
+
+/**
+ * The first stop signal, or the parent process going away (we are re-parented); while
+ * listening, signals no longer kill the process outright, so teardown always runs.
+ */
+function stopSignals(): { received: Promise<string>; dispose(): void } {
+  let on: (reason: string) => void = () => undefined;
+  const received = new Promise<string>((resolve) => (on = resolve));
+  for (const s of STOP_SIGNALS) process.on(s, on);
+  const parent = process.ppid;
+  const poll = setInterval(() => {
+    if (process.ppid !== parent) on("the parent process exiting");
+  }, PARENT_POLL_MS);
+  poll.unref();
   return {
     received,
     dispose: () => {
-      process.off("SIGINT", on);
-      process.off("SIGTERM", on);
+      clearInterval(poll);
+      for (const s of STOP_SIGNALS) process.off(s, on);
     },
   };
 }
@@ -426,8 +444,9 @@ Environment: DATABASE_URL (use this PostgreSQL instead of an embedded one; devel
 are overwritten), REDIS_URL (put Redis in front of the registry).
 
 Exit codes: 0 verified, 1 verification failed, 2 invalid usage or config, 3 a component did
-not start, 130 interrupted while starting. Without --once it serves until Ctrl-C; it always
-stops everything it started before exiting.`,
+not start, 130 interrupted while starting. Without --once it serves until Ctrl-C, SIGTERM,
+SIGHUP (the terminal closing) or its parent process exiting, then stops everything it started;
+on Linux the router and PostgreSQL also die with it if it is killed outright (SIGKILL).`,
       )
       .exitOverride()
       .configureOutput(commanderOutput(io));
@@ -452,8 +471,7 @@ stops everything it started before exiting.`,
         return ok ? EXIT.ok : EXIT.verifyFailed;
       }
       io.out("\nRunning. Press Ctrl-C to stop.");
-      await signals.received;
-      io.err("stopping…");
+      io.err(`stopping (${await signals.received})…`);
       return EXIT.ok;
     } finally {
       signals.dispose();

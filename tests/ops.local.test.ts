@@ -133,6 +133,77 @@ describe("npm run local", () => {
     );
   });
 
+  /** `npm run local` serving (no --once) from the fresh checkout, in a process group of its own. */
+  async function serving() {
+    checkout ??= freshCheckout();
+    const npm = spawn("npm", ["run", "--silent", "local", "--", "--port", "0"], {
+      cwd: checkout,
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp" },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
+    let stdout = "";
+    npm.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    npm.stderr.resume();
+    await eventually("npm run local to serve", async () => /Running\./.test(stdout), 60000);
+    const ps = execFileSync("ps", ["-eo", "pid=,ppid=,args="], { encoding: "utf8" });
+    const procs = ps
+      .split("\n")
+      .map((l) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => ({ pid: Number(m[1]), ppid: Number(m[2]), args: m[3] }));
+    const descendants = (pid: number): typeof procs =>
+      procs.filter((p) => p.ppid === pid).flatMap((p) => [p, ...descendants(p.pid)]);
+    const local = descendants(npm.pid!).find((p) => /scripts\/local\.ts/.test(p.args));
+    assert.ok(local, `local.ts runs under npm:\n${ps}`);
+    return { npm, local: local.pid, ...addresses(stdout) };
+  }
+
+  async function assertAllStopped(a: Awaited<ReturnType<typeof serving>>, how: string) {
+    await eventually(
+      `everything local started to stop after ${how}`,
+      async () => {
+        const ps = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" });
+        const ports = await Promise.all([a.routerPort, a.pgPort!, a.simPort].map(refused));
+        return (
+          ports.every(Boolean) &&
+          !alive(a.routerPid) &&
+          !alive(a.local) &&
+          !new RegExp(`postgres -D \\S+ -p ${a.pgPort}\\b`).test(ps)
+        );
+      },
+      20000,
+    );
+  }
+
+  // `npm run` exits on SIGTERM without passing it on (local.ts is re-parented, so it watches
+  // its parent); a closing terminal sends SIGHUP; SIGKILL leaves no handler to run at all, so
+  // the kernel's parent-death signal (setpriv --pdeathsig, prctl(2) PR_SET_PDEATHSIG) stops
+  // the children.
+  const deaths: [string, (a: Awaited<ReturnType<typeof serving>>) => void][] = [
+    ["only npm gets SIGTERM", (a) => process.kill(a.npm.pid!, "SIGTERM")],
+    ["the terminal closes (SIGHUP)", (a) => process.kill(a.local, "SIGHUP")],
+    ["local itself is SIGKILLed", (a) => process.kill(a.local, "SIGKILL")],
+  ];
+  for (const [how, kill] of deaths) {
+    it(`stops the router, PostgreSQL and the simulators when ${how}`, async function () {
+      this.timeout(120000);
+      const a = await serving();
+      try {
+        assert.ok(a.pgPort && alive(a.routerPid), "serving before the kill");
+        kill(a);
+        await assertAllStopped(a, how);
+      } finally {
+        // Whatever the outcome, nothing of this test outlives it.
+        try {
+          process.kill(-a.npm.pid!, "SIGKILL");
+        } catch {
+          // the group is already gone
+        }
+      }
+    });
+  }
+
   it("registers with the inputs the Pulumi program gives the registry provider", async () => {
     // Only where the row points, who writes it and the credentials differ from `pulumi up`.
     const own = ["endpoint", "managedBy", "connectionString", "redisUrl"];

@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Client } from "pg";
+import { withParentDeathSignal } from "./parentDeathSignal";
 
 export interface EmbeddedPostgres {
   /** Superuser URL (`postgres` with a random password) of the server. */
@@ -68,7 +69,9 @@ function nativeDir(runAs: RunAs | undefined): string {
 }
 
 function run(file: string, args: string[], runAs: RunAs | undefined): ChildProcess {
-  return spawn(file, args, { stdio: ["ignore", "ignore", "pipe"], ...(runAs ?? {}) });
+  // SIGINT is PostgreSQL's fast shutdown: a parent that died cannot leave a server behind.
+  const [cmd, argv] = withParentDeathSignal(file, args, "SIGINT");
+  return spawn(cmd, argv, { stdio: ["ignore", "ignore", "pipe"], ...(runAs ?? {}) });
 }
 
 async function exited(child: ChildProcess): Promise<number | null> {
