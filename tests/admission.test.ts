@@ -575,6 +575,22 @@ describe("admission of every real stack", () => {
     });
   }
 
+  it("sees the capacity config through the builders: a cpuLimit below the cpu request is refused", () => {
+    const raw = readStackConfig(loadStackConfig("production")) as Mutable;
+    raw.capacity["llama-3-1-8b-instruct"].resources.cpuLimit = "2";
+    const vs = admit(renderStack(parseStackConfig(raw)));
+    assert.deepEqual(
+      vs.map((v) => [v.object, v.container, v.message]),
+      [
+        [
+          "Deployment llm-production/llama-3-1-8b-instruct-production",
+          "vllm",
+          "resources.requests[cpu]: 8: must be less than or equal to cpu limit of 2",
+        ],
+      ],
+    );
+  });
+
   it("the policy pack's passing fleet is admitted in a namespace the program sets up", () => {
     const s = spec("production");
     assert.equal(s.namespace, NS, "the fixtures live in the production namespace");
