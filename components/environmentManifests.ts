@@ -48,20 +48,26 @@ export function buildResourceQuota(spec: StackSpec): Named<IResourceQuota> {
   };
 }
 
-/** Defaults for containers that forget requests, so one pod cannot starve a node. */
+/**
+ * Default requests for containers that set none, so they are scheduled against real capacity.
+ * Deliberately no `default` (limit), `max` or `min`: the LimitRanger admission plugin makes
+ * `default` the limit of every container without one (and `max` becomes `default` when unset),
+ * and pod validation then rejects a request above its limit
+ * (kubernetes/kubernetes plugin/pkg/admission/limitranger/admission.go mergeContainerResources;
+ * pkg/apis/core/v1/defaults.go SetDefaults_LimitRangeItem; pkg/apis/core/validation
+ * ValidateContainerResourceRequirements). A vLLM pod requests 4-16 CPUs with no CPU limit (CFS
+ * limits throttle its tokenizer and scheduler threads), so any default CPU limit below that
+ * refuses every model pod; a default memory limit would likewise refuse any container that
+ * requests more memory than it without setting a limit. `defaultRequest` only fills in a
+ * missing request and can never push a request above a limit.
+ */
 export function buildLimitRange(spec: StackSpec): Named<ILimitRange> {
   return {
     apiVersion: "v1",
     kind: "LimitRange",
     metadata: { name: "container-defaults", namespace: spec.namespace, labels: labels(spec) },
     spec: {
-      limits: [
-        {
-          type: "Container",
-          defaultRequest: { cpu: "100m", memory: "128Mi" },
-          default: { cpu: "1", memory: "512Mi" },
-        },
-      ],
+      limits: [{ type: "Container", defaultRequest: { cpu: "100m", memory: "128Mi" } }],
     },
   };
 }
