@@ -113,7 +113,8 @@ describe("policy pack on the real stacks (program under mocks)", () => {
       show(found),
     );
     const byPolicy = (name: string) => found.filter((d) => d.policy === name).map((d) => d.message);
-    const monitors = byPolicy("service-monitor-per-model");
+    // Sorted: resources reach the pack in registration order, which dependencies decide.
+    const monitors = byPolicy("service-monitor-per-model").sort();
     assert.equal(monitors.length, 2, show(found));
     assert.match(
       monitors[0],
