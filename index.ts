@@ -1,7 +1,13 @@
 // Composition root: validate the stack config, then build the platform from components.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { parseStackConfig, readStackConfig, StackConfigError } from "./components/config";
+import {
+  HF_TOKEN_KEY,
+  parseStackConfig,
+  readStackConfig,
+  setSecretKeys,
+  StackConfigError,
+} from "./components/config";
 import { Environment } from "./components/environment";
 import { ModelDeployment } from "./components/modelDeployment";
 import { FleetMonitoring } from "./components/monitoring";
@@ -10,7 +16,8 @@ import { RouterService } from "./components/router";
 
 function loadSpec() {
   try {
-    return parseStackConfig(readStackConfig(pulumi.runtime.allConfig()));
+    const all = pulumi.runtime.allConfig();
+    return parseStackConfig(readStackConfig(all), setSecretKeys(all));
   } catch (e) {
     // RunError prints the message without a stack trace; nothing has been created yet.
     if (e instanceof StackConfigError) throw new pulumi.RunError(e.message);
@@ -23,7 +30,6 @@ const spec = loadSpec();
 const provider = new k8s.Provider("kubernetes", {
   context: spec.kubernetes.context,
   kubeconfig: spec.kubernetes.kubeconfig,
-  renderYamlToDirectory: spec.kubernetes.renderYamlToDirectory,
   enableServerSideApply: true,
 });
 const providers = { kubernetes: provider };
@@ -48,7 +54,13 @@ const deployments = spec.models.map(
   (model) =>
     new ModelDeployment(
       model.name,
-      { stack: spec, model, registry, dependsOn: [environment.namespace] },
+      {
+        stack: spec,
+        model,
+        registry,
+        huggingFaceToken: new pulumi.Config().getSecret(HF_TOKEN_KEY),
+        dependsOn: [environment.namespace],
+      },
       { providers },
     ),
 );

@@ -10,6 +10,18 @@ const QUANTITY = /^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$/;
 const DIGEST = /@sha256:[a-f0-9]{64}$/;
 const REVISION = /^[0-9a-f]{40}$/;
 
+/** Access modes of the model cache volume; a PVC's access modes are immutable once created. */
+export const CACHE_ACCESS_MODES = ["ReadWriteOnce", "ReadWriteMany"] as const;
+
+/** The Hugging Face token: a secret config key, turned into a Secret per gated model. */
+export const HF_TOKEN_KEY = "huggingFaceToken";
+
+// The provider writes every object, Secrets included, in plain text to the directory
+// (pulumi/pulumi-kubernetes provider/pkg/provider/provider.go, renderYaml) and applies nothing,
+// so nothing waits for pods and registry rows would turn ready with no model running.
+const RENDER_YAML_REJECTED =
+  "not supported: the Kubernetes provider would write Secrets (registry password, Hugging Face token) in plain text and mark models ready without deploying them; remove it and use `npm run render -- --stack <stack>` for reviewable manifests (Secrets stay with `pulumi up`)";
+
 const dnsName = (what: string) =>
   z
     .string({ required_error: `${what} is required` })
@@ -71,6 +83,7 @@ const releaseSchema = z
       .regex(/^[^\s]+$/, "image must not contain spaces"),
     args: argsSchema.default({}),
     fallbacks: z.array(z.string()).default([]),
+    gated: z.boolean().default(false),
   })
   .strict();
 
@@ -108,6 +121,13 @@ const capacitySchema = z
       .object({
         size: quantity("cache.size").default("50Gi"),
         storageClass: z.string().optional(),
+        accessMode: z
+          .enum(CACHE_ACCESS_MODES, {
+            errorMap: () => ({
+              message: `cache.accessMode must be one of ${CACHE_ACCESS_MODES.join(", ")}`,
+            }),
+          })
+          .default("ReadWriteOnce"),
       })
       .strict()
       .default({}),
@@ -175,7 +195,9 @@ const configSchema = z
       .object({
         context: z.string().optional(),
         kubeconfig: z.string().optional(),
-        renderYamlToDirectory: z.string().optional(),
+        renderYamlToDirectory: z
+          .never({ errorMap: () => ({ message: RENDER_YAML_REJECTED }) })
+          .optional(),
       })
       .strict()
       .default({}),
@@ -238,7 +260,7 @@ function issueMessage(issue: z.ZodIssue): string {
 }
 
 /** Rules that need the whole config: cross references, quotas and production pinning. */
-function crossChecks(cfg: RawConfig): string[] {
+function crossChecks(cfg: RawConfig, setSecrets?: string[]): string[] {
   const problems: string[] = [];
   const names = cfg.releases.map((r) => r.name);
   const prod = cfg.environment === "production";
@@ -273,6 +295,23 @@ function crossChecks(cfg: RawConfig): string[] {
       );
     }
     if (cap.enabled) gpus += cap.gpu.count * cap.replicas;
+    if (cap.enabled && cap.replicas === 0) {
+      problems.push(
+        `capacity.${r.name}.replicas: 0 replicas would register the model as ready with no pod serving it; set capacity.${r.name}.enabled: false to scale it to zero (the router then answers model_disabled)`,
+      );
+    }
+    // A ReadWriteOnce volume attaches to one node, so replicas on other nodes never start.
+    if (cap.cache.accessMode === "ReadWriteOnce" && cap.replicas > 1) {
+      problems.push(
+        `capacity.${r.name}.cache.accessMode: ReadWriteOnce attaches the cache to one node but replicas is ${cap.replicas}; set cache.accessMode: ReadWriteMany with a storageClass that supports it (NFS, CephFS, EFS, Filestore). Changing it creates a new, empty cache volume`,
+      );
+    }
+    if (r.source.startsWith("meta-llama/") && !r.gated) {
+      problems.push(
+        `${at}.gated: ${r.source} is a gated Hugging Face model; set gated: true so the pods get the ${HF_TOKEN_KEY} secret`,
+      );
+    }
+
     if (prod) {
       if (!DIGEST.test(r.image)) {
         problems.push(
@@ -293,6 +332,12 @@ function crossChecks(cfg: RawConfig): string[] {
       problems.push(`${at}.revision: must be a 40-character commit hash`);
     }
   });
+  const gated = cfg.releases.filter((r) => r.gated).map((r) => r.name);
+  if (gated.length && setSecrets && !setSecrets.includes(HF_TOKEN_KEY)) {
+    problems.push(
+      `${HF_TOKEN_KEY}: is required because ${gated.join(", ")} ${gated.length > 1 ? "are" : "is"} gated on Hugging Face; set it with \`pulumi config set --secret ${HF_TOKEN_KEY} hf_...\` (a token of an account that accepted the model's license)`,
+    );
+  }
   for (const name of Object.keys(cfg.capacity)) {
     if (!names.includes(name))
       problems.push(
@@ -333,13 +378,15 @@ function defaultTolerations(resourceName: string): Toleration[] {
 
 /**
  * Parses the raw stack config (keys without the project prefix) into a StackSpec.
+ * `setSecrets` (the secret keys set, see setSecretKeys) also checks the secrets the config
+ * needs; offline tools never see secrets and leave it out.
  * Throws StackConfigError listing every problem.
  */
-export function parseStackConfig(raw: Record<string, unknown>): StackSpec {
+export function parseStackConfig(raw: Record<string, unknown>, setSecrets?: string[]): StackSpec {
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new StackConfigError(parsed.error.issues.map(issueMessage));
   const cfg = parsed.data;
-  const problems = crossChecks(cfg);
+  const problems = crossChecks(cfg, setSecrets);
   if (problems.length) throw new StackConfigError(problems);
   return {
     project: PROJECT,
@@ -364,7 +411,12 @@ export function parseStackConfig(raw: Record<string, unknown>): StackSpec {
 }
 
 /** Config keys read as secrets (`config.requireSecret`), never part of the StackSpec. */
-export const SECRET_KEYS = ["registryAdminPassword"];
+export const SECRET_KEYS = ["registryAdminPassword", HF_TOKEN_KEY];
+
+/** Secret keys set in the running stack's config (names only; values stay with Pulumi). */
+export function setSecretKeys(all: Record<string, string>): string[] {
+  return SECRET_KEYS.filter((k) => all[`${PROJECT}:${k}`] !== undefined);
+}
 
 /** Raw config of the running stack, read from Pulumi config (project-prefixed keys). */
 export function readStackConfig(all: Record<string, string>): Record<string, unknown> {

@@ -1,7 +1,12 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { ModelSpec, StackSpec } from "./config";
-import { buildModelObjects, modelRegistration, probeBudget } from "./modelManifests";
+import {
+  buildHuggingFaceTokenSecret,
+  buildModelObjects,
+  modelRegistration,
+  probeBudget,
+} from "./modelManifests";
 import { RegistryEntry } from "./registryEntry";
 import { modelEndpoint, registryKey } from "./naming";
 
@@ -12,6 +17,8 @@ export interface ModelDeploymentArgs {
   model: ModelSpec;
   /** Where the model's registry row is written. */
   registry: RegistryConnection;
+  /** Hugging Face token (a secret); required when the release is gated. */
+  huggingFaceToken?: pulumi.Input<string>;
   /** Objects (e.g. the Namespace) that must exist before the model's. */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
@@ -50,6 +57,20 @@ export class ModelDeployment extends pulumi.ComponentResource {
     // Pulumi must wait as long as Kubernetes lets vLLM load weights (default is 10 minutes).
     const wait = `${probeBudget(model.startupBudgetMinutes).customTimeoutMinutes}m`;
 
+    let tokenSecret: k8s.core.v1.Secret | undefined;
+    if (model.gated) {
+      if (args.huggingFaceToken === undefined)
+        throw new Error(`${model.name} is gated: ModelDeployment needs huggingFaceToken`);
+      tokenSecret = new k8s.core.v1.Secret(
+        `${name}-huggingface`,
+        buildHuggingFaceTokenSecret(
+          stack,
+          model,
+          pulumi.secret(args.huggingFaceToken),
+        ) as k8s.core.v1.SecretArgs,
+        child,
+      );
+    }
     const cache = new k8s.core.v1.PersistentVolumeClaim(
       `${name}-cache`,
       objs.cacheClaim as k8s.core.v1.PersistentVolumeClaimArgs,
@@ -60,7 +81,7 @@ export class ModelDeployment extends pulumi.ComponentResource {
       objs.deployment as k8s.apps.v1.DeploymentArgs,
       {
         ...child,
-        dependsOn: [cache, ...(args.dependsOn ?? [])],
+        dependsOn: [cache, ...(tokenSecret ? [tokenSecret] : []), ...(args.dependsOn ?? [])],
         customTimeouts: { create: wait, update: wait },
         // Names are fixed (predictable endpoints), so a replacement must delete first.
         deleteBeforeReplace: true,

@@ -1,6 +1,8 @@
 // Pure builders: one model of one stack -> its Kubernetes objects (cache volume, Deployment, Service, PDB, NetworkPolicy, ServiceMonitor).
+import { createHash } from "node:crypto";
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import type { IPersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClaim";
+import type { ISecret } from "kubernetes-models/v1/Secret";
 import type { IService } from "kubernetes-models/v1/Service";
 import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
 import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
@@ -18,6 +20,13 @@ export const STARTUP_PERIOD_SECONDS = 10;
 export const CACHE_MOUNT = "/models";
 /** Annotation carrying the startup budget so policies can check the probes cover it. */
 export const STARTUP_BUDGET_ANNOTATION = "vllm.ai/startup-budget-minutes";
+/** Key of the Hugging Face token in a gated model's token Secret. */
+export const HF_TOKEN_SECRET_KEY = "token";
+
+/** Pods the model runs: none while disabled. */
+export function podCount(model: ModelSpec): number {
+  return model.enabled ? model.replicas : 0;
+}
 
 /** Probe timings derived from the startup budget (minutes vLLM may take to load weights). */
 export function probeBudget(startupBudgetMinutes: number) {
@@ -83,6 +92,19 @@ function meta(spec: StackSpec, model: ModelSpec, name = serviceName(model.name, 
   return { name, namespace: spec.namespace, labels: modelLabels(model.name, spec.environment) };
 }
 
+/**
+ * The cache claim's name carries a hash of its immutable fields (access mode, storage class:
+ * ValidatePersistentVolumeClaimUpdate in kubernetes pkg/apis/core/validation, and the
+ * provider's replace list in pulumi-kubernetes provider/pkg/provider/diff.go). Changing them
+ * then renames the claim, so Pulumi creates the new one before deleting the old, instead of
+ * deleting first a claim the pvc-protection finalizer keeps while pods mount it.
+ */
+export function cacheClaimName(spec: StackSpec, model: ModelSpec): string {
+  const immutable = `${model.cache.accessMode}/${model.cache.storageClass ?? ""}`;
+  const hash = createHash("sha256").update(immutable).digest("hex").slice(0, 8);
+  return `${serviceName(model.name, spec.environment)}-cache-${hash}`;
+}
+
 export function buildModelCacheClaim(
   spec: StackSpec,
   model: ModelSpec,
@@ -91,17 +113,37 @@ export function buildModelCacheClaim(
     apiVersion: "v1",
     kind: "PersistentVolumeClaim",
     metadata: {
-      ...meta(spec, model, `${serviceName(model.name, spec.environment)}-cache`),
+      ...meta(spec, model, cacheClaimName(spec, model)),
       // With WaitForFirstConsumer storage the claim binds only once the pod exists; waiting
       // for Bound before creating the Deployment would deadlock.
       annotations: { "pulumi.com/skipAwait": "true" },
     },
     spec: {
-      // Replicas on different nodes share one cache only through a ReadWriteMany volume.
-      accessModes: [model.replicas > 1 ? "ReadWriteMany" : "ReadWriteOnce"],
+      // Chosen per environment, never derived from replicas: the spec is immutable.
+      accessModes: [model.cache.accessMode],
       resources: { requests: { storage: model.cache.size } },
       ...(model.cache.storageClass ? { storageClassName: model.cache.storageClass } : {}),
     },
+  };
+}
+
+/** Name of a gated model's Secret holding the Hugging Face token. */
+export function huggingFaceSecretName(spec: StackSpec, model: ModelSpec): string {
+  return `${serviceName(model.name, spec.environment)}-huggingface`;
+}
+
+/** A gated model's token Secret; `token` is a Pulumi secret at deploy time, never rendered. */
+export function buildHuggingFaceTokenSecret<T>(
+  spec: StackSpec,
+  model: ModelSpec,
+  token: T,
+): Omit<ISecret, "stringData"> & { metadata: { name: string }; stringData: Record<string, T> } {
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: meta(spec, model, huggingFaceSecretName(spec, model)),
+    type: "Opaque",
+    stringData: { [HF_TOKEN_SECRET_KEY]: token },
   };
 }
 
@@ -109,7 +151,6 @@ export function buildModelDeployment(
   spec: StackSpec,
   model: ModelSpec,
 ): IDeployment & { metadata: { name: string } } {
-  const name = serviceName(model.name, spec.environment);
   const gpu = model.gpu;
   const budget = probeBudget(model.startupBudgetMinutes);
   const limits: Record<string, string> = { [gpu.resourceName]: String(gpu.count) };
@@ -120,10 +161,17 @@ export function buildModelDeployment(
     kind: "Deployment",
     metadata: {
       ...meta(spec, model),
-      annotations: { [STARTUP_BUDGET_ANNOTATION]: String(model.startupBudgetMinutes) },
+      annotations: {
+        [STARTUP_BUDGET_ANNOTATION]: String(model.startupBudgetMinutes),
+        // The provider's Deployment await also waits for every PVC of the pod template to be
+        // Bound (pulumi-kubernetes provider/pkg/await/deployment.go, isEveryPVCReady); with no
+        // pod a WaitForFirstConsumer claim never binds. With pods, the await is the proof of
+        // readiness the registry row waits for.
+        ...(podCount(model) === 0 ? { "pulumi.com/skipAwait": "true" } : {}),
+      },
     },
     spec: {
-      replicas: model.enabled ? model.replicas : 0,
+      replicas: podCount(model),
       revisionHistoryLimit: 5,
       selector: { matchLabels: modelSelector(model.name, spec.environment) },
       // GPUs are scarce: replace pods one at a time instead of needing twice the GPUs.
@@ -159,12 +207,20 @@ export function buildModelDeployment(
                 { name: "HF_HOME", value: `${CACHE_MOUNT}/huggingface` },
                 { name: "HOME", value: "/tmp" },
                 { name: "VLLM_NO_USAGE_STATS", value: "1" },
-                {
-                  name: "HF_TOKEN",
-                  valueFrom: {
-                    secretKeyRef: { name: "huggingface-token", key: "token", optional: true },
-                  },
-                },
+                // Required: a missing token fails the pod at start, not the download later.
+                ...(model.gated
+                  ? [
+                      {
+                        name: "HF_TOKEN",
+                        valueFrom: {
+                          secretKeyRef: {
+                            name: huggingFaceSecretName(spec, model),
+                            key: HF_TOKEN_SECRET_KEY,
+                          },
+                        },
+                      },
+                    ]
+                  : []),
               ],
               resources: {
                 requests: {
@@ -208,7 +264,10 @@ export function buildModelDeployment(
             },
           ],
           volumes: [
-            { name: "model-cache", persistentVolumeClaim: { claimName: `${name}-cache` } },
+            {
+              name: "model-cache",
+              persistentVolumeClaim: { claimName: cacheClaimName(spec, model) },
+            },
             {
               name: "dshm",
               emptyDir: { medium: "Memory", sizeLimit: shmSize(model.args.tensorParallelSize) },
@@ -241,7 +300,7 @@ export function buildModelDisruptionBudget(
   spec: StackSpec,
   model: ModelSpec,
 ): (IPodDisruptionBudget & { metadata: { name: string } }) | undefined {
-  if (!model.enabled || model.replicas < 2) return undefined;
+  if (podCount(model) < 2) return undefined;
   return {
     apiVersion: "policy/v1",
     kind: "PodDisruptionBudget",

@@ -2,7 +2,12 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse } from "yaml";
-import { parseStackConfig, readStackConfig, StackConfigError } from "../components/config";
+import {
+  parseStackConfig,
+  readStackConfig,
+  setSecretKeys,
+  StackConfigError,
+} from "../components/config";
 import { loadStackConfig } from "../components/stackFile";
 
 type Raw = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -224,6 +229,35 @@ describe("stack config", () => {
       /^redis\.url: redis\.url must start with redis:\/\//,
     ],
     [
+      // pulumi-kubernetes provider/pkg/provider/provider.go renderYaml writes Secrets in plain
+      // text (its docs: "any secret values used in these resources will be rendered in
+      // plaintext") and Create returns without awaiting anything.
+      "the provider's renderYamlToDirectory",
+      (c) => (c.kubernetes = { renderYamlToDirectory: "gitops/" }),
+      /^kubernetes\.renderYamlToDirectory: not supported: .*Secrets .*plain text.*mark models ready.*`npm run render -- --stack <stack>`/,
+    ],
+    [
+      "a ReadWriteOnce cache shared by several replicas",
+      (c) => delete c.capacity["llama-3-1-8b-instruct"].cache.accessMode,
+      /^capacity\.llama-3-1-8b-instruct\.cache\.accessMode: ReadWriteOnce attaches the cache to one node but replicas is 3; set cache\.accessMode: ReadWriteMany/,
+    ],
+    [
+      "an unknown cache access mode",
+      (c) => (c.capacity["llama-3-1-8b-instruct"].cache.accessMode = "ReadOnlyMany"),
+      /^capacity\.llama-3-1-8b-instruct\.cache\.accessMode: cache\.accessMode must be one of ReadWriteOnce, ReadWriteMany/,
+    ],
+    [
+      "an enabled model with zero replicas",
+      (c) => (c.capacity["llama-3-1-8b-instruct"].replicas = 0),
+      /^capacity\.llama-3-1-8b-instruct\.replicas: 0 replicas would register the model as ready with no pod serving it; set capacity\.llama-3-1-8b-instruct\.enabled: false/,
+      () => readStackConfig(loadStackConfig("staging")),
+    ],
+    [
+      "a meta-llama model not marked gated",
+      (c) => delete c.releases[0].gated,
+      /^releases\[0\]\.gated: meta-llama\/Llama-3\.1-8B-Instruct is a gated Hugging Face model; set gated: true/,
+    ],
+    [
       "revision not a commit hash",
       (c) => (c.releases[0].revision = "main"),
       /^releases\[0\]\.revision: must be a 40-character commit hash/,
@@ -239,6 +273,40 @@ describe("stack config", () => {
       );
     });
   }
+
+  it("requires huggingFaceToken for gated releases when the program knows the secrets", () => {
+    const staging = readStackConfig(loadStackConfig("staging"));
+    assert.throws(
+      () => parseStackConfig(staging, ["registryAdminPassword"]),
+      (e: StackConfigError) =>
+        e.problems.length === 1 &&
+        /^huggingFaceToken: is required because llama-3-1-8b-instruct is gated on Hugging Face; set it with `pulumi config set --secret huggingFaceToken hf_\.\.\.`/.test(
+          e.problems[0],
+        ),
+    );
+    assert.ok(parseStackConfig(staging, ["registryAdminPassword", "huggingFaceToken"]));
+    assert.ok(parseStackConfig(staging), "offline tools never see secrets and skip the check");
+    const dev = readStackConfig(loadStackConfig("development"));
+    assert.ok(parseStackConfig(dev, []), "no gated release, no token needed");
+  });
+
+  it("knows which secrets are set without reading their values", () => {
+    const all = {
+      "vllm-fleet:huggingFaceToken": "hf_secret",
+      "vllm-fleet:namespace": "x",
+      "other:registryAdminPassword": "p",
+    };
+    assert.deepEqual(setSecretKeys(all), ["huggingFaceToken"]);
+    assert.deepEqual(readStackConfig(all), { namespace: "x" }, "the token stays out of the spec");
+  });
+
+  it("declares huggingFaceToken as a secret and no longer offers renderYamlToDirectory", () => {
+    const text = fs.readFileSync(path.join(__dirname, "..", "Pulumi.yaml"), "utf8");
+    const project = parse(text);
+    assert.equal(project.config.huggingFaceToken.secret, true);
+    assert.equal(project.config.huggingFaceToken.value, undefined);
+    assert.doesNotMatch(text, /renderYamlToDirectory/);
+  });
 
   it("accepts development images by tag and single replicas", () => {
     const spec = parseStackConfig(readStackConfig(loadStackConfig("development")));

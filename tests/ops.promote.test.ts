@@ -50,7 +50,9 @@ describe("npm run promote", () => {
     assert.deepEqual(releasesOf("production"), [CANDIDATE]);
     assert.equal(
       configText(standIn.config("production")["vllm-fleet:capacity"]),
-      JSON.stringify({ [MODEL]: { replicas: 2, gpu: { count: 1 } } }),
+      JSON.stringify({
+        [MODEL]: { replicas: 2, gpu: { count: 1 }, cache: { accessMode: "ReadWriteMany" } },
+      }),
       "capacity is not promoted",
     );
     assert.match(

@@ -27,7 +27,7 @@ const RAW = {
   })),
   capacity: {
     alpha: { replicas: 1, gpu: { count: 1 } },
-    beta: { replicas: 2, gpu: { count: 1 } },
+    beta: { replicas: 2, gpu: { count: 1 }, cache: { accessMode: "ReadWriteMany" } },
     gamma: { replicas: 1, gpu: { count: 1 }, enabled: false },
   },
   registry: { host: "registry.example" },

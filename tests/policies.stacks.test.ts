@@ -93,12 +93,14 @@ describe("policy pack on the real stacks (program under mocks)", () => {
             replicas: 3,
             gpu: { count: 1, product: "NVIDIA-A100-SXM4-80GB" },
             resources: { cpu: "8", memory: "48Gi", memoryLimit: "8Gi" },
+            cache: { accessMode: "ReadWriteMany" },
             startupBudgetMinutes: 15,
           },
           "qwen2-5-32b-instruct-awq": {
             replicas: 2,
             gpu: { count: 2, product: "NVIDIA-A100-SXM4-80GB" },
             resources: { cpu: "16", memory: "96Gi" },
+            cache: { accessMode: "ReadWriteMany" },
             startupBudgetMinutes: 30,
           },
         },
@@ -111,7 +113,8 @@ describe("policy pack on the real stacks (program under mocks)", () => {
       show(found),
     );
     const byPolicy = (name: string) => found.filter((d) => d.policy === name).map((d) => d.message);
-    const monitors = byPolicy("service-monitor-per-model");
+    // Sorted: resources reach the pack in registration order, which dependencies decide.
+    const monitors = byPolicy("service-monitor-per-model").sort();
     assert.equal(monitors.length, 2, show(found));
     assert.match(
       monitors[0],

@@ -3,6 +3,7 @@ import { strict as assert } from "node:assert";
 import {
   MOCK_ADMIN_PASSWORD,
   MOCK_GENERATED_PASSWORD,
+  MOCK_HF_TOKEN,
   MOCK_IMAGE_DIGEST,
   ProgramError,
   runProgram,
@@ -156,7 +157,7 @@ for (const stack of STACKS) {
           ),
         );
       }
-      const passwords = [MOCK_ADMIN_PASSWORD, MOCK_GENERATED_PASSWORD];
+      const passwords = [MOCK_ADMIN_PASSWORD, MOCK_GENERATED_PASSWORD, MOCK_HF_TOKEN];
       for (const r of run.resources) {
         const text = plainText(r.inputs);
         for (const p of passwords)
@@ -271,5 +272,100 @@ describe("program under mocks: registration is proof of readiness", () => {
       .ofType(K.deployment)
       .find((d) => d.inputs.metadata.name === "qwen2-5-32b-instruct-awq-staging")!;
     assert.equal(dep.inputs.spec.replicas, 0);
+  });
+});
+
+/** Lets registrations that wait on delayed resources (and are in no output) reach the mocks. */
+const settle = () => new Promise((r) => setTimeout(r, 300));
+
+describe("program under mocks: Hugging Face token", () => {
+  it("turns huggingFaceToken into a secret Secret per gated model, before its Deployment", async () => {
+    const run = await runProgram("staging", {
+      createDelays: { "kubernetes:core/v1:Secret": 30 },
+    });
+    await settle();
+    const secrets = run
+      .ofType("kubernetes:core/v1:Secret")
+      .filter((s) => s.inputs.metadata.name.endsWith("-huggingface"));
+    assert.deepEqual(
+      secrets.map((s) => s.inputs.metadata.name),
+      ["llama-3-1-8b-instruct-staging-huggingface"],
+    );
+    // The engine receives stringData wrapped as a secret, so state encrypts the token.
+    const data = secrets[0].inputs.stringData;
+    assert.equal(data[pulumi.runtime.specialSigKey], pulumi.runtime.specialSecretSig);
+    assert.deepEqual(data.value, { token: MOCK_HF_TOKEN });
+    assert.equal(secrets[0].inputs.metadata.namespace, "llm-staging");
+    const dep = run
+      .ofType(K.deployment)
+      .find((d) => d.inputs.metadata.name === "llama-3-1-8b-instruct-staging")!;
+    const ref = dep.inputs.spec.template.spec.containers[0].env.find(
+      (e: { name: string }) => e.name === "HF_TOKEN",
+    );
+    assert.equal(ref.valueFrom.secretKeyRef.name, secrets[0].inputs.metadata.name);
+    assert.notEqual(ref.valueFrom.secretKeyRef.optional, true);
+    assert.ok(dep.createdSeq! > secrets[0].createdSeq!, "the Secret exists before the pods");
+  });
+
+  it("fails before creating anything when a gated model has no token", async () => {
+    const broken = await runProgram("production", {
+      secrets: { registryAdminPassword: MOCK_ADMIN_PASSWORD },
+    }).then(
+      () => undefined,
+      (e: ProgramError) => e,
+    );
+    assert.ok(broken instanceof ProgramError, "the program rejected the config");
+    assert.match(broken.message, /huggingFaceToken: is required because llama-3-1-8b-instruct/);
+    assert.deepEqual(broken.resources, [], "nothing was created");
+  });
+});
+
+describe("program under mocks: no GitOps mode", () => {
+  it("rejects kubernetes.renderYamlToDirectory before creating anything, pointing at npm run render", async () => {
+    const broken = await runProgram("development", {
+      overrides: { kubernetes: { renderYamlToDirectory: "out" } },
+    }).then(
+      () => undefined,
+      (e: ProgramError) => e,
+    );
+    assert.ok(broken instanceof ProgramError, "the program rejected the config");
+    assert.match(
+      broken.message,
+      /kubernetes\.renderYamlToDirectory: not supported.*npm run render/,
+    );
+    assert.deepEqual(broken.resources, [], "nothing was created");
+  });
+
+  it("configures the Kubernetes provider to apply, never to render", async () => {
+    const run = await runProgram("development");
+    const provider = run.ofType("pulumi:providers:kubernetes")[0];
+    assert.ok(provider, "the explicit provider");
+    assert.equal(provider.inputs.renderYamlToDirectory, undefined);
+  });
+});
+
+describe("program under mocks: a disabled model does not make Pulumi wait", () => {
+  it("skips the await of a pod-less Deployment only, and still registers it after the Deployment", async () => {
+    const run = await runProgram("staging", {
+      overrides: {
+        capacity: {
+          "llama-3-1-8b-instruct": { replicas: 1, gpu: { count: 1 } },
+          "qwen2-5-32b-instruct-awq": { replicas: 1, gpu: { count: 2 }, enabled: false },
+        },
+      },
+      createDelays: { "kubernetes:apps/v1:Deployment": 30 },
+    });
+    await settle();
+    const dep = (name: string) =>
+      run.ofType(K.deployment).find((d) => d.inputs.metadata.name === name)!;
+    const off = dep("qwen2-5-32b-instruct-awq-staging");
+    assert.equal(off.inputs.spec.replicas, 0);
+    assert.equal(off.inputs.metadata.annotations["pulumi.com/skipAwait"], "true");
+    const on = dep("llama-3-1-8b-instruct-staging");
+    assert.equal(on.inputs.metadata.annotations["pulumi.com/skipAwait"], undefined);
+    const entry = run
+      .ofType(REGISTRY_ENTRY)
+      .find((e) => e.inputs.modelName === "qwen2-5-32b-instruct-awq")!;
+    assert.ok(entry.createdSeq! > off.createdSeq!);
   });
 });

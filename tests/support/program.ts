@@ -78,11 +78,12 @@ export interface RunOptions {
 
 export const MOCK_ADMIN_PASSWORD = "mock-admin-password-3f9a";
 export const MOCK_GENERATED_PASSWORD = "mock-generated-password-8c1d";
+export const MOCK_HF_TOKEN = "hf_mockToken5e2b";
 
 export async function runProgram(stack: string, options: RunOptions = {}): Promise<ProgramRun> {
   const {
     overrides = {},
-    secrets = { registryAdminPassword: MOCK_ADMIN_PASSWORD },
+    secrets = { registryAdminPassword: MOCK_ADMIN_PASSWORD, huggingFaceToken: MOCK_HF_TOKEN },
     createDelays = {},
   } = options;
   const resources: MockedResource[] = [];

@@ -39,7 +39,9 @@ export function productionConfig(releases: unknown[]) {
     namespace: "llm-production",
     gpuQuota: 8,
     releases,
-    capacity: { [MODEL]: { replicas: 2, gpu: { count: 1 } } },
+    capacity: {
+      [MODEL]: { replicas: 2, gpu: { count: 1 }, cache: { accessMode: "ReadWriteMany" } },
+    },
     router: { replicas: 2, imageRegistry: "registry.example/platform" },
     registry: { host: "registry.example" },
   };

@@ -1,0 +1,230 @@
+// The model builders against the rules the real engine, provider and API server apply, which
+// Pulumi mocks never run. Each rule is restated here from its upstream source, cited per test.
+import { strict as assert } from "node:assert";
+import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
+import type { IPersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClaim";
+import type { IService } from "kubernetes-models/v1/Service";
+import { ModelSpec, parseStackConfig, readStackConfig, StackSpec } from "../components/config";
+import {
+  buildHuggingFaceTokenSecret,
+  buildModelCacheClaim,
+  buildModelDeployment,
+  buildModelService,
+  huggingFaceSecretName,
+} from "../components/modelManifests";
+import { renderStack } from "../components/renderStack";
+import { loadStackConfig } from "../components/stackFile";
+
+const spec = (stack: string) => parseStackConfig(readStackConfig(loadStackConfig(stack)));
+const SKIP_AWAIT = "pulumi.com/skipAwait";
+
+function withModel(s: StackSpec, name: string, change: Partial<ModelSpec>): ModelSpec {
+  const m = s.models.find((x) => x.name === name)!;
+  return { ...m, ...change, cache: { ...m.cache, ...(change.cache ?? {}) } };
+}
+
+/**
+ * Whether pulumi-kubernetes' Deployment await can finish: it needs the ready replicas AND every
+ * PVC of the pod template Bound (provider/pkg/await/deployment.go: checkReplicaSetStatus,
+ * isEveryPVCReady), unless `pulumi.com/skipAwait: "true"` replaces it with an immediate
+ * condition (provider/pkg/metadata/overrides.go: ReadyCondition).
+ */
+function deploymentAwaitFinishes(
+  d: IDeployment,
+  cluster: { readyPods: number; pvcPhase: string },
+): boolean {
+  if (d.metadata?.annotations?.[SKIP_AWAIT] === "true") return true;
+  const claims = (d.spec!.template.spec!.volumes ?? []).filter((v) => v.persistentVolumeClaim);
+  return (
+    cluster.readyPods >= (d.spec!.replicas ?? 1) && claims.every(() => cluster.pvcPhase === "Bound")
+  );
+}
+
+/**
+ * Whether pulumi-kubernetes' Service await can finish (provider/pkg/await/service.go,
+ * checkAndLogStatus since 4.17.0, pulumi/pulumi-kubernetes#3142): a ClusterIP Service with a
+ * selector is done once its Endpoints object has settled with no not-ready addresses; zero
+ * endpoints is fine. The endpoints controller writes that object even for zero pods
+ * (kubernetes pkg/controller/endpoint/endpoints_controller.go, syncService).
+ */
+function serviceAwaitFinishes(s: IService, endpoints: { notReady: number }): boolean {
+  if (s.metadata?.annotations?.[SKIP_AWAIT] === "true") return true;
+  if (!s.spec?.selector || Object.keys(s.spec.selector).length === 0) return true;
+  return endpoints.notReady === 0;
+}
+
+/** WaitForFirstConsumer claims bind only once a pod using them is scheduled (kubernetes.io/docs/concepts/storage/storage-classes/#volume-binding-mode). */
+const pvcPhase = (pods: number) => (pods > 0 ? "Bound" : "Pending");
+
+describe("model manifests: Pulumi waits only for what can happen", () => {
+  const s = spec("staging");
+  const cases: [string, Partial<ModelSpec>, number][] = [
+    ["a disabled model", { enabled: false }, 0],
+    ["a disabled model with replicas 0", { enabled: false, replicas: 0 }, 0],
+    ["an enabled model", {}, 1],
+  ];
+  for (const [what, change, pods] of cases) {
+    it(`lets the Deployment await of ${what} finish (pulumi-kubernetes await/deployment.go waits for Bound PVCs)`, () => {
+      const d = buildModelDeployment(s, withModel(s, "llama-3-1-8b-instruct", change));
+      assert.equal(d.spec!.replicas, pods);
+      assert.ok(deploymentAwaitFinishes(d, { readyPods: pods, pvcPhase: pvcPhase(pods) }));
+    });
+  }
+
+  it("keeps the Deployment await of an enabled model: it is the proof of readiness", () => {
+    const d = buildModelDeployment(s, withModel(s, "llama-3-1-8b-instruct", {}));
+    assert.equal(d.metadata.annotations?.[SKIP_AWAIT], undefined);
+    assert.equal(deploymentAwaitFinishes(d, { readyPods: 0, pvcPhase: "Bound" }), false);
+  });
+
+  it("the Deployment await rule: without skipAwait a pod-less Deployment waits on its unbound claim", () => {
+    const d = buildModelDeployment(s, withModel(s, "llama-3-1-8b-instruct", { enabled: false }));
+    delete d.metadata.annotations![SKIP_AWAIT];
+    assert.equal(deploymentAwaitFinishes(d, { readyPods: 0, pvcPhase: pvcPhase(0) }), false);
+  });
+
+  it("lets the Service await finish with zero pods and wait while a pod is not ready (service.go, >= 4.17.0)", () => {
+    const svc = buildModelService(s, withModel(s, "llama-3-1-8b-instruct", { enabled: false }));
+    assert.ok(serviceAwaitFinishes(svc, { notReady: 0 }), "0 pods: empty Endpoints, done");
+    assert.equal(serviceAwaitFinishes(svc, { notReady: 1 }), false, "a loading pod: waits");
+  });
+
+  it("uses a Kubernetes provider whose Service await finishes with zero endpoints (4.17.0, #3142)", () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { version, pulumi } = require("@pulumi/kubernetes/package.json") as {
+      version: string;
+      pulumi: { version: string };
+    };
+    for (const v of [version, pulumi.version]) {
+      const [major, minor] = v.split(".").map(Number);
+      assert.ok(major > 4 || (major === 4 && minor >= 17), `@pulumi/kubernetes ${v} < 4.17.0`);
+    }
+  });
+});
+
+/**
+ * What pulumi-kubernetes does with a changed PVC: a change of `.spec.accessModes`,
+ * `.spec.selector`, `.spec.storageClassName` or `.spec.volumeName` replaces it
+ * (provider/pkg/provider/diff.go, forceNewProperties), because the API server forbids them
+ * (kubernetes pkg/apis/core/validation ValidatePersistentVolumeClaimUpdate: "spec is immutable
+ * after creation except resources.requests and volumeAttributesClassName for bound claims").
+ * A replacement keeping the same name and namespace deletes first (provider/pkg/provider/
+ * provider.go, Diff: deleteBeforeReplace) and the pvc-protection finalizer holds that delete
+ * while pods mount the claim (kubernetes.io/docs/concepts/storage/persistent-volumes/
+ * #storage-object-in-use-protection).
+ */
+function pvcDiff(old: IPersistentVolumeClaim, next: IPersistentVolumeClaim) {
+  const forceNew = ["accessModes", "selector", "storageClassName", "volumeName"] as const;
+  const changed = (k: (typeof forceNew)[number]) =>
+    JSON.stringify(old.spec?.[k]) !== JSON.stringify(next.spec?.[k]);
+  const renamed =
+    old.metadata?.name !== next.metadata?.name ||
+    old.metadata?.namespace !== next.metadata?.namespace;
+  const replace = renamed || forceNew.some(changed);
+  return {
+    changed: JSON.stringify(old) !== JSON.stringify(next),
+    replace,
+    deleteBeforeReplace: replace && !renamed,
+  };
+}
+
+describe("model manifests: the cache volume survives scaling", () => {
+  const p = spec("production");
+  const llama = (change: Partial<ModelSpec>) => withModel(p, "llama-3-1-8b-instruct", change);
+
+  it("never changes the claim when replicas or enabled change", () => {
+    const base = buildModelCacheClaim(p, llama({}));
+    for (const change of [{ replicas: 1 }, { replicas: 2 }, { replicas: 7 }, { enabled: false }]) {
+      assert.deepEqual(pvcDiff(base, buildModelCacheClaim(p, llama(change))), {
+        changed: false,
+        replace: false,
+        deleteBeforeReplace: false,
+      });
+    }
+  });
+
+  it("uses the configured access mode, not one derived from replicas", () => {
+    const d = spec("development");
+    const m = d.models[0];
+    assert.deepEqual(buildModelCacheClaim(d, { ...m, replicas: 4 }).spec!.accessModes, [
+      "ReadWriteOnce",
+    ]);
+    assert.deepEqual(buildModelCacheClaim(p, llama({})).spec!.accessModes, ["ReadWriteMany"]);
+  });
+
+  for (const [what, cache] of [
+    ["access mode", { accessMode: "ReadWriteOnce" }],
+    ["storage class", { storageClass: "standard-rwx" }],
+  ] as const) {
+    it(`replaces the claim create-first when its ${what} changes (new name, so no delete-first)`, () => {
+      const old = buildModelCacheClaim(p, llama({}));
+      const next = buildModelCacheClaim(p, llama({ cache: { ...llama({}).cache, ...cache } }));
+      assert.deepEqual(pvcDiff(old, next), {
+        changed: true,
+        replace: true,
+        deleteBeforeReplace: false,
+      });
+      const pod = buildModelDeployment(p, llama({ cache: { ...llama({}).cache, ...cache } })).spec!
+        .template.spec!;
+      const vol = pod.volumes!.find((v) => v.name === "model-cache")!;
+      assert.equal(vol.persistentVolumeClaim!.claimName, next.metadata.name, "pods move to it");
+    });
+  }
+
+  it("grows the cache in place (resources.requests may change)", () => {
+    const old = buildModelCacheClaim(p, llama({}));
+    const next = buildModelCacheClaim(p, llama({ cache: { ...llama({}).cache, size: "200Gi" } }));
+    assert.deepEqual(pvcDiff(old, next), {
+      changed: true,
+      replace: false,
+      deleteBeforeReplace: false,
+    });
+  });
+
+  it("the rule: an access mode change under a fixed name deletes first", () => {
+    const old = buildModelCacheClaim(p, llama({}));
+    const next = structuredClone(old);
+    next.spec!.accessModes = ["ReadWriteOnce"];
+    assert.deepEqual(pvcDiff(old, next), {
+      changed: true,
+      replace: true,
+      deleteBeforeReplace: true,
+    });
+  });
+});
+
+describe("model manifests: the Hugging Face token of gated models", () => {
+  const s = spec("staging");
+  const env = (m: ModelSpec) =>
+    buildModelDeployment(s, m).spec!.template.spec!.containers[0].env ?? [];
+
+  it("gives a gated model HF_TOKEN from its own Secret, required so a missing one fails at pod start", () => {
+    const llama = s.models.find((m) => m.name === "llama-3-1-8b-instruct")!;
+    assert.equal(llama.gated, true);
+    const token = env(llama).find((e) => e.name === "HF_TOKEN")!;
+    // SecretKeySelector.optional defaults to false: the kubelet refuses to start the container
+    // when the Secret or key is missing (kubernetes.io/docs/concepts/configuration/secret/#using-secrets-as-environment-variables).
+    assert.deepEqual(token.valueFrom, {
+      secretKeyRef: { name: "llama-3-1-8b-instruct-staging-huggingface", key: "token" },
+    });
+    const secret = buildHuggingFaceTokenSecret(s, llama, "hf_x");
+    assert.equal(secret.metadata.name, huggingFaceSecretName(s, llama));
+    assert.equal(secret.metadata.namespace, s.namespace);
+    assert.deepEqual(secret.stringData, { token: "hf_x" });
+  });
+
+  it("gives ungated models no token reference", () => {
+    const qwen = s.models.find((m) => m.name === "qwen2-5-32b-instruct-awq")!;
+    assert.equal(qwen.gated, false);
+    assert.equal(
+      env(qwen).find((e) => e.name === "HF_TOKEN"),
+      undefined,
+    );
+  });
+
+  it("renders the Deployment's reference but never the token Secret", () => {
+    const kinds = renderStack(s).map((m) => `${m.kind}/${m.metadata.name}`);
+    assert.ok(kinds.includes("Deployment/llama-3-1-8b-instruct-staging"));
+    assert.ok(!kinds.some((k) => k.startsWith("Secret/")), kinds.join(", "));
+  });
+});
