@@ -18,6 +18,8 @@ export const STARTUP_PERIOD_SECONDS = 10;
 export const CACHE_MOUNT = "/models";
 /** Annotation carrying the startup budget so policies can check the probes cover it. */
 export const STARTUP_BUDGET_ANNOTATION = "vllm.ai/startup-budget-minutes";
+/** Annotation `none` marks a model deliberately run without GPUs (policies allow it outside production). */
+export const ACCELERATOR_ANNOTATION = "vllm.ai/accelerator";
 
 /** Probe timings derived from the startup budget (minutes vLLM may take to load weights). */
 export function probeBudget(startupBudgetMinutes: number) {
@@ -112,7 +114,8 @@ export function buildModelDeployment(
   const name = serviceName(model.name, spec.environment);
   const gpu = model.gpu;
   const budget = probeBudget(model.startupBudgetMinutes);
-  const limits: Record<string, string> = { [gpu.resourceName]: String(gpu.count) };
+  const gpus: Record<string, string> = gpu ? { [gpu.resourceName]: String(gpu.count) } : {};
+  const limits: Record<string, string> = { ...gpus };
   if (model.resources.cpuLimit) limits.cpu = model.resources.cpuLimit;
   limits.memory = model.resources.memoryLimit ?? model.resources.memory;
   return {
@@ -120,7 +123,10 @@ export function buildModelDeployment(
     kind: "Deployment",
     metadata: {
       ...meta(spec, model),
-      annotations: { [STARTUP_BUDGET_ANNOTATION]: String(model.startupBudgetMinutes) },
+      annotations: {
+        [STARTUP_BUDGET_ANNOTATION]: String(model.startupBudgetMinutes),
+        ...(gpu ? {} : { [ACCELERATOR_ANNOTATION]: "none" }),
+      },
     },
     spec: {
       replicas: model.enabled ? model.replicas : 0,
@@ -143,8 +149,8 @@ export function buildModelDeployment(
             seccompProfile: { type: "RuntimeDefault" },
           },
           nodeSelector: {
-            "nvidia.com/gpu.present": "true",
-            ...(gpu.product ? { "nvidia.com/gpu.product": gpu.product } : {}),
+            ...(gpu ? { "nvidia.com/gpu.present": "true" } : {}),
+            ...(gpu?.product ? { "nvidia.com/gpu.product": gpu.product } : {}),
             ...model.nodeSelector,
           },
           tolerations: model.tolerations,
@@ -170,7 +176,7 @@ export function buildModelDeployment(
                 requests: {
                   cpu: model.resources.cpu,
                   memory: model.resources.memory,
-                  [gpu.resourceName]: String(gpu.count),
+                  ...gpus,
                 },
                 limits,
               },
