@@ -34,7 +34,8 @@ const VALUE_FLAGS = new Set([
   "quantization",
 ]);
 
-export const USAGE = "usage: vllm serve <model_tag> [--host H] [--port P] [--served-model-name N] [--max-model-len L] [other vLLM flags]";
+export const USAGE =
+  "usage: vllm serve <model_tag> [--host H] [--port P] [--served-model-name N] [--max-model-len L] [other vLLM flags]";
 
 /** Thrown for a command line vLLM would reject; the message names the argument. */
 export class UsageError extends Error {}
