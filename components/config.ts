@@ -99,13 +99,15 @@ const tolerationSchema = z
 const capacitySchema = z
   .object({
     replicas: intAtLeast(0, "replicas").default(1),
+    // Omitted: the model runs without GPUs (the vLLM simulator, a CPU build); never in production.
     gpu: z
       .object({
         count: intAtLeast(1, "gpu.count"),
         resourceName: z.string().default("nvidia.com/gpu"),
         product: z.string().optional(),
       })
-      .strict(),
+      .strict()
+      .optional(),
     nodeSelector: z.record(z.string()).default({}),
     tolerations: z.array(tolerationSchema).optional(),
     resources: z
@@ -211,7 +213,7 @@ export type Toleration = z.infer<typeof tolerationSchema>;
 
 /** One model as deployed in one environment: the promoted release plus this environment's capacity. */
 export interface ModelSpec extends Release, Omit<Capacity, "tolerations"> {
-  /** Tolerations actually applied (defaults to tolerating the GPU taint). */
+  /** Tolerations actually applied (defaults to tolerating the GPU taint when the model has GPUs). */
   tolerations: Toleration[];
 }
 
@@ -289,12 +291,21 @@ function crossChecks(cfg: RawConfig, setSecrets?: string[]): string[] {
       );
       return;
     }
-    if (cap.gpu.count !== r.args.tensorParallelSize) {
+    if (!cap.gpu) {
+      if (prod)
+        problems.push(
+          `capacity.${r.name}.gpu: is required in production: production models run on GPUs; set gpu.count (and gpu.product)`,
+        );
+      else if (r.args.tensorParallelSize !== 1)
+        problems.push(
+          `capacity.${r.name}.gpu: is missing but releases[${i}].args.tensorParallelSize is ${r.args.tensorParallelSize}; a model without GPUs runs as one process, so set gpu.count to ${r.args.tensorParallelSize} or tensorParallelSize to 1`,
+        );
+    } else if (cap.gpu.count !== r.args.tensorParallelSize) {
       problems.push(
         `capacity.${r.name}.gpu.count: is ${cap.gpu.count} but releases[${i}].args.tensorParallelSize is ${r.args.tensorParallelSize}; vLLM uses exactly tensorParallelSize GPUs per replica, so make them equal`,
       );
     }
-    if (cap.enabled) gpus += cap.gpu.count * cap.replicas;
+    if (cap.enabled) gpus += (cap.gpu?.count ?? 0) * cap.replicas;
     if (cap.enabled && cap.replicas === 0) {
       problems.push(
         `capacity.${r.name}.replicas: 0 replicas would register the model as ready with no pod serving it; set capacity.${r.name}.enabled: false to scale it to zero (the router then answers model_disabled)`,
@@ -372,8 +383,9 @@ function crossChecks(cfg: RawConfig, setSecrets?: string[]): string[] {
   return problems;
 }
 
-function defaultTolerations(resourceName: string): Toleration[] {
-  return [{ key: resourceName, operator: "Exists", effect: "NoSchedule" }];
+/** Tolerate the GPU taint of GPU nodes; a model without GPUs needs none. */
+function defaultTolerations(gpu: Capacity["gpu"]): Toleration[] {
+  return gpu ? [{ key: gpu.resourceName, operator: "Exists", effect: "NoSchedule" }] : [];
 }
 
 /**
@@ -399,7 +411,7 @@ export function parseStackConfig(raw: Record<string, unknown>, setSecrets?: stri
         ...r,
         servedModelName: r.servedModelName ?? r.name,
         ...cap,
-        tolerations: cap.tolerations ?? defaultTolerations(cap.gpu.resourceName),
+        tolerations: cap.tolerations ?? defaultTolerations(cap.gpu),
       };
     }),
     router: cfg.router,

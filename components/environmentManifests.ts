@@ -15,9 +15,13 @@ function labels(spec: StackSpec): Record<string, string> {
   };
 }
 
-/** GPU resource names the stack's models request (normally just nvidia.com/gpu). */
+/**
+ * GPU resource names the quota caps: those the stack's models request (normally just
+ * nvidia.com/gpu), or nvidia.com/gpu when no model has GPUs, so the budget still holds.
+ */
 export function gpuResourceNames(spec: StackSpec): string[] {
-  return [...new Set(spec.models.map((m) => m.gpu.resourceName))];
+  const names = spec.models.flatMap((m) => (m.gpu ? [m.gpu.resourceName] : []));
+  return names.length ? [...new Set(names)] : ["nvidia.com/gpu"];
 }
 
 export function buildNamespace(spec: StackSpec): Named<INamespace> {

@@ -1,4 +1,5 @@
-// Pure builders: one model of one stack -> its Kubernetes objects (cache volume, Deployment, Service, PDB, NetworkPolicy, ServiceMonitor).
+// Pure builders: one model of one stack -> its Kubernetes objects (cache volume, Deployment,
+// Service, PDB, NetworkPolicy, ServiceMonitor, Hugging Face token Secret).
 import { createHash } from "node:crypto";
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import type { IPersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClaim";
@@ -27,6 +28,9 @@ export const HF_TOKEN_SECRET_KEY = "token";
 export function podCount(model: ModelSpec): number {
   return model.enabled ? model.replicas : 0;
 }
+
+/** Annotation `none` marks a model deliberately run without GPUs (policies allow it outside production). */
+export const ACCELERATOR_ANNOTATION = "vllm.ai/accelerator";
 
 /** Probe timings derived from the startup budget (minutes vLLM may take to load weights). */
 export function probeBudget(startupBudgetMinutes: number) {
@@ -153,7 +157,8 @@ export function buildModelDeployment(
 ): IDeployment & { metadata: { name: string } } {
   const gpu = model.gpu;
   const budget = probeBudget(model.startupBudgetMinutes);
-  const limits: Record<string, string> = { [gpu.resourceName]: String(gpu.count) };
+  const gpus: Record<string, string> = gpu ? { [gpu.resourceName]: String(gpu.count) } : {};
+  const limits: Record<string, string> = { ...gpus };
   if (model.resources.cpuLimit) limits.cpu = model.resources.cpuLimit;
   limits.memory = model.resources.memoryLimit ?? model.resources.memory;
   return {
@@ -168,6 +173,7 @@ export function buildModelDeployment(
         // pod a WaitForFirstConsumer claim never binds. With pods, the await is the proof of
         // readiness the registry row waits for.
         ...(podCount(model) === 0 ? { "pulumi.com/skipAwait": "true" } : {}),
+        ...(gpu ? {} : { [ACCELERATOR_ANNOTATION]: "none" }),
       },
     },
     spec: {
@@ -191,8 +197,8 @@ export function buildModelDeployment(
             seccompProfile: { type: "RuntimeDefault" },
           },
           nodeSelector: {
-            "nvidia.com/gpu.present": "true",
-            ...(gpu.product ? { "nvidia.com/gpu.product": gpu.product } : {}),
+            ...(gpu ? { "nvidia.com/gpu.present": "true" } : {}),
+            ...(gpu?.product ? { "nvidia.com/gpu.product": gpu.product } : {}),
             ...model.nodeSelector,
           },
           tolerations: model.tolerations,
@@ -226,7 +232,7 @@ export function buildModelDeployment(
                 requests: {
                   cpu: model.resources.cpu,
                   memory: model.resources.memory,
-                  [gpu.resourceName]: String(gpu.count),
+                  ...gpus,
                 },
                 limits,
               },

@@ -34,6 +34,8 @@ export const ROUTER_APP = "vllm-router";
 export const VLLM_CONTAINER = "vllm";
 export const VLLM_PORT = 8000;
 export const STARTUP_BUDGET_ANNOTATION = "vllm.ai/startup-budget-minutes";
+/** Deployment annotation whose value `none` marks a model deliberately run without GPUs. */
+export const ACCELERATOR_ANNOTATION = "vllm.ai/accelerator";
 
 export type Role = "model" | "router" | "other";
 

@@ -8,7 +8,8 @@ import { parseStackConfig, readStackConfig } from "../components/config";
 import { buildLimitRange, buildNamespace } from "../components/environmentManifests";
 import { renderStack } from "../components/renderStack";
 import { loadStackConfig } from "../components/stackFile";
-import { TYPES } from "../policies/kube";
+import type { IContainer as Container } from "kubernetes-models/v1/Container";
+import { TYPES, quantity } from "../policies/kube";
 import { Violation, admit, formatViolations } from "./support/admission";
 import { Mutable, NS, fleet } from "./support/policyFixtures";
 import { stackForPolicies } from "./support/policyStacks";
@@ -547,20 +548,27 @@ describe("admission of every real stack", () => {
       assert.deepEqual(vs, [], formatViolations(vs));
     });
 
-    it(`${stack}: the pre-fix LimitRange (default limit cpu 1, memory 512Mi) refuses every model pod`, () => {
+    it(`${stack}: the pre-fix LimitRange (default limit cpu 1, memory 512Mi) refuses every model pod requesting more (all GPU models)`, () => {
       const s = spec(stack);
       const old = buildLimitRange(s);
       old.spec!.limits[0].default = { cpu: "1", memory: "512Mi" };
       const objects = renderStack(s).map((o) => (o.kind === "LimitRange" ? old : o));
       const refused = new Set(admit(objects).map((v) => v.object));
-      const models = objects
-        .filter(
-          (o) =>
-            o.kind === "Deployment" && o.metadata.labels?.["app.kubernetes.io/name"] === "vllm",
-        )
-        .map((o) => `Deployment ${o.metadata.namespace}/${o.metadata.name}`);
+      const models = objects.filter(
+        (o) => o.kind === "Deployment" && o.metadata.labels?.["app.kubernetes.io/name"] === "vllm",
+      );
+      const over = models.filter((o) => {
+        const pod = (o as unknown as { spec: { template: { spec: { containers: Container[] } } } })
+          .spec.template.spec;
+        const requests = pod.containers[0].resources?.requests ?? {};
+        return quantity(requests.cpu)! > 1 || quantity(requests.memory)! > 512 * 2 ** 20;
+      });
+      const id = (o: (typeof models)[number]) =>
+        `Deployment ${o.metadata.namespace}/${o.metadata.name}`;
       assert.ok(models.length > 0);
-      assert.deepEqual([...refused].sort(), models.sort());
+      // Every GPU model requests several CPUs: the old default refused all of them.
+      if (s.models.some((m) => m.gpu)) assert.equal(over.length, models.length);
+      assert.deepEqual([...refused].sort(), over.map(id).sort());
     });
 
     it(`${stack}: what the program registers under mocks is admitted too`, async () => {

@@ -11,12 +11,13 @@ import { buildModelDeployment } from "../components/modelManifests";
 import { renderStack } from "../components/renderStack";
 import { loadStackConfig } from "../components/stackFile";
 import { RENDER_INDEX, RenderDirectoryError, renderToDirectory } from "../scripts/render";
+import { STACK_FILES } from "./support/stackFiles";
 
 const ROOT = path.resolve(__dirname, "..");
 const spec = (stack: string) => parseStackConfig(readStackConfig(loadStackConfig(stack)));
 
 describe("render", () => {
-  for (const stack of ["development", "staging", "production"]) {
+  for (const stack of STACK_FILES) {
     it(`writes schema-valid manifests of every object of ${stack}, one file each`, () => {
       const out = fs.mkdtempSync(path.join(os.tmpdir(), `render-${stack}-`));
       const { files, problems } = renderToDirectory(stack, out);
@@ -26,12 +27,12 @@ describe("render", () => {
       const docs = files.map((f) => parse(fs.readFileSync(f, "utf8")));
       for (const d of docs) assert.deepEqual(schemaProblems(d), [], `${d.kind}/${d.metadata.name}`);
       for (const m of s.models) {
-        const name = `${m.name}-${stack}`;
+        const name = `${m.name}-${s.environment}`;
         for (const kind of [
           "Deployment",
           "Service",
           "NetworkPolicy",
-          "ServiceMonitor",
+          ...(s.monitoring.serviceMonitor ? ["ServiceMonitor"] : []),
           "PersistentVolumeClaim",
         ]) {
           assert.ok(
@@ -39,6 +40,11 @@ describe("render", () => {
             `${kind} of ${name}`,
           );
         }
+      }
+      if (!s.monitoring.serviceMonitor && !s.monitoring.alerts) {
+        // Without the Prometheus operator's CRDs (e.g. kind) such objects fail to apply.
+        const crs = docs.filter((d) => d.apiVersion.startsWith("monitoring.coreos.com/"));
+        assert.deepEqual(crs, [], "monitoring off: no Prometheus-operator objects");
       }
       assert.equal(
         docs[0].kind,
@@ -109,7 +115,7 @@ describe("render", () => {
     assert.match(run("--help").out, /--stack <name>/);
     const bad = run("--stack", "qa");
     assert.equal(bad.code, 1);
-    assert.match(bad.out, /no stack 'qa'.*stacks here: development, production, staging/);
+    assert.match(bad.out, /no stack 'qa'.*stacks here: ci, development, production, staging/);
     const out = fs.mkdtempSync(path.join(os.tmpdir(), "render-cli-"));
     const ok = run("--stack", "production", "--out", out);
     assert.equal(ok.code, 0, ok.out);

@@ -1,7 +1,9 @@
 // GPU rules: whole GPUs requested exactly, on GPU nodes, within the environment's budget.
 import {
+  ACCELERATOR_ANNOTATION,
   BaseConfig,
   ENVIRONMENTS,
+  environmentOf,
   resourcesOfType,
   roleOf,
   stackRule,
@@ -73,23 +75,46 @@ function requestsGpu(w: Workload, gpuResources: string[]): boolean {
   return containersOf(w.podSpec).some((c) => gpuUses(c, gpuResources).length > 0);
 }
 
-export const gpuRequestsEqualLimits = workloadRule<GpuConfig>({
+interface RequestsConfig extends GpuConfig {
+  /** Environments where a model annotated `vllm.ai/accelerator: none` may run without GPUs. */
+  gpuOptionalEnvironments: string[];
+}
+
+export const gpuRequestsEqualLimits = workloadRule<RequestsConfig>({
   name: "gpu-requests-equal-limits",
   description:
-    "vLLM pods request whole GPUs, with the GPU request equal to the limit on every container",
+    "vLLM pods request whole GPUs, with the GPU request equal to the limit on every container (outside production a model may be declared GPU-less)",
   severity: "high",
   remediationSteps:
     "Set resources.limits[<gpu>] to capacity.<model>.gpu.count and either leave requests unset or equal to it.",
-  defaults: { environments: [...ENVIRONMENTS], gpuResources: GPU_RESOURCES },
-  schema: gpuSchema,
-  check: (w, { cfg, display, report }) => {
+  defaults: {
+    environments: [...ENVIRONMENTS],
+    gpuResources: GPU_RESOURCES,
+    gpuOptionalEnvironments: ["development", "staging"],
+  },
+  schema: {
+    ...gpuSchema,
+    gpuOptionalEnvironments: {
+      type: "array",
+      items: { type: "string", enum: [...ENVIRONMENTS] },
+      default: ["development", "staging"],
+      description: `Environments where a model annotated ${ACCELERATOR_ANNOTATION}: none may request no GPU`,
+    },
+  },
+  check: (w, { args, cfg, display, report }) => {
     const role = roleOf(w);
     if (role !== "model" && !requestsGpu(w, cfg.gpuResources)) {
       return;
     }
     if (role === "model" && !requestsGpu(w, cfg.gpuResources)) {
+      // Unlabelled objects count as production (strictest).
+      const env = environmentOf(args.props as Obj) ?? "production";
+      const declared = w.annotations[ACCELERATOR_ANNOTATION] === "none";
+      if (declared && cfg.gpuOptionalEnvironments.includes(env)) return;
       report(
-        `${display}: the vLLM pod requests no GPU (${cfg.gpuResources.join(", ")}); vLLM needs one, so set resources.limits["nvidia.com/gpu"] on container 'vllm' to capacity.<model>.gpu.count`,
+        declared
+          ? `${display}: is declared GPU-less (${ACCELERATOR_ANNOTATION}: none) but ${env} models must run on GPUs; set capacity.<model>.gpu.count`
+          : `${display}: the vLLM pod requests no GPU (${cfg.gpuResources.join(", ")}); vLLM needs one, so set resources.limits["nvidia.com/gpu"] on container 'vllm' to capacity.<model>.gpu.count`,
       );
       return;
     }

@@ -1,0 +1,20 @@
+// The stacks of this project: one Pulumi.<stack>.yaml each, so a new stack file is tested as
+// soon as it exists.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { parseStackConfig, readStackConfig, StackSpec } from "../../components/config";
+import { loadStackConfig } from "../../components/stackFile";
+
+const ROOT = path.resolve(__dirname, "../..");
+
+/** Stack names, sorted. */
+export const STACK_FILES: string[] = fs
+  .readdirSync(ROOT)
+  .map((f) => /^Pulumi\.(.+)\.yaml$/.exec(f)?.[1])
+  .filter((s): s is string => Boolean(s))
+  .sort();
+
+/** A stack file's validated config, with Pulumi.yaml defaults merged. */
+export function stackSpec(stack: string): StackSpec {
+  return parseStackConfig(readStackConfig(loadStackConfig(stack)));
+}
