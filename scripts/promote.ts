@@ -118,7 +118,10 @@ export async function run(args: string[], io: ScriptIo): Promise<number> {
         "break-glass: also run pulumi up on the target now (asks first unless --yes)",
       )
       .option("--yes", "with --apply: apply without asking (CI)")
-      .option("-C, --cwd <dir>", "the Pulumi project, a git work tree (default: the current directory)")
+      .option(
+        "-C, --cwd <dir>",
+        "the Pulumi project, a git work tree (default: the current directory)",
+      )
       .option(
         "--from-router-url <url>",
         "router of the source stack (default: its routerUrl output)",
@@ -180,7 +183,10 @@ ${EXIT_HELP}`,
       );
     }
     const router = routerImageOf(source);
-    const problems = [...releaseProblems(source, rows), ...(router.problem ? [router.problem] : [])];
+    const problems = [
+      ...releaseProblems(source, rows),
+      ...(router.problem ? [router.problem] : []),
+    ];
     if (problems.length)
       throw new ScriptError(
         `${o.from} does not verifiably run what would be promoted; nothing was changed:\n${problems.map((p) => `  - ${p}`).join("\n")}`,

@@ -92,7 +92,10 @@ export async function run(args: string[], io: ScriptIo): Promise<number> {
         "--branch <name>",
         "branch the change is committed on (default: rollback/<stack>-to-update-<n>-<UTC time>)",
       )
-      .option("-C, --cwd <dir>", "the Pulumi project, a git work tree (default: the current directory)")
+      .option(
+        "-C, --cwd <dir>",
+        "the Pulumi project, a git work tree (default: the current directory)",
+      )
       .option("--router-url <url>", "router of the stack (default: its routerUrl output)")
       .addHelpText(
         "after",
