@@ -1,16 +1,25 @@
 // npm run rollback -- --stack production [--to <update>]: list the stack's recent releases
 // from `pulumi stack history`, restore the release config of the chosen update (default: the
-// newest earlier release that differs from the current one), preview, confirm, up, verify.
+// newest earlier release that differs from the current one) in the stack file, preview with the
+// policy pack, commit the stack file on a new branch (so the next deploy keeps the rollback),
+// then confirm, up and verify (`--no-apply` stops after the commit).
+import * as path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { commanderOutput, formatTable, main, runScript, ScriptError, ScriptIo } from "./lib/cli";
-import { UpdateInfo } from "./lib/pulumi";
+import { stackShortName, UpdateInfo } from "./lib/pulumi";
 import {
-  applyReleaseChange,
+  applyChange,
+  changeBranch,
+  ChangeContext,
   describeReleases,
   EXIT,
   EXIT_HELP,
   gate,
+  nextGate,
+  prepareChange,
+  previewChange,
   pulumiFor,
+  recordChange,
   RELEASE_KEY,
   formatReleaseChanges,
   sameReleases,
@@ -18,14 +27,17 @@ import {
 
 export { EXIT } from "./lib/rollout";
 
-const TOTAL_GATES = 5;
 const HISTORY_PAGE = 20;
 
 interface RollbackOptions {
   stack: string;
   to?: number;
+  apply?: boolean;
   yes?: boolean;
   list?: boolean;
+  pullRequest?: boolean;
+  branch?: string;
+  cwd?: string;
   routerUrl?: string;
 }
 
@@ -69,13 +81,35 @@ export async function run(args: string[], io: ScriptIo): Promise<number> {
         parseUpdate,
       )
       .option("--list", "only show the recent releases")
+      .option("--apply", "run pulumi up now, after the commit (the default)")
+      .option("--no-apply", "only commit the rollback; merging the branch deploys it")
       .option("--yes", "apply without asking (CI)")
+      .option(
+        "--pull-request",
+        "push the branch to origin and open a pull request into the current branch with gh",
+      )
+      .option(
+        "--branch <name>",
+        "branch the change is committed on (default: rollback/<stack>-to-update-<n>-<UTC time>)",
+      )
+      .option(
+        "-C, --cwd <dir>",
+        "the Pulumi project, a git work tree (default: the current directory)",
+      )
       .option("--router-url <url>", "router of the stack (default: its routerUrl output)")
       .addHelpText(
         "after",
         `
-Only the release config (${RELEASE_KEY}) is restored; capacity stays as it is now.
-Environment: DATABASE_URL (registry), ROUTER_API_KEY; \`pulumi\` on PATH.
+Only the release config (${RELEASE_KEY}) is restored; capacity stays as it is now. The
+restored config is written to Pulumi.<stack>.yaml, validated, previewed with the policy pack
+(policies/config/<stack>.json) and committed on its own on a new branch. A rollback is an
+emergency, so by default it is then applied at once (pulumi up after confirmation, or --yes,
+then verification) instead of waiting for the deploy workflow; merge the branch afterwards, or
+the next deploy from the repository's stack file undoes the rollback. --no-apply only commits
+(merging deploys it). Refuses to run when Pulumi.<stack>.yaml has uncommitted changes.
+
+Environment: DATABASE_URL (registry), ROUTER_API_KEY; \`pulumi\` on PATH; \`git\`; \`gh\`
+(logged in) for --pull-request.
 
 ${EXIT_HELP}`,
       )
@@ -83,9 +117,19 @@ ${EXIT_HELP}`,
       .configureOutput(commanderOutput(io));
     program.parse(args, { from: "user" });
     const o = program.opts<RollbackOptions>();
-    const pulumi = pulumiFor(io);
+    const apply = o.apply ?? true;
+    const cwd = path.resolve(o.cwd ?? process.cwd());
+    const pulumi = pulumiFor(io, cwd);
+    const total = 4 + (o.pullRequest ? 1 : 0) + (apply ? 2 : 0);
+    // --list only reads; anything else edits the stack file, so check it can be committed first.
+    const c: ChangeContext | undefined = o.list
+      ? undefined
+      : await prepareChange(
+          { io, cwd, stack: o.stack, pulumi, gates: { next: 2, total } },
+          !!o.pullRequest,
+        );
 
-    let done = gate(io, 1, TOTAL_GATES, `read the release history of ${o.stack}`);
+    let done = gate(io, 1, o.list ? 1 : total, `read the release history of ${o.stack}`);
     let releases: UpdateInfo[];
     let current: UpdateInfo["config"];
     try {
@@ -105,7 +149,7 @@ ${EXIT_HELP}`,
         EXIT.configFailed,
       );
     io.out(historyTable(releases, current));
-    if (o.list) return EXIT.ok;
+    if (!c) return EXIT.ok;
 
     const target =
       o.to === undefined
@@ -120,30 +164,44 @@ ${EXIT_HELP}`,
       );
     done(`update ${target.version} (${describeReleases(target.config![RELEASE_KEY])})`);
 
-    done = gate(io, 2, TOTAL_GATES, `restore the release config of update ${target.version}`);
-    const before = current[RELEASE_KEY];
+    done = nextGate(c, `restore the release config of update ${target.version}`);
+    const restored = target.config![RELEASE_KEY];
     try {
-      await pulumi.configSetAll(o.stack, { [RELEASE_KEY]: target.config![RELEASE_KEY] });
+      await pulumi.configSetAll(o.stack, { [RELEASE_KEY]: restored });
     } catch (e) {
+      await c.git.restore(c.stackFile).catch(() => undefined);
       throw new ScriptError(
-        `stopped at config set-all: ${(e as Error).message}\nNothing was deployed.`,
+        `stopped at config set-all: ${(e as Error).message}\nNothing was deployed; ${c.stackFile} was restored from git.`,
         EXIT.configFailed,
       );
     }
-    io.out(formatReleaseChanges(before, target.config![RELEASE_KEY]));
+    const changes = formatReleaseChanges(current[RELEASE_KEY], restored);
+    io.out(changes);
     done();
 
-    return applyReleaseChange({
-      io,
-      pulumi,
-      stack: o.stack,
+    await previewChange(c);
+
+    const branch =
+      o.branch ??
+      changeBranch("rollback", `${stackShortName(o.stack)}-to-update-${target.version}`);
+    await recordChange(c, {
+      branch,
+      title: `Roll ${o.stack} back to the releases of update ${target.version}`,
+      body: changes,
+      pullRequest: !!o.pullRequest,
+    });
+    if (!apply) {
+      io.out(
+        `Committed ${c.stackFile} on branch ${branch}; nothing was deployed (--no-apply). Merge it to deploy: the deploy workflow runs pulumi up on ${o.stack}.`,
+      );
+      return EXIT.ok;
+    }
+    return applyChange(c, {
       yes: !!o.yes,
       routerUrl: o.routerUrl,
       routerFlag: "--router-url",
       message: `rollback to the releases of update ${target.version}`,
-      previous: before,
-      first: 3,
-      total: TOTAL_GATES,
+      branch,
     });
   });
 }

@@ -1,11 +1,15 @@
 // npm run rollback with the stand-in pulumi playing back production's history (each entry
-// carries the config it deployed), real router/registry/simulator behind the stack: default
-// and --to targets, --list, and a failed gate at every step.
+// carries the config it deployed), the stack files in a real git repository, real
+// router/registry/simulator behind the stack: default and --to targets, --list, the commit
+// (and pull request) that keeps the rollback, --no-apply, and a failed gate at every step.
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { EXIT, releaseHistory, run } from "../scripts/rollback";
 import { configText, UpdateInfo } from "../scripts/lib/pulumi";
 import { configJson, PulumiStandIn } from "./support/pulumiStandIn";
 import {
+  git,
   productionConfig,
   release,
   ReleaseStacks,
@@ -16,6 +20,8 @@ import { scriptRunner } from "./support/scriptIo";
 const V1 = release("1", "1");
 const V2 = release("2", "2");
 const V3 = release("3", "3");
+const GH = path.resolve(__dirname, "fixtures/github");
+const POLICY_FLAGS = "--policy-pack policies --policy-pack-config policies/config/production.json";
 
 function update(version: number, releases: unknown[], extra: Partial<UpdateInfo> = {}): UpdateInfo {
   const at = new Date(Date.UTC(2026, 10, version)).toISOString();
@@ -34,6 +40,7 @@ function update(version: number, releases: unknown[], extra: Partial<UpdateInfo>
 describe("npm run rollback", () => {
   let stacks: ReleaseStacks;
   let standIn: PulumiStandIn;
+  let project: string;
 
   before(async () => {
     stacks = await startReleaseStacks();
@@ -42,6 +49,7 @@ describe("npm run rollback", () => {
   beforeEach(() => {
     // Production runs V3; before it ran V2 (a failed update in between), and V1 before that.
     standIn = stacks.standIn([V3], [V3]);
+    project = standIn.projectDir!;
     standIn.setHistory("production", [
       update(5, [V3], { message: "promote releases from staging" }),
       update(4, [V3], { result: "failed" }),
@@ -51,8 +59,27 @@ describe("npm run rollback", () => {
     ]);
   });
 
-  const rollback = (env: Record<string, string> = {}, answer?: boolean) =>
-    scriptRunner(run, { ...standIn.env, DATABASE_URL: stacks.databaseUrl, ...env }, answer);
+  const rollback =
+    (env: Record<string, string> = {}, answer?: boolean) =>
+    (...args: string[]) =>
+      scriptRunner(
+        run,
+        {
+          ...standIn.env,
+          PATH: `${GH}${path.delimiter}${standIn.env.PATH}`,
+          GH_STANDIN_DIR: standIn.dir,
+          DATABASE_URL: stacks.databaseUrl,
+          ...env,
+        },
+        answer,
+      )(...args, "--cwd", project);
+  const branches = () => git(project, "branch", "--format=%(refname:short)").trim().split("\n");
+  /** Nothing changed: no commit, the stack file as committed, still on main. */
+  const unchanged = () => {
+    assert.deepEqual(branches(), ["main"]);
+    assert.equal(git(project, "status", "--porcelain"), "");
+    assert.deepEqual(releasesOf(), [V3]);
+  };
   const releasesOf = () =>
     JSON.parse(configText(standIn.config("production")["vllm-fleet:releases"])!) as unknown[];
   const writes = () =>
@@ -68,7 +95,7 @@ describe("npm run rollback", () => {
     );
   });
 
-  it("restores the previous release by default, previews, applies and verifies", async () => {
+  it("restores the previous release by default, previews with the policy pack, commits, applies and verifies", async () => {
     const res = await rollback()("--stack", "production", "--yes");
     assert.equal(res.code, EXIT.ok, `${res.out}\n${res.err}`);
     assert.match(res.out, /^UPDATE\s+FINISHED\s+MESSAGE\s+RELEASES/m);
@@ -86,6 +113,36 @@ describe("npm run rollback", () => {
     );
     assert.deepEqual(releasesOf(), [V2]);
     assert.deepEqual(writes(), ["config set-all", "preview --stack", "up --stack"]);
+    const commands = standIn.calls().map((c) => c.join(" "));
+    assert.ok(
+      commands.includes(`preview --stack production --diff ${POLICY_FLAGS} --non-interactive`),
+    );
+    assert.ok(
+      commands.includes(
+        `up --stack production --yes --message rollback to the releases of update 3 ${POLICY_FLAGS} --non-interactive`,
+      ),
+    );
+    // Committed alone on a new branch, so merging it keeps the rollback.
+    assert.match(
+      git(project, "branch", "--show-current").trim(),
+      /^rollback\/production-to-update-3-\d{8}-\d{6}Z$/,
+    );
+    assert.equal(git(project, "status", "--porcelain"), "");
+    assert.equal(
+      git(project, "diff", "--name-only", "main", "HEAD").trim(),
+      "Pulumi.production.yaml",
+    );
+    const message = git(project, "log", "-1", "--format=%B");
+    assert.match(message, /^Roll production back to the releases of update 3\n\n/);
+    assert.match(
+      message,
+      /~ chat: v0\.11\.0@33333333 rev 33333333 -> v0\.11\.0@22222222 rev 22222222/,
+    );
+    assert.ok(res.err.includes("[5/6] pulumi up production with the policy pack"));
+    assert.match(
+      res.out,
+      /Applied\. Now merge branch rollback\/\S+ so the next deploy keeps this config/,
+    );
     const setAll = standIn.calls().find((c) => c[1] === "set-all")!;
     assert.deepEqual(Object.keys(JSON.parse(setAll[setAll.indexOf("--json") + 1]) as object), [
       "vllm-fleet:releases",
@@ -102,6 +159,47 @@ describe("npm run rollback", () => {
     const res = await rollback()("--stack", "production", "--to", "1", "--yes");
     assert.equal(res.code, EXIT.ok, res.err);
     assert.deepEqual(releasesOf(), [V1]);
+  });
+
+  it("--list works on a dirty stack file; anything else refuses it", async () => {
+    fs.appendFileSync(path.join(project, "Pulumi.production.yaml"), "# local edit\n");
+    assert.equal((await rollback()("--stack", "production", "--list")).code, EXIT.ok);
+    const res = await rollback()("--stack", "production", "--yes");
+    assert.equal(res.code, EXIT.usage);
+    assert.match(res.err, /Pulumi\.production\.yaml has uncommitted changes/);
+    assert.deepEqual(writes(), []);
+  });
+
+  it("--no-apply only commits: merging deploys it", async () => {
+    const res = await rollback()("--stack", "production", "--no-apply");
+    assert.equal(res.code, EXIT.ok, res.err);
+    assert.deepEqual(writes(), ["config set-all", "preview --stack"]);
+    assert.deepEqual(releasesOf(), [V2]);
+    assert.equal(git(project, "rev-list", "--count", "main..HEAD").trim(), "1");
+    assert.match(res.out, /nothing was deployed \(--no-apply\)\. Merge it to deploy/);
+    assert.ok(res.err.includes("[4/4] commit Pulumi.production.yaml on branch rollback/"));
+  });
+
+  it("--pull-request pushes the branch and opens a pull request into the current branch", async () => {
+    const res = await rollback()(
+      "--stack",
+      "production",
+      "--no-apply",
+      "--pull-request",
+      "--branch",
+      "rollback/chat-v2",
+    );
+    assert.equal(res.code, EXIT.ok, res.err);
+    assert.notEqual(git(project, "ls-remote", "origin", "refs/heads/rollback/chat-v2"), "");
+    const call = JSON.parse(
+      fs.readFileSync(path.join(standIn.dir, "gh.jsonl"), "utf8"),
+    ) as string[];
+    assert.equal(call[call.indexOf("--base") + 1], "main");
+    assert.equal(call[call.indexOf("--head") + 1], "rollback/chat-v2");
+    assert.equal(
+      call[call.indexOf("--title") + 1],
+      "Roll production back to the releases of update 3",
+    );
   });
 
   it("refuses an update that is not a successful release, naming the choices", async () => {
@@ -134,8 +232,8 @@ describe("npm run rollback", () => {
       "--yes",
     );
     assert.equal(res.code, EXIT.configFailed);
-    assert.match(res.err, /stopped at config set-all: .*Nothing was deployed\./s);
-    assert.deepEqual(releasesOf(), [V3]);
+    assert.match(res.err, /stopped at config set-all: .*Nothing was deployed/s);
+    unchanged();
   });
 
   it("stops at gate 3 when the preview fails and puts the current releases back", async () => {
@@ -145,24 +243,37 @@ describe("npm run rollback", () => {
       "--yes",
     );
     assert.equal(res.code, EXIT.previewFailed);
-    assert.match(res.err, /the release config of production was restored; nothing was deployed/);
-    assert.deepEqual(releasesOf(), [V3]);
+    assert.match(res.err, /Pulumi\.production\.yaml was restored from git; nothing was deployed/);
+    unchanged();
+  });
+
+  it("stops at a mandatory policy violation with its own exit code", async () => {
+    const res = await rollback({ PULUMI_STANDIN_VIOLATION: "min-replicas" })(
+      "--stack",
+      "production",
+      "--yes",
+    );
+    assert.equal(res.code, EXIT.policyViolation);
+    assert.match(res.err, /the change violates mandatory policies of production/);
+    assert.match(res.err, /\[mandatory\] {2}min-replicas/);
+    assert.ok(!writes().some((w) => w.startsWith("up")));
+    unchanged();
   });
 
   it("stops before up when not confirmed", async () => {
     const res = await rollback({}, false)("--stack", "production");
     assert.equal(res.code, EXIT.notConfirmed);
-    assert.deepEqual(releasesOf(), [V3]);
+    assert.match(res.err, /nothing was deployed\. The change is committed on branch rollback\//);
     assert.ok(!writes().some((w) => w.startsWith("up")));
   });
 
-  it("stops at gate 4 when pulumi up fails", async () => {
+  it("stops at gate 5 when pulumi up fails", async () => {
     const res = await rollback({ PULUMI_STANDIN_FAIL: "up" })("--stack", "production", "--yes");
     assert.equal(res.code, EXIT.upFailed);
     assert.match(res.err, /stopped at pulumi up: .*The update may be partly applied/s);
   });
 
-  it("stops at gate 5 when the stack fails verification after the update", async () => {
+  it("stops at gate 6 when the stack fails verification after the update", async () => {
     standIn.setOutputs("production", {
       routerUrl: stacks.routers.production.url,
       models: { chat: { endpoint: "chat-production.llm-production.svc.cluster.local:8000" } },
@@ -172,10 +283,16 @@ describe("npm run rollback", () => {
     assert.match(res.out, /registry\s+chat\s+FAIL\s+endpoint/);
   });
 
-  it("has --help with the exit codes and rejects a bad --to", async () => {
+  it("has --help with the default and the exit codes, and rejects a bad --to", async () => {
     const help = await rollback()("--help");
     assert.equal(help.code, EXIT.ok);
     assert.match(help.out, /Only the release config \(vllm-fleet:releases\) is restored/);
+    assert.match(
+      help.out,
+      /A rollback is an\s+emergency, so by default it is then applied at once/,
+    );
+    assert.match(help.out, /--no-apply\s+only commit the rollback/);
+    assert.match(help.out, /9 the preview violated a mandatory policy/);
     assert.equal((await rollback()("--stack", "production", "--to", "latest")).code, EXIT.usage);
   });
 });

@@ -132,9 +132,18 @@ export class PulumiCli {
     return this.json(["stack", "output", "--json", "--stack", stack]);
   }
 
-  /** Copies one top-level key from one stack's config to another's. */
+  /**
+   * Copies one key from one stack's config to another's: `-s` is the source, `--dest` the
+   * target, `--path` reads the key as a property path (pulumi/pulumi
+   * pkg/cmd/pulumi/config/config.go, `config copy`). It writes the target's Pulumi.<stack>.yaml.
+   */
   configCopy(from: string, to: string, key: string): Promise<PulumiResult> {
     return this.run(["config", "cp", "--stack", from, "--dest", to, "--path", key]);
+  }
+
+  /** Sets one value at a property path (`router.image`): `pulumi config set --path`. */
+  configSetPath(stack: string, keyPath: string, value: string): Promise<PulumiResult> {
+    return this.run(["config", "set", "--stack", stack, "--path", keyPath, value]);
   }
 
   /** Sets config values from JSON in `pulumi config --json` form. */
@@ -142,13 +151,58 @@ export class PulumiCli {
     return this.run(["config", "set-all", "--stack", stack, "--json", JSON.stringify(values)]);
   }
 
+  /** `pulumi preview --diff` with the stack's policy pack. */
   preview(stack: string): Promise<PulumiResult> {
-    return this.run(["preview", "--stack", stack, "--diff"], true);
+    return this.run(["preview", "--stack", stack, "--diff", ...policyPackArgs(stack)], true);
   }
 
+  /** `pulumi up` with the stack's policy pack (the pack runs again on up: values unknown in preview). */
   up(stack: string, message: string): Promise<PulumiResult> {
-    return this.run(["up", "--stack", stack, "--yes", "--message", message], true);
+    return this.run(
+      ["up", "--stack", stack, "--yes", "--message", message, ...policyPackArgs(stack)],
+      true,
+    );
   }
+}
+
+/** Directory of the local policy pack, relative to the Pulumi project. */
+export const POLICY_PACK_DIR = "policies";
+
+/** The last segment of a stack name (`org/production` -> `production`). */
+export function stackShortName(stack: string): string {
+  return stack.split("/").pop()!;
+}
+
+/** The file the CLI keeps a stack's config in, relative to the project. */
+export function stackFileName(stack: string): string {
+  return `Pulumi.${stackShortName(stack)}.yaml`;
+}
+
+/** The policy pack config of a stack, relative to the project. */
+export function policyPackConfigPath(stack: string): string {
+  return `${POLICY_PACK_DIR}/config/${stackShortName(stack)}.json`;
+}
+
+/**
+ * `--policy-pack <dir> --policy-pack-config <json>` of `pulumi preview` and `pulumi up`: both
+ * repeatable, the n-th config belonging to the n-th pack (pulumi/pulumi
+ * pkg/cmd/pulumi/operations/preview.go and up.go, flags `policy-pack` and `policy-pack-config`).
+ */
+export function policyPackArgs(stack: string): string[] {
+  return ["--policy-pack", POLICY_PACK_DIR, "--policy-pack-config", policyPackConfigPath(stack)];
+}
+
+/**
+ * The mandatory policy violations a failed preview or up printed: the CLI lists them under
+ * `Policies:` as `- [mandatory] <policy> (<type>: <name>)` and exits non-zero
+ * (pulumi/pulumi pkg/backend/display/progress.go printPolicies, and the expected output in
+ * pkg/engine/lifecycletest/testdata/output/TestSimpleAnalyzeResourceFailure).
+ */
+export function mandatoryViolations(result: PulumiResult): string[] {
+  return `${result.stdout}\n${result.stderr}`
+    .split("\n")
+    .filter((l) => l.includes("[mandatory]"))
+    .map((l) => l.trim().replace(/^- /, ""));
 }
 
 /** A config value in the plain text form readStackConfig expects (JSON text for objects). */

@@ -1,9 +1,22 @@
 // The gates promote and rollback share once a stack's release config has changed: validate,
-// preview, confirm, up, verify. Each gate stops the run with its own exit code and a message
-// saying what state the stack is in; before `up` the config change is reverted.
+// preview with the policy pack, commit the stack file on a branch (and open a pull request),
+// and for break-glass confirm, up, verify. Each gate stops the run with its own exit code and
+// a message saying what state the stack is in; before the commit the stack file is restored.
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { PROJECT, StackConfigError } from "../../components/config";
 import { ScriptError, ScriptIo, USAGE_EXIT } from "./cli";
-import { ConfigValueJson, PulumiCli, PulumiCommandError, configText, onPath } from "./pulumi";
+import { createPullRequest, Git } from "./git";
+import {
+  ConfigValueJson,
+  configText,
+  mandatoryViolations,
+  onPath,
+  policyPackConfigPath,
+  PulumiCli,
+  PulumiCommandError,
+  stackFileName,
+} from "./pulumi";
 import { loadStack, StackView } from "./stack";
 import { formatResults, passed, verifyStack } from "./verification";
 
@@ -21,20 +34,25 @@ export const EXIT = {
   notConfirmed: 6,
   upFailed: 7,
   targetUnverified: 8,
+  policyViolation: 9,
+  commitFailed: 10,
 } as const;
 
-export const EXIT_HELP = `Exit codes: 0 applied and verified, 1 unexpected error, 2 invalid usage, 3 source stack
-failed verification, 4 release config could not be changed (or is invalid), 5 preview failed,
-6 not confirmed, 7 pulumi up failed, 8 the stack failed verification after the update.`;
+export const EXIT_HELP = `Exit codes: 0 committed (and, when applying, applied and verified), 1 unexpected error,
+2 invalid usage (or a dirty stack file, no git work tree, no policy pack config), 3 source
+stack failed verification (or does not run its config), 4 release config could not be changed
+(or is invalid), 5 preview failed, 6 not confirmed, 7 pulumi up failed, 8 the stack failed
+verification after the update, 9 the preview violated a mandatory policy, 10 the commit, push
+or pull request failed.`;
 
-/** A PulumiCli whose streamed output (preview, up) goes to the script's stdout. */
-export function pulumiFor(io: ScriptIo): PulumiCli {
+/** A PulumiCli in the project `cwd` whose streamed output (preview, up) goes to stdout. */
+export function pulumiFor(io: ScriptIo, cwd: string): PulumiCli {
   if (!onPath("pulumi", io.env))
     throw new ScriptError(
       "the pulumi CLI is not on PATH: install it (https://www.pulumi.com/docs/install/) and `pulumi login` to the stacks' backend",
       EXIT.usage,
     );
-  return new PulumiCli({ env: io.env, onOutput: (line) => io.out(`  │ ${line}`) });
+  return new PulumiCli({ env: io.env, cwd, onOutput: (line) => io.out(`  │ ${line}`) });
 }
 
 /** A numbered gate: prints its start and returns a function reporting its success. */
@@ -112,10 +130,161 @@ export function formatReleaseChanges(
     .join("\n");
 }
 
-export interface ApplyOptions {
+/** The remote promote and rollback push their branch to. */
+export const REMOTE = "origin";
+
+/** Where a release change happens: the Pulumi project, a git work tree. */
+export interface ChangeContext {
   io: ScriptIo;
   pulumi: PulumiCli;
+  git: Git;
+  /** The Pulumi project directory. */
+  cwd: string;
   stack: string;
+  /** The stack's config file, relative to cwd. */
+  stackFile: string;
+  /** Branch the change is based on (the pull request's base). */
+  base?: string;
+  /** Numbered gates: the next number and the total. */
+  gates: { next: number; total: number };
+}
+
+/** Starts the next numbered gate of a change. */
+export function nextGate(c: ChangeContext, label: string): (d?: string) => void {
+  return gate(c.io, c.gates.next++, c.gates.total, label);
+}
+
+/**
+ * Checks before anything changes: the stack's policy pack config exists, the project is a git
+ * work tree and the stack file has no uncommitted edits (the change is committed on its own,
+ * and restored from HEAD when a gate fails); for a pull request, `gh` and a base branch.
+ */
+export async function prepareChange(
+  c: Pick<ChangeContext, "io" | "cwd" | "stack" | "pulumi" | "gates">,
+  pullRequest: boolean,
+): Promise<ChangeContext> {
+  const { io, cwd, stack } = c;
+  const policyConfig = policyPackConfigPath(stack);
+  if (!fs.existsSync(path.join(cwd, policyConfig)))
+    throw new ScriptError(
+      `${path.join(cwd, policyConfig)} does not exist: every preview and up of ${stack} runs the policy pack with its config; add it (copy policies/config/staging.json) or run from the project directory (--cwd)`,
+      EXIT.usage,
+    );
+  const git = new Git(cwd, io.env);
+  const stackFile = stackFileName(stack);
+  let dirty: boolean;
+  let base: string | undefined;
+  try {
+    dirty = await git.dirty(stackFile);
+    base = await git.currentBranch();
+  } catch (e) {
+    throw new ScriptError(
+      `${cwd} must be a git work tree of the project: ${(e as Error).message}`,
+      EXIT.usage,
+    );
+  }
+  if (dirty)
+    throw new ScriptError(
+      `${stackFile} has uncommitted changes; commit or stash them first (\`git stash push -- ${stackFile}\`): the change is committed on its own and restored from HEAD when a gate fails`,
+      EXIT.usage,
+    );
+  if (pullRequest && !onPath("gh", io.env))
+    throw new ScriptError(
+      "--pull-request needs the GitHub CLI: install gh (https://cli.github.com) and `gh auth login`, or drop --pull-request and push the branch yourself",
+      EXIT.usage,
+    );
+  if (pullRequest && !base)
+    throw new ScriptError(
+      "--pull-request needs a checked-out branch as the pull request's base (HEAD is detached): `git switch main` first",
+      EXIT.usage,
+    );
+  return { ...c, git, stackFile, base };
+}
+
+async function restore(c: ChangeContext): Promise<string> {
+  try {
+    await c.git.restore(c.stackFile);
+    return `${c.stackFile} was restored from git; nothing was deployed`;
+  } catch (e) {
+    return `restoring ${c.stackFile} failed too (${(e as Error).message}); run \`git restore -- ${c.stackFile}\``;
+  }
+}
+
+/** After the stack file changed: validate the new config, then preview with the policy pack. */
+export async function previewChange(c: ChangeContext): Promise<void> {
+  const { pulumi, stack } = c;
+  const done = nextGate(c, `preview ${stack} with the policy pack`);
+  try {
+    await loadStack(stack, pulumi);
+  } catch (e) {
+    const why = e instanceof StackConfigError ? e.message : (e as Error).message;
+    throw new ScriptError(
+      `the new config of ${stack} is invalid, so it was not previewed:\n${why}\n${await restore(c)}`,
+      EXIT.configFailed,
+    );
+  }
+  try {
+    await pulumi.preview(stack);
+  } catch (e) {
+    const violations = e instanceof PulumiCommandError ? mandatoryViolations(e.result) : [];
+    if (violations.length)
+      throw new ScriptError(
+        `the change violates mandatory policies of ${stack} (${policyPackConfigPath(stack)}):\n${violations.map((v) => `  - ${v}`).join("\n")}\n${await restore(c)}`,
+        EXIT.policyViolation,
+      );
+    throw new ScriptError(
+      `stopped at preview: ${(e as Error).message}\n${await restore(c)}`,
+      EXIT.previewFailed,
+    );
+  }
+  done();
+}
+
+export interface RecordOptions {
+  branch: string;
+  /** First line of the commit and title of the pull request. */
+  title: string;
+  /** The change (body of the commit and the pull request). */
+  body: string;
+  /** Push the branch and open a pull request with `gh`. */
+  pullRequest: boolean;
+}
+
+/** Commits the stack file on a new branch and, when asked, pushes it and opens a pull request. */
+export async function recordChange(c: ChangeContext, o: RecordOptions): Promise<void> {
+  const { io, git, stackFile } = c;
+  let done = nextGate(c, `commit ${stackFile} on branch ${o.branch}`);
+  const { body } = o;
+  try {
+    const commit = await git.commitOnNewBranch(o.branch, stackFile, `${o.title}\n\n${body}\n`);
+    done(commit.slice(0, 12));
+  } catch (e) {
+    throw new ScriptError(
+      `stopped at the commit: ${(e as Error).message}\nNothing was deployed; ${stackFile} keeps the change in the working tree (\`git status\`).`,
+      EXIT.commitFailed,
+    );
+  }
+  if (!o.pullRequest) return;
+  done = nextGate(c, `open a pull request into ${c.base}`);
+  try {
+    await git.push(REMOTE, o.branch);
+    const url = await createPullRequest(c.cwd, io.env, {
+      base: c.base!,
+      head: o.branch,
+      title: o.title,
+      body: `${body}\n\nMerging deploys it: the deploy workflow runs \`pulumi up\` from ${stackFile}.`,
+    });
+    io.out(`pull request: ${url}`);
+    done(url);
+  } catch (e) {
+    throw new ScriptError(
+      `stopped at the pull request: ${(e as Error).message}\nThe change is committed on branch ${o.branch}; push it and open the pull request by hand.`,
+      EXIT.commitFailed,
+    );
+  }
+}
+
+export interface ApplyOptions {
   /** Apply without asking. */
   yes: boolean;
   /** Router URL for the final verification (else the stack's routerUrl output). */
@@ -123,47 +292,14 @@ export interface ApplyOptions {
   routerFlag: string;
   /** `--message` of the update. */
   message: string;
-  /** The release config before the change: restored when a gate before `up` fails. */
-  previous: ConfigValueJson | undefined;
-  /** Number of the first gate below (validation + preview) and the total. */
-  first: number;
-  total: number;
+  /** The branch holding the change, which must still be merged. */
+  branch: string;
 }
 
-async function revert(o: ApplyOptions): Promise<string> {
-  if (!o.previous) return `revert ${RELEASE_KEY} of ${o.stack} by hand (it had no previous value)`;
-  try {
-    await o.pulumi.configSetAll(o.stack, { [RELEASE_KEY]: o.previous });
-    return `the release config of ${o.stack} was restored; nothing was deployed`;
-  } catch (e) {
-    return `restoring the release config failed too (${(e as Error).message}); restore ${RELEASE_KEY} of ${o.stack} by hand`;
-  }
-}
-
-/** After the release config of `stack` changed: validate, preview, confirm, up, verify. */
-export async function applyReleaseChange(o: ApplyOptions): Promise<number> {
-  const { io, pulumi, stack } = o;
-  let n = o.first;
-  let done = gate(io, n++, o.total, `preview ${stack}`);
-  try {
-    await loadStack(stack, pulumi);
-  } catch (e) {
-    const why = e instanceof StackConfigError ? e.message : (e as Error).message;
-    throw new ScriptError(
-      `the new config of ${stack} is invalid, so it was not previewed:\n${why}\n${await revert(o)}`,
-      EXIT.configFailed,
-    );
-  }
-  try {
-    await pulumi.preview(stack);
-  } catch (e) {
-    throw new ScriptError(
-      `stopped at preview: ${(e as Error).message}\n${await revert(o)}`,
-      EXIT.previewFailed,
-    );
-  }
-  done();
-
+/** Break-glass: confirm, `pulumi up` with the policy pack, verify. */
+export async function applyChange(c: ChangeContext, o: ApplyOptions): Promise<number> {
+  const { io, pulumi, stack } = c;
+  const merge = `merge branch ${o.branch} so the next deploy keeps this config`;
   const confirmed =
     o.yes || (io.confirm ? await io.confirm(`Apply this update to stack ${stack}?`) : false);
   if (!confirmed) {
@@ -171,32 +307,43 @@ export async function applyReleaseChange(o: ApplyOptions): Promise<number> {
       ? "not confirmed"
       : "no terminal to confirm on; pass --yes to apply without a prompt";
     throw new ScriptError(
-      `stopped before pulumi up (${why})\n${await revert(o)}`,
+      `stopped before pulumi up (${why}); nothing was deployed. The change is committed on branch ${o.branch}: merge it to deploy through the deploy workflow, or delete the branch.`,
       EXIT.notConfirmed,
     );
   }
 
-  done = gate(io, n++, o.total, `pulumi up ${stack}`);
+  let done = nextGate(c, `pulumi up ${stack} with the policy pack`);
   try {
     await pulumi.up(stack, o.message);
   } catch (e) {
-    const err = e as PulumiCommandError;
+    const violations = e instanceof PulumiCommandError ? mandatoryViolations(e.result) : [];
     throw new ScriptError(
-      `stopped at pulumi up: ${err.message}\nThe update may be partly applied: check \`npm run status -- --stack ${stack}\`, fix and re-run, or \`npm run rollback -- --stack ${stack}\`.`,
+      `stopped at pulumi up: ${(e as Error).message}${violations.length ? `\nmandatory policy violations:\n${violations.map((v) => `  - ${v}`).join("\n")}` : ""}\nThe update may be partly applied: check \`npm run status -- --stack ${stack}\`, fix and re-run, or \`npm run rollback -- --stack ${stack}\`.`,
       EXIT.upFailed,
     );
   }
   done();
 
-  done = gate(io, n++, o.total, `verify ${stack}`);
+  done = nextGate(c, `verify ${stack}`);
   const view: StackView = await loadStack(stack, pulumi);
   const results = await verifyStack(view, io, o.routerUrl, undefined, o.routerFlag);
   io.out(formatResults(results));
   if (!passed(results))
     throw new ScriptError(
-      `stack ${stack} failed verification after the update: roll back with \`npm run rollback -- --stack ${stack}\``,
+      `stack ${stack} failed verification after the update: roll back with \`npm run rollback -- --stack ${stack}\`; then ${merge}`,
       EXIT.targetUnverified,
     );
   done("all checks passed");
+  io.out(`Applied. Now ${merge}.`);
   return EXIT.ok;
+}
+
+/** `<prefix>/<what>-<UTC timestamp>`: a branch name that sorts by time and never collides. */
+export function changeBranch(prefix: string, what: string, at = new Date()): string {
+  const stamp = at
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z")
+    .replace("T", "-");
+  return `${prefix}/${what}-${stamp}`;
 }

@@ -1,6 +1,11 @@
 // Staging and production as promote/rollback tests need them: one registry database, a vLLM
 // simulator and a router per environment, and stand-in pulumi state whose stack outputs
-// point at them, so every verification gate runs against real parts.
+// point at them, so every verification gate runs against real parts. The stack files live in
+// a real git repository (a temp dir with a bare `origin`), as in a clone of this project.
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { startSimulator, Simulator } from "../../scripts/simulator";
 import { createPulumiStandIn, PulumiStandIn } from "./pulumiStandIn";
 import { RouterProcess, seedRegistry, startRouter } from "./router";
@@ -51,7 +56,10 @@ export interface ReleaseStacks {
   databaseUrl: string;
   routers: Record<"staging" | "production", RouterProcess>;
   sims: Record<"staging" | "production", Simulator>;
-  /** A fresh stand-in whose staging and production stacks point at the running parts. */
+  /**
+   * A fresh stand-in whose staging and production stacks point at the running parts; their
+   * stack files are committed on `main` of a new git repository (`projectDir`).
+   */
   standIn(staging: unknown[], production: unknown[]): PulumiStandIn;
   close(): Promise<void>;
 }
@@ -84,10 +92,12 @@ export async function startReleaseStacks(): Promise<ReleaseStacks> {
     routers,
     sims,
     standIn(staging, production) {
-      const s = createPulumiStandIn();
+      const s = createPulumiStandIn(createProjectRepo());
       made.push(s);
       s.setConfig("staging", stagingConfig(staging));
       s.setConfig("production", productionConfig(production));
+      git(s.projectDir!, "add", "-A");
+      git(s.projectDir!, "commit", "-q", "-m", "stacks");
       for (const env of ["staging", "production"] as const)
         s.setOutputs(env, {
           routerUrl: routers[env].url,
@@ -98,7 +108,30 @@ export async function startReleaseStacks(): Promise<ReleaseStacks> {
     async close() {
       await Promise.all([routers.staging.stop(), routers.production.stop()]);
       await Promise.all([sims.staging.close(), sims.production.close()]);
-      made.forEach((s) => s.remove());
+      for (const s of made) {
+        s.remove();
+        fs.rmSync(path.dirname(s.projectDir!), { recursive: true, force: true });
+      }
     },
   };
+}
+
+/** `git <args>` in `dir`; its output. */
+export function git(dir: string, ...args: string[]): string {
+  return execFileSync("git", args, { cwd: dir, encoding: "utf8" });
+}
+
+/** `<tmp>/project`: a git repo on `main` with the policy pack configs and a bare `origin`. */
+function createProjectRepo(): string {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "vllm-fleet-project-"));
+  const dir = path.join(root, "project");
+  fs.cpSync(path.resolve(__dirname, "../../policies/config"), path.join(dir, "policies/config"), {
+    recursive: true,
+  });
+  git(root, "init", "-q", "--bare", "-b", "main", "origin.git");
+  git(dir, "init", "-q", "-b", "main");
+  git(dir, "config", "user.name", "Release Engineer");
+  git(dir, "config", "user.email", "release@example.com");
+  git(dir, "remote", "add", "origin", path.join(root, "origin.git"));
+  return dir;
 }
