@@ -401,7 +401,9 @@ function readSslRootCert(registry: RawConfig["registry"]): { pem?: string; probl
           : [],
     };
   if (registry.sslmode === "disable")
-    return { problems: [`${at}: has no effect with sslmode disable; remove it or use verify-full`] };
+    return {
+      problems: [`${at}: has no effect with sslmode disable; remove it or use verify-full`],
+    };
   let pem: string;
   try {
     pem = fs.readFileSync(path.resolve(PROJECT_DIR, file), "utf8");

@@ -91,18 +91,18 @@ async function write(inputs: RegistryEntryInputs): Promise<RegistryEntryOutputs>
   const row = await withRegistryClient(
     inputs.connectionString,
     (db) =>
-    upsertEntry(db, {
-      modelName: inputs.modelName,
-      environment: inputs.environment,
-      endpoint: inputs.endpoint,
-      namespace: inputs.namespace,
-      servedModelName: inputs.servedModelName,
-      fallbacks: inputs.fallbacks ?? [],
-      revision: inputs.revision || null,
-      managedBy: inputs.managedBy,
-      status: inputs.enabled ? "ready" : "disabled",
-      disabledReason: inputs.enabled ? null : disabledReasonOf(inputs),
-    }),
+      upsertEntry(db, {
+        modelName: inputs.modelName,
+        environment: inputs.environment,
+        endpoint: inputs.endpoint,
+        namespace: inputs.namespace,
+        servedModelName: inputs.servedModelName,
+        fallbacks: inputs.fallbacks ?? [],
+        revision: inputs.revision || null,
+        managedBy: inputs.managedBy,
+        status: inputs.enabled ? "ready" : "disabled",
+        disabledReason: inputs.enabled ? null : disabledReasonOf(inputs),
+      }),
     { ca: inputs.caCertificate },
   );
   return outputsOf(inputs, row, await invalidate(inputs));
@@ -186,14 +186,16 @@ export const registryEntryProvider: pulumi.dynamic.ResourceProvider = {
 
   async delete(_id: string, props: RegistryEntryOutputs) {
     // Routers must stop sending traffic before the Deployment goes: disable, never delete the row.
-    await withRegistryClient(props.connectionString, (db) =>
-      setStatus(
-        db,
-        props.environment,
-        props.modelName,
-        "disabled",
-        `removed from stack ${props.managedBy}`,
-      ),
+    await withRegistryClient(
+      props.connectionString,
+      (db) =>
+        setStatus(
+          db,
+          props.environment,
+          props.modelName,
+          "disabled",
+          `removed from stack ${props.managedBy}`,
+        ),
       { ca: props.caCertificate },
     );
     await invalidate(props);

@@ -102,7 +102,9 @@ export function buildRouterDeployment(spec: StackSpec, wiring: RouterWiring): Na
     ...(spec.router.apiKeysSecret
       ? [{ name: "ROUTER_API_KEYS_FILE", value: `${API_KEYS_DIR}/${API_KEYS_KEY}` }]
       : []),
-    ...(ca ? [{ name: "REGISTRY_SSLROOTCERT", value: `${REGISTRY_CA_DIR}/${REGISTRY_CA_KEY}` }] : []),
+    ...(ca
+      ? [{ name: "REGISTRY_SSLROOTCERT", value: `${REGISTRY_CA_DIR}/${REGISTRY_CA_KEY}` }]
+      : []),
   ];
   return {
     apiVersion: "apps/v1",
@@ -180,7 +182,9 @@ export function buildRouterDeployment(spec: StackSpec, wiring: RouterWiring): Na
                 ...(spec.router.apiKeysSecret
                   ? [{ name: "api-keys", mountPath: API_KEYS_DIR, readOnly: true }]
                   : []),
-                ...(ca ? [{ name: "registry-ca", mountPath: REGISTRY_CA_DIR, readOnly: true }] : []),
+                ...(ca
+                  ? [{ name: "registry-ca", mountPath: REGISTRY_CA_DIR, readOnly: true }]
+                  : []),
               ],
             },
           ],

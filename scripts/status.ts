@@ -20,7 +20,13 @@ import {
   USAGE_EXIT,
 } from "./lib/cli";
 import { onPath } from "./lib/pulumi";
-import { expectedEndpoint, readStack, requireDatabaseUrl, StackView } from "./lib/stack";
+import {
+  expectedEndpoint,
+  readStack,
+  registryCa,
+  requireDatabaseUrl,
+  StackView,
+} from "./lib/stack";
 
 /** Exit codes (also in --help). */
 export const EXIT = { ok: 0, drift: 1, usage: USAGE_EXIT } as const;
@@ -178,7 +184,9 @@ export async function stackStatus(
   const env = view.spec.environment;
   let rows: RegistryEntry[];
   try {
-    rows = await withRegistryClient(databaseUrl, (db) => listEntries(db, { environment: env }));
+    rows = await withRegistryClient(databaseUrl, (db) => listEntries(db, { environment: env }), {
+      ca: registryCa(io.env, view.spec),
+    });
   } catch (e) {
     throw new ScriptError((e as Error).message, EXIT.drift);
   }

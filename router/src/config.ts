@@ -1,6 +1,5 @@
 // Router settings, read once from the environment. Every error names the variable and the fix.
-import * as fs from "node:fs";
-import { registryPgConfig } from "./registry/tls";
+import { readCaFile, registryPgConfig } from "./registry/tls";
 
 const ENVIRONMENTS = ["development", "staging", "production"] as const;
 
@@ -69,11 +68,9 @@ export function readRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
   let registryCa: string | undefined;
   if (env.REGISTRY_SSLROOTCERT) {
     try {
-      registryCa = fs.readFileSync(env.REGISTRY_SSLROOTCERT, "utf8");
+      registryCa = readCaFile(env.REGISTRY_SSLROOTCERT, "REGISTRY_SSLROOTCERT");
     } catch (e) {
-      problems.push(
-        `REGISTRY_SSLROOTCERT must name a readable PEM file of the registry's CA (${(e as Error).message}); mount it or unset the variable`,
-      );
+      problems.push((e as Error).message);
     }
   }
   if (problems.length === 0) {

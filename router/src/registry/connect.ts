@@ -47,9 +47,12 @@ export interface RegistryCa {
 }
 
 /** pg options for every registry client: libpq's sslmode (see tls.ts), then bounded timeouts. */
-function pgConfig<T extends ClientConfig>(url: string, { ca, ...overrides }: Partial<T> & RegistryCa) {
-  const { sslmode: _sslmode, ...tls } = registryPgConfig(url, ca);
-  return { ...tls, ...PG_TIMEOUTS, ...overrides };
+function pgConfig<T extends ClientConfig>(
+  url: string,
+  { ca, ...overrides }: Partial<T> & RegistryCa,
+) {
+  const { connectionString, ssl } = registryPgConfig(url, ca);
+  return { connectionString, ssl, ...PG_TIMEOUTS, ...overrides };
 }
 
 /** A pg Pool with bounded timeouts; idle-client errors go to `onError` instead of crashing. */

@@ -36,7 +36,8 @@ export interface RegistryPgConfig {
  */
 export function registryPgConfig(url: string, ca?: string): RegistryPgConfig {
   // Without a query there is nothing to read: keep the URL exactly as given.
-  if (!url.includes("?")) return { connectionString: url, ssl: sslOptions("disable", ca), sslmode: "disable" };
+  if (!url.includes("?"))
+    return { connectionString: url, ssl: sslOptions("disable", ca), sslmode: "disable" };
   const u = new URL(url);
   const mode = u.searchParams.get("sslmode") ?? "disable";
   const rootcert = u.searchParams.get("sslrootcert") ?? undefined;
@@ -57,7 +58,8 @@ export function registryPgConfig(url: string, ca?: string): RegistryPgConfig {
       }`,
     );
   const sslmode = mode as SslMode;
-  const root = ca ?? (rootcert && rootcert !== "system" ? readRootCert(rootcert) : undefined);
+  const root =
+    ca ?? (rootcert && rootcert !== "system" ? readCaFile(rootcert, "sslrootcert") : undefined);
   if (rootcert === "system" && ca === undefined && sslmode !== "verify-full")
     // libpq: "When using sslrootcert=system, ... any weaker setting will result in an error."
     throw new Error(
@@ -66,11 +68,14 @@ export function registryPgConfig(url: string, ca?: string): RegistryPgConfig {
   return { connectionString: u.toString(), ssl: sslOptions(sslmode, root), sslmode };
 }
 
-function readRootCert(file: string): string {
+/** A CA certificate file's PEM text; the error names the setting `what` and the fix. */
+export function readCaFile(file: string, what: string): string {
   try {
     return fs.readFileSync(file, "utf8");
   } catch (e) {
-    throw new Error(`cannot read sslrootcert '${file}': ${(e as Error).message}`);
+    throw new Error(
+      `${what}: cannot read '${file}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); point it at the PEM file of the registry's CA`,
+    );
   }
 }
 
