@@ -275,8 +275,8 @@ export async function run(args: string[], io: ScriptIo): Promise<number> {
       .addHelpText(
         "after",
         `
-Environment: DATABASE_URL (registry, required), REDIS_URL (cache, optional). Pods are read with
-kubectl when it is on PATH with a context; otherwise the cluster is reported unreachable.
+Environment: DATABASE_URL (registry, required), PGSSLROOTCERT (the registry's CA, default the
+stack's registry.sslrootcert), REDIS_URL (cache, optional). Pods are read with kubectl when it is on PATH with a context; otherwise the cluster is reported unreachable.
 With \`pulumi\` on PATH the config comes from \`pulumi config\`, else from Pulumi.<stack>.yaml.
 
 Exit codes: 0 no drift, 1 drift found (or the registry is unreachable), 2 invalid usage or config.`,

@@ -84,8 +84,8 @@ export async function run(args: string[], io: ScriptIo): Promise<number> {
       .addHelpText(
         "after",
         `
-Environment: DATABASE_URL (registry, required), ROUTER_URL, ROUTER_API_KEY (when the router
-authenticates). With \`pulumi\` on PATH the stack's config and outputs come from
+Environment: DATABASE_URL (registry, required), PGSSLROOTCERT (the registry's CA, default the
+stack's registry.sslrootcert), ROUTER_URL, ROUTER_API_KEY (when the router authenticates). With \`pulumi\` on PATH the stack's config and outputs come from
 \`pulumi config --json\` / \`pulumi stack output --json\`; otherwise from Pulumi.<stack>.yaml.
 
 Exit codes: 0 all checks passed, 1 a check failed, 2 invalid usage or config.`,
