@@ -46,6 +46,7 @@ const registryDb = new RegistryDatabase(spec.environment, {
 });
 const registry = {
   connectionString: registryDb.adminConnectionString,
+  caCertificate: spec.registry.caCertificate,
   redisUrl: spec.redis.url,
   dependsOn: [registryDb.migrations],
 };

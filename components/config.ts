@@ -1,7 +1,13 @@
 // The stack config, validated once into a typed StackSpec. Every error names the config path
 // and the fix; all errors are reported together; nothing is created when config is invalid.
+import { X509Certificate } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { z } from "zod";
 import { DNS_LABEL, ENVIRONMENTS, Environment, serviceName } from "./naming";
+
+/** The project directory (Pulumi.yaml): relative config paths start here, as for the providers. */
+export const PROJECT_DIR = path.resolve(__dirname, "..");
 
 /** Pulumi project name: stack config keys carry it as a prefix (`vllm-fleet:releases`). */
 export const PROJECT = "vllm-fleet";
@@ -171,6 +177,7 @@ const configSchema = z
           .default("model_registry"),
         adminUser: z.string().default("postgres"),
         sslmode: z.enum(["disable", "require", "verify-ca", "verify-full"]).default("require"),
+        sslrootcert: z.string().min(1, "registry.sslrootcert must be a file path").optional(),
         manageDatabase: z.boolean().default(true),
       })
       .strict(),
@@ -225,7 +232,10 @@ export interface StackSpec {
   gpuQuota: number;
   models: ModelSpec[];
   router: RawConfig["router"];
-  registry: RawConfig["registry"];
+  registry: RawConfig["registry"] & {
+    /** Contents of `registry.sslrootcert` (PEM), for the clients that take text. */
+    caCertificate?: string;
+  };
   redis: RawConfig["redis"];
   monitoring: RawConfig["monitoring"];
   kubernetes: RawConfig["kubernetes"];
@@ -383,6 +393,56 @@ function crossChecks(cfg: RawConfig, setSecrets?: string[]): string[] {
   return problems;
 }
 
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/**
+ * `registry.sslrootcert`: a PEM file of CA certificates, relative to the project directory (the
+ * postgresql provider reads it from there too). Read here, so a wrong path fails before anything.
+ */
+function readSslRootCert(registry: RawConfig["registry"]): { pem?: string; problems: string[] } {
+  const at = "registry.sslrootcert";
+  const file = registry.sslrootcert;
+  if (file === undefined)
+    return {
+      problems:
+        registry.sslmode === "verify-ca"
+          ? [
+              `${at}: sslmode verify-ca needs the CA that signs the registry's certificate (a chain check against public CAs proves nothing); set ${at} to its PEM file, or use verify-full`,
+            ]
+          : [],
+    };
+  if (registry.sslmode === "disable")
+    return {
+      problems: [`${at}: has no effect with sslmode disable; remove it or use verify-full`],
+    };
+  let pem: string;
+  try {
+    pem = fs.readFileSync(path.resolve(PROJECT_DIR, file), "utf8");
+  } catch (e) {
+    return {
+      problems: [
+        `${at}: cannot read '${file}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); give the path of the CA's PEM file relative to the project directory`,
+      ],
+    };
+  }
+  const blocks = pem.match(PEM_CERTIFICATE) ?? [];
+  const bad = blocks.findIndex((b) => {
+    try {
+      new X509Certificate(b);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (blocks.length === 0 || bad >= 0)
+    return {
+      problems: [
+        `${at}: '${file}' is not a PEM certificate${bad >= 0 ? ` (certificate ${bad + 1} does not parse)` : ""}; use the CA certificate ('-----BEGIN CERTIFICATE-----'), not a key or a DER file`,
+      ],
+    };
+  return { pem, problems: [] };
+}
+
 /** Tolerate the GPU taint of GPU nodes; a model without GPUs needs none. */
 function defaultTolerations(gpu: Capacity["gpu"]): Toleration[] {
   return gpu ? [{ key: gpu.resourceName, operator: "Exists", effect: "NoSchedule" }] : [];
@@ -398,7 +458,8 @@ export function parseStackConfig(raw: Record<string, unknown>, setSecrets?: stri
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new StackConfigError(parsed.error.issues.map(issueMessage));
   const cfg = parsed.data;
-  const problems = crossChecks(cfg, setSecrets);
+  const ca = readSslRootCert(cfg.registry);
+  const problems = [...crossChecks(cfg, setSecrets), ...ca.problems];
   if (problems.length) throw new StackConfigError(problems);
   return {
     project: PROJECT,
@@ -415,7 +476,7 @@ export function parseStackConfig(raw: Record<string, unknown>, setSecrets?: stri
       };
     }),
     router: cfg.router,
-    registry: cfg.registry,
+    registry: { ...cfg.registry, caCertificate: ca.pem },
     redis: cfg.redis,
     monitoring: cfg.monitoring,
     kubernetes: cfg.kubernetes,

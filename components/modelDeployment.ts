@@ -27,6 +27,8 @@ export interface ModelDeploymentArgs {
 export interface RegistryConnection {
   /** Admin connection URL of the registry database (a secret). */
   connectionString: pulumi.Input<string>;
+  /** CA certificate (PEM) of the registry's TLS (`registry.sslrootcert`). */
+  caCertificate?: string;
   /** Redis URL of the registry cache, invalidated on every write. */
   redisUrl?: pulumi.Input<string>;
   /** What must exist before rows are written (the migrated schema). */
@@ -123,6 +125,7 @@ export class ModelDeployment extends pulumi.ComponentResource {
       `${name}-registry`,
       {
         connectionString: args.registry.connectionString,
+        caCertificate: args.registry.caCertificate,
         redisUrl: args.registry.redisUrl,
         ...modelRegistration(stack, model, this.endpoint, pulumi.getStack()),
       },

@@ -82,6 +82,8 @@ export class RegistryDatabase extends pulumi.ComponentResource {
         username: registry.adminUser,
         password: pulumi.secret(args.adminPassword),
         sslmode: registry.sslmode,
+        // A path: the provider reads the file itself, from the project directory (its cwd).
+        sslrootcert: registry.sslrootcert,
         // Managed services (RDS, Cloud SQL) do not give out superuser.
         superuser: false,
         connectTimeout: 15,
@@ -160,7 +162,7 @@ export class RegistryDatabase extends pulumi.ComponentResource {
 
     this.migrations = new RegistryMigrations(
       `${name}-migrations`,
-      { connectionString: this.adminConnectionString },
+      { connectionString: this.adminConnectionString, caCertificate: registry.caCertificate },
       { parent: this, dependsOn: adminGrants },
     );
 

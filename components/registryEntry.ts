@@ -17,6 +17,8 @@ import {
 /** Resolved inputs of a registry entry, as the provider receives them. */
 export interface RegistryEntryInputs {
   connectionString: string;
+  /** CA certificate (PEM text, not a path: the provider runs serialized elsewhere). */
+  caCertificate?: string;
   redisUrl?: string;
   environment: Environment;
   modelName: string;
@@ -48,6 +50,7 @@ const IDENTITY: (keyof RegistryEntryInputs)[] = ["environment", "modelName"];
 const COMPARED: (keyof RegistryEntryInputs)[] = [
   ...IDENTITY,
   "connectionString",
+  "caCertificate",
   "redisUrl",
   "endpoint",
   "namespace",
@@ -85,19 +88,22 @@ async function invalidate(inputs: RegistryEntryInputs): Promise<string> {
 }
 
 async function write(inputs: RegistryEntryInputs): Promise<RegistryEntryOutputs> {
-  const row = await withRegistryClient(inputs.connectionString, (db) =>
-    upsertEntry(db, {
-      modelName: inputs.modelName,
-      environment: inputs.environment,
-      endpoint: inputs.endpoint,
-      namespace: inputs.namespace,
-      servedModelName: inputs.servedModelName,
-      fallbacks: inputs.fallbacks ?? [],
-      revision: inputs.revision || null,
-      managedBy: inputs.managedBy,
-      status: inputs.enabled ? "ready" : "disabled",
-      disabledReason: inputs.enabled ? null : disabledReasonOf(inputs),
-    }),
+  const row = await withRegistryClient(
+    inputs.connectionString,
+    (db) =>
+      upsertEntry(db, {
+        modelName: inputs.modelName,
+        environment: inputs.environment,
+        endpoint: inputs.endpoint,
+        namespace: inputs.namespace,
+        servedModelName: inputs.servedModelName,
+        fallbacks: inputs.fallbacks ?? [],
+        revision: inputs.revision || null,
+        managedBy: inputs.managedBy,
+        status: inputs.enabled ? "ready" : "disabled",
+        disabledReason: inputs.enabled ? null : disabledReasonOf(inputs),
+      }),
+    { ca: inputs.caCertificate },
   );
   return outputsOf(inputs, row, await invalidate(inputs));
 }
@@ -154,8 +160,10 @@ export const registryEntryProvider: pulumi.dynamic.ResourceProvider = {
   },
 
   async read(id: string, props: RegistryEntryOutputs) {
-    const row = await withRegistryClient(props.connectionString, (db) =>
-      getEntry(db, props.environment, props.modelName),
+    const row = await withRegistryClient(
+      props.connectionString,
+      (db) => getEntry(db, props.environment, props.modelName),
+      { ca: props.caCertificate },
     );
     if (!row) return {}; // the row is gone: refresh drops it from state, the next up recreates it
     const live: RegistryEntryOutputs = {
@@ -178,14 +186,17 @@ export const registryEntryProvider: pulumi.dynamic.ResourceProvider = {
 
   async delete(_id: string, props: RegistryEntryOutputs) {
     // Routers must stop sending traffic before the Deployment goes: disable, never delete the row.
-    await withRegistryClient(props.connectionString, (db) =>
-      setStatus(
-        db,
-        props.environment,
-        props.modelName,
-        "disabled",
-        `removed from stack ${props.managedBy}`,
-      ),
+    await withRegistryClient(
+      props.connectionString,
+      (db) =>
+        setStatus(
+          db,
+          props.environment,
+          props.modelName,
+          "disabled",
+          `removed from stack ${props.managedBy}`,
+        ),
+      { ca: props.caCertificate },
     );
     await invalidate(props);
   },
@@ -194,6 +205,8 @@ export const registryEntryProvider: pulumi.dynamic.ResourceProvider = {
 export interface RegistryEntryArgs {
   /** Admin connection URL of the registry database (a secret). */
   connectionString: pulumi.Input<string>;
+  /** CA certificate (PEM) the registry's TLS is verified against (`registry.sslrootcert`). */
+  caCertificate?: pulumi.Input<string>;
   /** Redis URL whose cached copy of the entry is deleted on every write (optional). */
   redisUrl?: pulumi.Input<string>;
   /** Stack environment: development, staging or production. */

@@ -10,6 +10,8 @@ export const MIGRATION_SET = MIGRATIONS.map((m) => `${m.version}:${m.name}`);
 
 export interface RegistryMigrationsInputs {
   connectionString: string;
+  /** CA certificate (PEM text, not a path: the provider runs serialized elsewhere). */
+  caCertificate?: string;
   migrations: string[];
 }
 
@@ -21,7 +23,9 @@ export interface RegistryMigrationsOutputs extends RegistryMigrationsInputs {
 }
 
 async function apply(inputs: RegistryMigrationsInputs): Promise<RegistryMigrationsOutputs> {
-  const result = await withRegistryClient(inputs.connectionString, (db) => migrate(db));
+  const result = await withRegistryClient(inputs.connectionString, (db) => migrate(db), {
+    ca: inputs.caCertificate,
+  });
   return {
     ...inputs,
     version: result.to,
@@ -45,6 +49,8 @@ export const registryMigrationsProvider: pulumi.dynamic.ResourceProvider = {
 export interface RegistryMigrationsArgs {
   /** Admin connection URL of the registry database (a secret). */
   connectionString: pulumi.Input<string>;
+  /** CA certificate (PEM) the registry's TLS is verified against (`registry.sslrootcert`). */
+  caCertificate?: pulumi.Input<string>;
 }
 
 /** Applies the registry's schema migrations under their advisory lock. */

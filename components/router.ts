@@ -61,6 +61,13 @@ export class RouterService extends pulumi.ComponentResource {
       : undefined;
     // Builders take plain values; the deploy-time ones (digest, Secret name) are filled in here.
     const objs = buildRouterObjects(stack, { image: "", registrySecretName: "" });
+    const registryCa = objs.registryCa
+      ? new k8s.core.v1.ConfigMap(
+          `${name}-registry-ca`,
+          objs.registryCa as k8s.core.v1.ConfigMapArgs,
+          child,
+        )
+      : undefined;
     const deploymentSpec = pulumi
       .all([this.image, args.registrySecretName])
       .apply(
@@ -70,7 +77,14 @@ export class RouterService extends pulumi.ComponentResource {
     this.deployment = new k8s.apps.v1.Deployment(
       `${name}-deployment`,
       { metadata: objs.deployment.metadata, spec: deploymentSpec } as k8s.apps.v1.DeploymentArgs,
-      { ...child, dependsOn: [...(redisSecret ? [redisSecret] : []), ...(args.dependsOn ?? [])] },
+      {
+        ...child,
+        dependsOn: [
+          ...(redisSecret ? [redisSecret] : []),
+          ...(registryCa ? [registryCa] : []),
+          ...(args.dependsOn ?? []),
+        ],
+      },
     );
     this.service = new k8s.core.v1.Service(
       `${name}-service`,

@@ -1,9 +1,11 @@
 // Pure builders: the router's Kubernetes objects for one stack (Deployment, Service, autoscaler, PDB, NetworkPolicy).
+import { createHash } from "node:crypto";
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import type { IHorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
 import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
 import type { INetworkPolicyEgressRule } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicyEgressRule";
 import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
 import type { ISecret } from "kubernetes-models/v1/Secret";
 import type { IService } from "kubernetes-models/v1/Service";
 import type { IServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
@@ -26,6 +28,10 @@ export const REGISTRY_URL_KEY = "DATABASE_URL";
 /** Key of the API-keys Secret (`router.apiKeysSecret`) holding one key per line. */
 export const API_KEYS_KEY = "keys";
 const API_KEYS_DIR = "/etc/vllm-router/api-keys";
+/** ConfigMap with the registry's CA certificate (`registry.sslrootcert`); a CA is public. */
+export const ROUTER_REGISTRY_CA_NAME = "vllm-router-registry-ca";
+export const REGISTRY_CA_KEY = "ca.crt";
+const REGISTRY_CA_DIR = "/etc/vllm-router/registry-ca";
 /** The image's numeric non-root user (router/Dockerfile `USER`). */
 export const ROUTER_UID = 10001;
 
@@ -68,11 +74,23 @@ export function buildRouterRedisSecret(spec: StackSpec, redisUrl: string): Named
   };
 }
 
+/** The registry's CA certificate, mounted read-only into the router (REGISTRY_SSLROOTCERT). */
+export function buildRouterRegistryCa(spec: StackSpec): Named<IConfigMap> | undefined {
+  if (!spec.registry.caCertificate) return undefined;
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { ...meta(spec), name: ROUTER_REGISTRY_CA_NAME },
+    data: { [REGISTRY_CA_KEY]: spec.registry.caCertificate },
+  };
+}
+
 export function buildRouterDeployment(spec: StackSpec, wiring: RouterWiring): Named<IDeployment> {
   const secretEnv = (name: string, secret: string, key: string) => ({
     name,
     valueFrom: { secretKeyRef: { name: secret, key } },
   });
+  const ca = spec.registry.caCertificate;
   const env = [
     { name: "ROUTER_ENVIRONMENT", value: spec.environment },
     { name: "PORT", value: String(ROUTER_PORT) },
@@ -83,6 +101,9 @@ export function buildRouterDeployment(spec: StackSpec, wiring: RouterWiring): Na
     ...(spec.redis.url ? [secretEnv("REDIS_URL", ROUTER_REDIS_SECRET_NAME, "REDIS_URL")] : []),
     ...(spec.router.apiKeysSecret
       ? [{ name: "ROUTER_API_KEYS_FILE", value: `${API_KEYS_DIR}/${API_KEYS_KEY}` }]
+      : []),
+    ...(ca
+      ? [{ name: "REGISTRY_SSLROOTCERT", value: `${REGISTRY_CA_DIR}/${REGISTRY_CA_KEY}` }]
       : []),
   ];
   return {
@@ -95,7 +116,17 @@ export function buildRouterDeployment(spec: StackSpec, wiring: RouterWiring): Na
       selector: { matchLabels: routerSelector(spec.environment) },
       strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       template: {
-        metadata: { labels: routerLabels(spec.environment) },
+        metadata: {
+          labels: routerLabels(spec.environment),
+          // The router reads the CA once at start: a new CA must roll the pods.
+          ...(ca
+            ? {
+                annotations: {
+                  "vllm.ai/registry-ca-sha256": createHash("sha256").update(ca).digest("hex"),
+                },
+              }
+            : {}),
+        },
         spec: {
           automountServiceAccountToken: false,
           enableServiceLinks: false,
@@ -151,6 +182,9 @@ export function buildRouterDeployment(spec: StackSpec, wiring: RouterWiring): Na
                 ...(spec.router.apiKeysSecret
                   ? [{ name: "api-keys", mountPath: API_KEYS_DIR, readOnly: true }]
                   : []),
+                ...(ca
+                  ? [{ name: "registry-ca", mountPath: REGISTRY_CA_DIR, readOnly: true }]
+                  : []),
               ],
             },
           ],
@@ -161,6 +195,14 @@ export function buildRouterDeployment(spec: StackSpec, wiring: RouterWiring): Na
                   {
                     name: "api-keys",
                     secret: { secretName: spec.router.apiKeysSecret, defaultMode: 0o440 },
+                  },
+                ]
+              : []),
+            ...(ca
+              ? [
+                  {
+                    name: "registry-ca",
+                    configMap: { name: ROUTER_REGISTRY_CA_NAME, defaultMode: 0o444 },
                   },
                 ]
               : []),
@@ -320,6 +362,7 @@ export function buildRouterServiceMonitor(spec: StackSpec): Named<IServiceMonito
 export function buildRouterObjects(spec: StackSpec, wiring: RouterWiring) {
   return {
     redisSecret: spec.redis.url ? buildRouterRedisSecret(spec, spec.redis.url) : undefined,
+    registryCa: buildRouterRegistryCa(spec),
     deployment: buildRouterDeployment(spec, wiring),
     service: buildRouterService(spec),
     autoscaler: buildRouterAutoscaler(spec),

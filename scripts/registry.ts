@@ -11,6 +11,7 @@ import {
   redactUrl,
   RegistryUnavailableError,
 } from "../router/src/registry/connect";
+import { readCaFile } from "../router/src/registry/tls";
 import {
   currentVersion,
   LATEST_VERSION,
@@ -168,9 +169,17 @@ async function withDb<T>(io: CliIo, fn: (db: Client) => Promise<T>): Promise<T> 
       "DATABASE_URL is not set: export DATABASE_URL=postgresql://user:password@host:5432/model_registry",
       EXIT.usage,
     );
+  let ca: string | undefined;
+  if (io.env.PGSSLROOTCERT) {
+    try {
+      ca = readCaFile(io.env.PGSSLROOTCERT, "--sslrootcert / PGSSLROOTCERT");
+    } catch (e) {
+      throw new CliError((e as Error).message, EXIT.usage);
+    }
+  }
   let db: Client;
   try {
-    db = await connectClient(url);
+    db = await connectClient(url, { ca });
   } catch (e) {
     throw new CliError(
       `${(e as Error).message}; check DATABASE_URL and that PostgreSQL is running`,
@@ -304,6 +313,15 @@ function buildProgram(io: CliIo): Command {
     .configureOutput({
       writeOut: (s) => io.out(s.trimEnd()),
       writeErr: (s) => io.err(s.trimEnd()),
+    })
+    .option(
+      "--sslrootcert <file>",
+      "PEM file of the registry's CA, for sslmode require/verify-ca/verify-full in DATABASE_URL (default: PGSSLROOTCERT)",
+    )
+    // The flag wins over the environment, as libpq's sslrootcert over PGSSLROOTCERT.
+    .hook("preAction", () => {
+      const file = program.opts<{ sslrootcert?: string }>().sslrootcert;
+      if (file) io = { ...io, env: { ...io.env, PGSSLROOTCERT: file } };
     });
 
   program

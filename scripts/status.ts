@@ -20,7 +20,13 @@ import {
   USAGE_EXIT,
 } from "./lib/cli";
 import { onPath } from "./lib/pulumi";
-import { expectedEndpoint, readStack, requireDatabaseUrl, StackView } from "./lib/stack";
+import {
+  expectedEndpoint,
+  readStack,
+  registryCa,
+  requireDatabaseUrl,
+  StackView,
+} from "./lib/stack";
 
 /** Exit codes (also in --help). */
 export const EXIT = { ok: 0, drift: 1, usage: USAGE_EXIT } as const;
@@ -178,7 +184,9 @@ export async function stackStatus(
   const env = view.spec.environment;
   let rows: RegistryEntry[];
   try {
-    rows = await withRegistryClient(databaseUrl, (db) => listEntries(db, { environment: env }));
+    rows = await withRegistryClient(databaseUrl, (db) => listEntries(db, { environment: env }), {
+      ca: registryCa(io.env, view.spec),
+    });
   } catch (e) {
     throw new ScriptError((e as Error).message, EXIT.drift);
   }
@@ -267,8 +275,8 @@ export async function run(args: string[], io: ScriptIo): Promise<number> {
       .addHelpText(
         "after",
         `
-Environment: DATABASE_URL (registry, required), REDIS_URL (cache, optional). Pods are read with
-kubectl when it is on PATH with a context; otherwise the cluster is reported unreachable.
+Environment: DATABASE_URL (registry, required), PGSSLROOTCERT (the registry's CA, default the
+stack's registry.sslrootcert), REDIS_URL (cache, optional). Pods are read with kubectl when it is on PATH with a context; otherwise the cluster is reported unreachable.
 With \`pulumi\` on PATH the config comes from \`pulumi config\`, else from Pulumi.<stack>.yaml.
 
 Exit codes: 0 no drift, 1 drift found (or the registry is unreachable), 2 invalid usage or config.`,

@@ -6,7 +6,7 @@ import { withRegistryClient } from "../router/src/registry/connect";
 import { listEntries } from "../router/src/registry/queries";
 import { Environment, ENVIRONMENTS } from "../router/src/registry/types";
 import { commanderOutput, main, runScript, ScriptError, ScriptIo, USAGE_EXIT } from "./lib/cli";
-import { readStack, requireDatabaseUrl } from "./lib/stack";
+import { readStack, registryCa, requireDatabaseUrl } from "./lib/stack";
 import {
   CheckResult,
   COMPLETION_BUDGET_MS,
@@ -23,10 +23,13 @@ export const EXIT = { ok: 0, failed: 1, usage: USAGE_EXIT } as const;
 /** Without a stack: every row of the environment is expected as it stands. */
 async function modelsFromRegistry(
   databaseUrl: string,
+  ca: string | undefined,
   environment: Environment,
 ): Promise<ExpectedModel[]> {
   try {
-    const rows = await withRegistryClient(databaseUrl, (db) => listEntries(db, { environment }));
+    const rows = await withRegistryClient(databaseUrl, (db) => listEntries(db, { environment }), {
+      ca,
+    });
     return rows.map((r) => ({
       name: r.modelName,
       enabled: r.status === "ready",
@@ -81,8 +84,8 @@ export async function run(args: string[], io: ScriptIo): Promise<number> {
       .addHelpText(
         "after",
         `
-Environment: DATABASE_URL (registry, required), ROUTER_URL, ROUTER_API_KEY (when the router
-authenticates). With \`pulumi\` on PATH the stack's config and outputs come from
+Environment: DATABASE_URL (registry, required), PGSSLROOTCERT (the registry's CA, default the
+stack's registry.sslrootcert), ROUTER_URL, ROUTER_API_KEY (when the router authenticates). With \`pulumi\` on PATH the stack's config and outputs come from
 \`pulumi config --json\` / \`pulumi stack output --json\`; otherwise from Pulumi.<stack>.yaml.
 
 Exit codes: 0 all checks passed, 1 a check failed, 2 invalid usage or config.`,
@@ -112,13 +115,15 @@ Exit codes: 0 all checks passed, 1 a check failed, 2 invalid usage or config.`,
           EXIT.usage,
         );
       const databaseUrl = requireDatabaseUrl(io.env);
+      const ca = registryCa(io.env);
       subject = `environment ${environment}`;
       results = await verifyPlatform({
         environment,
         routerUrl: routerUrl.replace(/\/+$/, ""),
         databaseUrl,
+        registryCa: ca,
         apiKey: io.env.ROUTER_API_KEY,
-        models: await modelsFromRegistry(databaseUrl, environment),
+        models: await modelsFromRegistry(databaseUrl, ca, environment),
         completionTimeoutMs: o.timeoutMs,
       });
     }

@@ -4,11 +4,13 @@ import * as path from "node:path";
 import { parse } from "yaml";
 import {
   parseStackConfig,
+  PROJECT_DIR,
   readStackConfig,
   setSecretKeys,
   StackConfigError,
 } from "../components/config";
 import { loadStackConfig } from "../components/stackFile";
+import { makeTestPki, TestPki } from "./support/pki";
 
 type Raw = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -312,5 +314,79 @@ describe("stack config", () => {
     const spec = parseStackConfig(readStackConfig(loadStackConfig("development")));
     assert.equal(spec.models[0].replicas, 1);
     assert.doesNotMatch(spec.models[0].image, /@sha256:/);
+  });
+});
+
+describe("registry.sslrootcert (the registry's private CA)", () => {
+  let pki: TestPki;
+  /** A file in the PKI directory, as a path relative to the project directory. */
+  let relative: (name: string) => string;
+
+  before(() => {
+    pki = makeTestPki();
+    relative = (name) => path.relative(PROJECT_DIR, path.join(pki.dir, name));
+    fs.writeFileSync(
+      path.join(pki.dir, "broken.crt"),
+      "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
+    );
+  });
+  after(() => fs.rmSync(pki.dir, { recursive: true, force: true }));
+
+  const withRegistry = (registry: Raw) => (c: Raw) => (c.registry = { ...c.registry, ...registry });
+
+  it("reads the PEM relative to the project directory and keeps the path for the provider", () => {
+    const cfg = production();
+    cfg.registry.sslrootcert = relative("ca.crt");
+    const spec = parseStackConfig(cfg);
+    assert.equal(spec.registry.sslrootcert, relative("ca.crt"));
+    assert.equal(spec.registry.caCertificate, pki.ca);
+  });
+
+  it("rejects a missing file, naming the path and the fix", () => {
+    const problems = problemsOf(withRegistry({ sslrootcert: "certs/nope.pem" }));
+    assert.ok(
+      problems.includes(
+        "registry.sslrootcert: cannot read 'certs/nope.pem' (ENOENT); give the path of the CA's PEM file relative to the project directory",
+      ),
+      problems.join("\n"),
+    );
+  });
+
+  it("rejects a file that is not a PEM certificate (a key) or does not parse (X509Certificate)", () => {
+    const key = problemsOf(withRegistry({ sslrootcert: relative("server.key") }));
+    assert.ok(
+      key.some((p) =>
+        /^registry\.sslrootcert: '.*server\.key' is not a PEM certificate; use the CA certificate/.test(
+          p,
+        ),
+      ),
+      key.join("\n"),
+    );
+    const broken = problemsOf(withRegistry({ sslrootcert: relative("broken.crt") }));
+    assert.ok(
+      broken.some((p) => /is not a PEM certificate \(certificate 1 does not parse\)/.test(p)),
+      broken.join("\n"),
+    );
+  });
+
+  it("requires it for verify-ca (libpq needs a root certificate; public CAs make verify-ca moot)", () => {
+    const problems = problemsOf(withRegistry({ sslmode: "verify-ca" }));
+    assert.ok(
+      problems.some((p) => /^registry\.sslrootcert: sslmode verify-ca needs the CA/.test(p)),
+      problems.join("\n"),
+    );
+  });
+
+  it("rejects it with sslmode disable, where it would do nothing", () => {
+    const problems = problemsOf(
+      withRegistry({ sslmode: "disable", sslrootcert: relative("ca.crt") }),
+      () => readStackConfig(loadStackConfig("development")),
+    );
+    assert.ok(
+      problems.includes(
+        "registry.sslrootcert: has no effect with sslmode disable; remove it or use verify-full",
+      ),
+      problems.join("\n"),
+    );
   });
 });

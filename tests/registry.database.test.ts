@@ -47,6 +47,8 @@ const registry = {
   database: "model_registry",
   adminUser: "postgres",
   sslmode: "verify-full" as const,
+  sslrootcert: "certs/registry-ca.pem",
+  caCertificate: "-----BEGIN CERTIFICATE-----\nregistry CA\n-----END CERTIFICATE-----\n",
   manageDatabase: true,
 };
 
@@ -153,6 +155,18 @@ describe("registry database component (mocks)", () => {
       /^postgresql:\/\/vllm_registry_admin_staging:generated/,
     );
     assert.ok(!m.inputs.__provider.includes("generated"), "no password in the serialized provider");
+  });
+
+  // The Terraform provider's sslrootcert is "The SSL server root certificate file path"
+  // (cyrilgdn/terraform-provider-postgresql postgresql/provider.go), read by the plugin, whose
+  // working directory is the project's (pulumi/pulumi sdk/go/common/resource/plugin/
+  // provider_plugin.go: newPlugin(ctx, ctx.Pwd, ...)). The dynamic provider is serialized and
+  // runs elsewhere, so it gets the PEM text itself.
+  it("gives the CA to the provider as the config's path and to the migrations as PEM text", () => {
+    const [p] = ofType("pulumi:providers:postgresql");
+    assert.equal(p.inputs.sslrootcert, "certs/registry-ca.pem");
+    const [m] = ofType("pulumi-nodejs:dynamic/vllm-registry:RegistryMigrations");
+    assert.equal(m.inputs.caCertificate, registry.caCertificate);
   });
 
   it("hands the router a read-only URL in a Secret, and keeps every URL secret", async () => {

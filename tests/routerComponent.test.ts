@@ -104,6 +104,39 @@ describe("router manifests", () => {
     );
   });
 
+  it("mounts the registry CA from a ConfigMap read-only and points REGISTRY_SSLROOTCERT at it", () => {
+    const CA = "-----BEGIN CERTIFICATE-----\nregistry CA\n-----END CERTIFICATE-----\n";
+    const withCa = (ca: string) => {
+      const s = spec("production");
+      return buildRouterObjects({ ...s, registry: { ...s.registry, caCertificate: ca } }, wiring);
+    };
+    const objs = withCa(CA);
+    assert.deepEqual(schemaProblems(objs.registryCa as Manifest), []);
+    assert.equal(objs.registryCa?.data?.["ca.crt"], CA);
+    const template = objs.deployment.spec!.template;
+    const pod = template.spec!;
+    const c = pod.containers[0];
+    const file = c.env!.find((e) => e.name === "REGISTRY_SSLROOTCERT")!.value!;
+    // The file is `<mountPath>/<key>` of a configMap volume (a projected key is a file named by
+    // it: https://kubernetes.io/docs/concepts/configuration/configmap/#using-configmaps-as-files-from-a-pod).
+    const mount = c.volumeMounts!.find((m) => file === `${m.mountPath}/ca.crt`)!;
+    assert.equal(mount.readOnly, true);
+    const volume = pod.volumes!.find((v) => v.name === mount.name)!;
+    assert.equal(volume.configMap?.name, objs.registryCa?.metadata.name);
+    assert.equal(
+      c.securityContext?.readOnlyRootFilesystem,
+      true,
+      "root filesystem stays read-only",
+    );
+    // A new CA changes the pod template, so the pods restart and read it (it is read at start).
+    const other = withCa(CA.replace("registry CA", "rotated CA")).deployment.spec!.template;
+    assert.notDeepEqual(template.metadata?.annotations, other.metadata?.annotations);
+
+    const none = buildRouterObjects(spec("production"), wiring);
+    assert.equal(none.registryCa, undefined);
+    assert.ok(!JSON.stringify(none.deployment).includes("REGISTRY_SSLROOTCERT"));
+  });
+
   it("lets traffic in from client namespaces and Prometheus, and out only to vLLM, the registry, Redis and DNS", () => {
     const s = spec("staging");
     const np = buildRouterObjects(s, wiring).networkPolicy.spec!;
@@ -209,6 +242,21 @@ describe("RouterService under mocks", () => {
       "the Redis URL stays in its Secret",
     );
     assert.ok(JSON.stringify(secret.inputs).includes("redis://"));
+  });
+
+  it("creates the registry CA ConfigMap from registry.sslrootcert", async () => {
+    const s = spec("staging");
+    s.router.image = `registry.example/vllm-router@${DIGEST}`;
+    s.registry = { ...s.registry, caCertificate: "-----BEGIN CERTIFICATE-----\n" };
+    const router = new RouterService("with-ca", { stack: s, registrySecretName: "x" });
+    await valueOf(router.deployment.urn);
+    const [configMap] = created.filter(
+      (r) => r.type === "kubernetes:core/v1:ConfigMap" && r.name === "with-ca-registry-ca",
+    );
+    assert.equal(
+      (configMap.inputs.data as Record<string, string>)["ca.crt"],
+      s.registry.caCertificate,
+    );
   });
 
   it("deploys a prebuilt router.image as given, building nothing", async () => {

@@ -45,7 +45,13 @@ export class RouterApp {
     this.pool = createPool(
       config.databaseUrl,
       // Requests wait on these: fail fast and answer from last known good instead.
-      { max: 10, connectionTimeoutMillis: 1000, statement_timeout: 2000, query_timeout: 2500 },
+      {
+        max: 10,
+        connectionTimeoutMillis: 1000,
+        statement_timeout: 2000,
+        query_timeout: 2500,
+        ca: config.registryCa,
+      },
       () => undefined,
     );
     this.redis = config.redisUrl
@@ -63,6 +69,7 @@ export class RouterApp {
     this.metrics.inflightNow = () => this.inflight;
     this.listener = new RegistryListener({
       databaseUrl: config.databaseUrl,
+      registryCa: config.registryCa,
       environment: this.env,
       logger: this.logger,
       onChange: (model) => this.resolver.invalidate(model),

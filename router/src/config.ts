@@ -1,4 +1,5 @@
 // Router settings, read once from the environment. Every error names the variable and the fix.
+import { readCaFile, registryPgConfig } from "./registry/tls";
 
 const ENVIRONMENTS = ["development", "staging", "production"] as const;
 
@@ -10,6 +11,8 @@ export interface RouterConfig {
   host: string;
   /** Registry PostgreSQL URL (the router role needs SELECT only). */
   databaseUrl: string;
+  /** CA certificate (PEM) the registry's TLS is verified against (from REGISTRY_SSLROOTCERT). */
+  registryCa?: string;
   /** Registry cache; the router works without it. */
   redisUrl?: string;
   /** Deployment environment whose registry rows this router serves. */
@@ -62,6 +65,21 @@ export function readRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
       "DATABASE_URL must be set to the registry's postgresql://user:password@host:port/database URL",
     );
   }
+  let registryCa: string | undefined;
+  if (env.REGISTRY_SSLROOTCERT) {
+    try {
+      registryCa = readCaFile(env.REGISTRY_SSLROOTCERT, "REGISTRY_SSLROOTCERT");
+    } catch (e) {
+      problems.push((e as Error).message);
+    }
+  }
+  if (problems.length === 0) {
+    try {
+      registryPgConfig(databaseUrl, registryCa);
+    } catch (e) {
+      problems.push(`DATABASE_URL: ${(e as Error).message}`);
+    }
+  }
   const redisUrl = env.REDIS_URL || undefined;
   if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) {
     problems.push(
@@ -79,6 +97,7 @@ export function readRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
     port: int("PORT", 8080, 0, 65535),
     host: env.HOST || "0.0.0.0",
     databaseUrl,
+    registryCa,
     redisUrl,
     environment,
     apiKeysFile: env.ROUTER_API_KEYS_FILE || undefined,

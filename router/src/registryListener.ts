@@ -7,6 +7,8 @@ import type { Logger } from "./logger";
 
 export interface RegistryListenerOptions {
   databaseUrl: string;
+  /** CA certificate (PEM) for the registry's TLS. */
+  registryCa?: string;
   environment: string;
   logger: Logger;
   /** A row of this environment changed. */
@@ -42,7 +44,11 @@ export class RegistryListener {
     let client: Client | undefined;
     try {
       // LISTEN sessions are long-lived: no statement timeout, but TCP keep-alive to notice dead peers.
-      client = await connectClient(this.o.databaseUrl, { keepAlive: true, statement_timeout: 0 });
+      client = await connectClient(this.o.databaseUrl, {
+        keepAlive: true,
+        statement_timeout: 0,
+        ca: this.o.registryCa,
+      });
       const c = client;
       c.on("notification", (msg) => this.notified(msg.payload));
       c.on("error", () => this.lost(c));

@@ -22,6 +22,14 @@ export interface EmbeddedPostgres {
   destroy(): Promise<void>;
 }
 
+/** TLS for the server: its certificate and key (PEM text). */
+export interface EmbeddedPostgresTls {
+  cert: string;
+  key: string;
+  /** Refuse TCP connections without TLS (pg_hba `hostssl` only), as managed services can. */
+  required?: boolean;
+}
+
 interface RunAs {
   uid: number;
   gid: number;
@@ -85,7 +93,32 @@ function stderrOf(child: ChildProcess): () => string {
   return () => text.trim();
 }
 
-export async function startEmbeddedPostgres(port: number): Promise<EmbeddedPostgres> {
+/** Writes the server's certificate and key into its data directory and returns the settings. */
+function tlsSettings(
+  dataDir: string,
+  tls: EmbeddedPostgresTls,
+  runAs: RunAs | undefined,
+): string[] {
+  // PostgreSQL refuses a key file that group or others can read (be-secure-common.c).
+  const files = { "server.crt": tls.cert, "server.key": tls.key };
+  for (const [name, pem] of Object.entries(files)) {
+    const file = path.join(dataDir, name);
+    fs.writeFileSync(file, pem, { mode: 0o600 });
+    if (runAs) fs.chownSync(file, runAs.uid, runAs.gid);
+  }
+  if (tls.required)
+    fs.writeFileSync(
+      path.join(dataDir, "pg_hba.conf"),
+      "local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+    );
+  const settings = ["ssl=on", "ssl_cert_file=server.crt", "ssl_key_file=server.key"];
+  return settings.flatMap((s) => ["-c", s]);
+}
+
+export async function startEmbeddedPostgres(
+  port: number,
+  options: { tls?: EmbeddedPostgresTls } = {},
+): Promise<EmbeddedPostgres> {
   const runAs = postgresUser();
   const native = nativeDir(runAs);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "vllm-fleet-pgdata-"));
@@ -122,6 +155,7 @@ export async function startEmbeddedPostgres(port: number): Promise<EmbeddedPostg
   }
 
   const url = `postgresql://postgres:${password}@127.0.0.1:${port}/postgres`;
+  const tlsArgs = options.tls ? tlsSettings(dataDir, options.tls, runAs) : [];
   let server: ChildProcess | undefined;
   const start = async () => {
     server = run(
@@ -139,6 +173,7 @@ export async function startEmbeddedPostgres(port: number): Promise<EmbeddedPostg
         "fsync=off",
         "-c",
         "full_page_writes=off",
+        ...tlsArgs,
       ],
       runAs,
     );
@@ -147,7 +182,12 @@ export async function startEmbeddedPostgres(port: number): Promise<EmbeddedPostg
     for (;;) {
       if (server.exitCode !== null)
         throw new Error(`postgres exited (${server.exitCode}): ${errors()}`);
-      const client = new Client({ connectionString: url, connectionTimeoutMillis: 1000 });
+      const client = new Client({
+        connectionString: url,
+        connectionTimeoutMillis: 1000,
+        // Only "is it up": the certificate is the caller's to check.
+        ssl: options.tls ? { rejectUnauthorized: false } : false,
+      });
       try {
         await client.connect();
         await client.end();

@@ -7,6 +7,7 @@ import {
   StackSpec,
 } from "../../components/config";
 import { modelEndpoint } from "../../components/naming";
+import { readCaFile } from "../../router/src/registry/tls";
 import { loadStackConfig } from "../../components/stackFile";
 import { ScriptError, ScriptIo, USAGE_EXIT } from "./cli";
 import { onPath, PulumiCli, plainConfig } from "./pulumi";
@@ -62,6 +63,20 @@ export function requireDatabaseUrl(env: ScriptIo["env"]): string {
       USAGE_EXIT,
     );
   return url;
+}
+
+/**
+ * The registry's CA certificate (PEM) for the scripts: the file PGSSLROOTCERT names (libpq's
+ * variable), else the stack's `registry.sslrootcert` when a stack is known.
+ */
+export function registryCa(env: ScriptIo["env"], spec?: StackSpec): string | undefined {
+  const file = env.PGSSLROOTCERT;
+  if (!file) return spec?.registry.caCertificate;
+  try {
+    return readCaFile(file, "PGSSLROOTCERT");
+  } catch (e) {
+    throw new ScriptError((e as Error).message, USAGE_EXIT);
+  }
 }
 
 /** The stack through `pulumi` when it is on PATH, else from Pulumi.<stack>.yaml. */

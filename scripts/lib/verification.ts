@@ -6,7 +6,13 @@ import { listEntries } from "../../router/src/registry/queries";
 import type { Environment } from "../../router/src/registry/types";
 import { ROUTER_NAME } from "../../components/routerManifests";
 import { formatTable, ScriptError, ScriptIo, USAGE_EXIT } from "./cli";
-import { expectedEndpoint, outputRouterUrl, requireDatabaseUrl, StackView } from "./stack";
+import {
+  expectedEndpoint,
+  outputRouterUrl,
+  registryCa,
+  requireDatabaseUrl,
+  StackView,
+} from "./stack";
 
 /** A model as the stack says it should be. */
 export interface ExpectedModel {
@@ -22,6 +28,8 @@ export interface VerifyTarget {
   routerUrl: string;
   /** Registry database (read access is enough). */
   databaseUrl: string;
+  /** CA certificate (PEM) of the registry's TLS. */
+  registryCa?: string;
   /** Bearer key when the router authenticates. */
   apiKey?: string;
   models: ExpectedModel[];
@@ -91,8 +99,10 @@ function completionRequest(t: VerifyTarget, model: string): RequestInit & { time
 async function checkRegistry(t: VerifyTarget): Promise<CheckResult[]> {
   let rows;
   try {
-    rows = await withRegistryClient(t.databaseUrl, (db) =>
-      listEntries(db, { environment: t.environment }),
+    rows = await withRegistryClient(
+      t.databaseUrl,
+      (db) => listEntries(db, { environment: t.environment }),
+      { ca: t.registryCa },
     );
   } catch (e) {
     return [{ check: "registry", target: "(database)", ok: false, detail: (e as Error).message }];
@@ -227,6 +237,7 @@ export async function verifyStack(
     environment: view.spec.environment,
     routerUrl: url.replace(/\/+$/, ""),
     databaseUrl: requireDatabaseUrl(io.env),
+    registryCa: registryCa(io.env, view.spec),
     apiKey: io.env.ROUTER_API_KEY,
     models: expectedModels(view),
     completionTimeoutMs,

@@ -4,7 +4,7 @@ import { ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as net from "node:net";
 import { Client } from "pg";
-import { startEmbeddedPostgres } from "../../scripts/lib/embeddedPostgres";
+import { EmbeddedPostgresTls, startEmbeddedPostgres } from "../../scripts/lib/embeddedPostgres";
 import { freePort } from "../../scripts/lib/freePort";
 
 export { freePort };
@@ -28,8 +28,8 @@ export interface PostgresServer {
   destroy(): Promise<void>;
 }
 
-export async function startPostgres(): Promise<PostgresServer> {
-  const pg = await startEmbeddedPostgres(await freePort());
+export async function startPostgres(tls?: EmbeddedPostgresTls): Promise<PostgresServer> {
+  const pg = await startEmbeddedPostgres(await freePort(), { tls });
   return { url: pg.url, port: pg.port, stop: pg.stop, start: pg.start, destroy: pg.destroy };
 }
 

@@ -2,6 +2,7 @@
 // default timeouts and ioredis waits ~10 s (and queues commands) on a dead server.
 import Redis, { RedisOptions } from "ioredis";
 import { Client, ClientConfig, Pool, PoolConfig } from "pg";
+import { explainConnectError, registryPgConfig } from "./tls";
 
 /** Default pg bounds: connect, per statement (server side) and per query (client side). */
 export const PG_TIMEOUTS = {
@@ -40,17 +41,27 @@ export class RegistryUnavailableError extends Error {
   }
 }
 
-function pgConfig(url: string, overrides: Partial<ClientConfig>): ClientConfig {
-  return { connectionString: url, ...PG_TIMEOUTS, ...overrides };
+/** The registry's CA certificate (PEM text) for sslmode require, verify-ca and verify-full. */
+export interface RegistryCa {
+  ca?: string;
+}
+
+/** pg options for every registry client: libpq's sslmode (see tls.ts), then bounded timeouts. */
+function pgConfig<T extends ClientConfig>(
+  url: string,
+  { ca, ...overrides }: Partial<T> & RegistryCa,
+) {
+  const { connectionString, ssl } = registryPgConfig(url, ca);
+  return { connectionString, ssl, ...PG_TIMEOUTS, ...overrides };
 }
 
 /** A pg Pool with bounded timeouts; idle-client errors go to `onError` instead of crashing. */
 export function createPool(
   url: string,
-  overrides: Partial<PoolConfig> = {},
+  overrides: Partial<PoolConfig> & RegistryCa = {},
   onError: (err: Error) => void = () => undefined,
 ): Pool {
-  const pool = new Pool({ max: 5, ...pgConfig(url, overrides), ...overrides });
+  const pool = new Pool({ max: 5, ...pgConfig<PoolConfig>(url, overrides) });
   pool.on("error", onError);
   return pool;
 }
@@ -58,7 +69,7 @@ export function createPool(
 /** A connected pg Client with bounded timeouts; throws RegistryUnavailableError when unreachable. */
 export async function connectClient(
   url: string,
-  overrides: Partial<ClientConfig> = {},
+  overrides: Partial<ClientConfig> & RegistryCa = {},
 ): Promise<Client> {
   const client = new Client(pgConfig(url, overrides));
   client.on("error", () => undefined); // a dropped connection surfaces on the next query
@@ -66,7 +77,8 @@ export async function connectClient(
     await client.connect();
   } catch (err) {
     await client.end().catch(() => undefined);
-    throw new RegistryUnavailableError("database", url, err);
+    const reason = new Error(explainConnectError(err, registryPgConfig(url, overrides.ca)));
+    throw new RegistryUnavailableError("database", url, reason);
   }
   return client;
 }
@@ -102,8 +114,9 @@ export async function connectRedis(url: string, overrides: RedisOptions = {}): P
 export async function withRegistryClient<T>(
   url: string,
   fn: (db: Client) => Promise<T>,
+  tls: RegistryCa = {},
 ): Promise<T> {
-  const db = await connectClient(url);
+  const db = await connectClient(url, tls);
   try {
     return await fn(db);
   } finally {
