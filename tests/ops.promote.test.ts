@@ -8,6 +8,7 @@ import { parseStackConfig, readStackConfig } from "../components/config";
 import { releaseRevision } from "../components/modelManifests";
 import { EXIT, run } from "../scripts/promote";
 import { configText, mandatoryViolations, plainConfig } from "../scripts/lib/pulumi";
+import { changeBranch } from "../scripts/lib/rollout";
 import { withRegistryClient } from "../router/src/registry/connect";
 import { setStatus } from "../router/src/registry/queries";
 import { configJson, PulumiStandIn } from "./support/pulumiStandIn";
@@ -128,7 +129,7 @@ describe("npm run promote", () => {
       "capacity is not promoted",
     );
     const branch = git(project, "branch", "--show-current").trim();
-    assert.match(branch, /^promote\/staging-to-production-\d{8}-\d{6}Z$/);
+    assert.match(branch, /^promote\/staging-to-production-\d{8}-\d{9}Z$/);
     assert.equal(git(project, "status", "--porcelain"), "", "nothing left uncommitted");
     assert.equal(git(project, "rev-list", "--count", "main..HEAD").trim(), "1");
     assert.equal(
@@ -207,6 +208,16 @@ describe("npm run promote", () => {
     assert.equal(res.code, EXIT.ok, res.err);
     assert.deepEqual(res.asked, ["Apply this update to stack production?"]);
     assert.ok(commands().some((c) => c.startsWith("up")));
+  });
+
+  it("names change branches apart even when two changes start within one second", () => {
+    const at = new Date("2026-12-01T10:00:00.001Z");
+    const next = new Date(at.getTime() + 1);
+    assert.equal(
+      changeBranch("promote", "staging-to-production", at),
+      "promote/staging-to-production-20261201-100000001Z",
+    );
+    assert.notEqual(changeBranch("promote", "x", at), changeBranch("promote", "x", next));
   });
 
   it("--apply declined, or without a terminal and --yes: nothing deployed, the commit stays for review", async () => {

@@ -125,7 +125,7 @@ describe("npm run rollback", () => {
     // Committed alone on a new branch, so merging it keeps the rollback.
     assert.match(
       git(project, "branch", "--show-current").trim(),
-      /^rollback\/production-to-update-3-\d{8}-\d{6}Z$/,
+      /^rollback\/production-to-update-3-\d{8}-\d{9}Z$/,
     );
     assert.equal(git(project, "status", "--porcelain"), "");
     assert.equal(

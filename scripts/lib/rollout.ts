@@ -338,12 +338,15 @@ export async function applyChange(c: ChangeContext, o: ApplyOptions): Promise<nu
   return EXIT.ok;
 }
 
-/** `<prefix>/<what>-<UTC timestamp>`: a branch name that sorts by time and never collides. */
+/**
+ * `<prefix>/<what>-<UTC timestamp>`: a branch name that sorts by time. Milliseconds included:
+ * two changes within one second (a retry after a declined --apply) must not collide.
+ */
 export function changeBranch(prefix: string, what: string, at = new Date()): string {
   const stamp = at
     .toISOString()
     .replace(/[-:]/g, "")
-    .replace(/\.\d+Z$/, "Z")
+    .replace(/\.(\d+)Z$/, "$1Z")
     .replace("T", "-");
   return `${prefix}/${what}-${stamp}`;
 }
