@@ -46,6 +46,22 @@ const intAtLeast = (min: number, what: string) =>
     .int(`${what} must be an integer >= ${min}`)
     .min(min, `${what} must be an integer >= ${min}`);
 
+/** Connection settings of the registry's PostgreSQL server, read by both Pulumi projects. */
+const registryServerFields = {
+  host: z.string().min(1, "registry.host is required"),
+  port: z.number().int().min(1).max(65535).default(5432),
+  database: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]*$/, "registry.database must be a lowercase SQL identifier")
+    .default("model_registry"),
+  adminUser: z.string().default("postgres"),
+  sslmode: z.enum(["disable", "require", "verify-ca", "verify-full"]).default("require"),
+};
+
+/** Project of the registry stack (registry-stack/Pulumi.yaml). */
+export const REGISTRY_PROJECT = "vllm-registry";
+const STACK_NAME = new RegExp(`^[A-Za-z0-9_.-]+/${REGISTRY_PROJECT}/[A-Za-z0-9_.-]+$`);
+
 const argsSchema = z
   .object({
     maxModelLen: intAtLeast(256, "maxModelLen").optional(),
@@ -161,15 +177,22 @@ const configSchema = z
       .default({}),
     registry: z
       .object({
-        host: z.string().min(1, "registry.host is required"),
-        port: z.number().int().min(1).max(65535).default(5432),
-        database: z
-          .string()
-          .regex(/^[a-z_][a-z0-9_]*$/, "registry.database must be a lowercase SQL identifier")
-          .default("model_registry"),
-        adminUser: z.string().default("postgres"),
-        sslmode: z.enum(["disable", "require", "verify-ca", "verify-full"]).default("require"),
-        manageDatabase: z.boolean().default(true),
+        ...registryServerFields,
+        stack: z
+          .string({
+            required_error:
+              "is required: the registry stack this environment uses, e.g. acme-ml/vllm-registry/shared",
+          })
+          .regex(
+            STACK_NAME,
+            "must be a fully-qualified stack name <organization>/vllm-registry/<stack>, e.g. acme-ml/vllm-registry/shared",
+          ),
+        manageDatabase: z
+          .never({
+            invalid_type_error:
+              "is no longer supported: the registry stack (registry-stack/, read through registry.stack) owns the database and its migrations; remove this key",
+          })
+          .optional(),
       })
       .strict(),
     redis: z
@@ -254,7 +277,8 @@ function issueMessage(issue: z.ZodIssue): string {
     return `${at}: unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `'${k}'`).join(", ")}; remove ${issue.keys.length > 1 ? "them" : "it"} or fix the spelling`;
   }
   if (issue.code === "invalid_type" && issue.received === "undefined") {
-    return `${at}: is required`;
+    // zod's default text is "Required"; a schema's own required_error says how to fix it.
+    return issue.message === "Required" ? `${at}: is required` : `${at}: ${issue.message}`;
   }
   return `${at}: ${issue.message}`;
 }
@@ -410,20 +434,35 @@ export function parseStackConfig(raw: Record<string, unknown>, setSecrets?: stri
   };
 }
 
+const registryStackSchema = z.object(registryServerFields).strict();
+
+/** The validated config of a registry stack: its PostgreSQL server. */
+export type RegistryServer = z.infer<typeof registryStackSchema>;
+
+/** Parses a registry stack's config (keys without the project prefix); throws StackConfigError. */
+export function parseRegistryStackConfig(raw: Record<string, unknown>): RegistryServer {
+  const parsed = registryStackSchema.safeParse(raw);
+  if (!parsed.success) throw new StackConfigError(parsed.error.issues.map(issueMessage));
+  return parsed.data;
+}
+
 /** Config keys read as secrets (`config.requireSecret`), never part of the StackSpec. */
-export const SECRET_KEYS = ["registryAdminPassword", HF_TOKEN_KEY];
+export const SECRET_KEYS = ["registryAdminPassword", HF_TOKEN_KEY, "adminPassword"];
 
 /** Secret keys set in the running stack's config (names only; values stay with Pulumi). */
 export function setSecretKeys(all: Record<string, string>): string[] {
   return SECRET_KEYS.filter((k) => all[`${PROJECT}:${k}`] !== undefined);
 }
 
-/** Raw config of the running stack, read from Pulumi config (project-prefixed keys). */
-export function readStackConfig(all: Record<string, string>): Record<string, unknown> {
+/** Raw config of the running stack, read from Pulumi config (keys prefixed with `project`). */
+export function readStackConfig(
+  all: Record<string, string>,
+  project = PROJECT,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(all)) {
-    if (!key.startsWith(`${PROJECT}:`)) continue;
-    const k = key.slice(PROJECT.length + 1);
+    if (!key.startsWith(`${project}:`)) continue;
+    const k = key.slice(project.length + 1);
     if (SECRET_KEYS.includes(k)) continue;
     try {
       out[k] = JSON.parse(value);

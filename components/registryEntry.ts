@@ -192,7 +192,7 @@ export const registryEntryProvider: pulumi.dynamic.ResourceProvider = {
 };
 
 export interface RegistryEntryArgs {
-  /** Admin connection URL of the registry database (a secret). */
+  /** The environment's writer URL of the registry database (a secret). */
   connectionString: pulumi.Input<string>;
   /** Redis URL whose cached copy of the entry is deleted on every write (optional). */
   redisUrl?: pulumi.Input<string>;

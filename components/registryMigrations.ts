@@ -43,7 +43,7 @@ export const registryMigrationsProvider: pulumi.dynamic.ResourceProvider = {
 };
 
 export interface RegistryMigrationsArgs {
-  /** Admin connection URL of the registry database (a secret). */
+  /** Connection URL of the schema's owner role (a secret). */
   connectionString: pulumi.Input<string>;
 }
 

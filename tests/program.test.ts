@@ -153,7 +153,7 @@ for (const stack of STACKS) {
         assert.match(
           conn.value,
           new RegExp(
-            `^postgresql://vllm_registry_admin_${stack}:${MOCK_GENERATED_PASSWORD}@model-registry\\.db\\.acme-ml\\.internal:5432/model_registry\\?sslmode=`,
+            `^postgresql://vllm_registry_writer_${stack}:${MOCK_GENERATED_PASSWORD}@model-registry\\.db\\.acme-ml\\.internal:5432/model_registry\\?sslmode=`,
           ),
         );
       }
