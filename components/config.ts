@@ -277,8 +277,10 @@ function issueMessage(issue: z.ZodIssue): string {
     return `${at}: unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `'${k}'`).join(", ")}; remove ${issue.keys.length > 1 ? "them" : "it"} or fix the spelling`;
   }
   if (issue.code === "invalid_type" && issue.received === "undefined") {
-    // zod's default text is "Required"; a schema's own required_error says how to fix it.
-    return issue.message === "Required" ? `${at}: is required` : `${at}: ${issue.message}`;
+    // A required_error that starts "is required:" goes on to say how to fix it.
+    return issue.message.startsWith("is required:")
+      ? `${at}: ${issue.message}`
+      : `${at}: is required`;
   }
   return `${at}: ${issue.message}`;
 }

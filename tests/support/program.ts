@@ -99,6 +99,8 @@ function computedOutputs(
   registryStack: () => object,
 ): Record<string, unknown> {
   switch (type) {
+    case "pulumi-nodejs:dynamic/vllm-registry:RegistryMigrations":
+      return { version: LATEST_VERSION, applied: inputs.migrations };
     case "pulumi:pulumi:StackReference":
       return { outputs: registryStack(), secretOutputNames: [] };
     case "random:index/randomPassword:RandomPassword":
