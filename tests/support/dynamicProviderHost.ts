@@ -49,13 +49,15 @@ export async function serializeToFile(
 /** Runs the host; resolves with the JSON lines it printed, rejects with its stderr. */
 export function runHost(
   env: Record<string, string>,
+  cwd = ROOT,
 ): Promise<{ steps: Record<string, unknown>[]; output: string }> {
   return new Promise((resolve, reject) =>
     execFile(
       process.execPath,
       ["-e", HOST],
-      // cwd = project root: the engine runs providers there, so `require("pg")` resolves.
-      { cwd: ROOT, env: { PATH: process.env.PATH ?? "", ...env }, timeout: 30000 },
+      // cwd = the Pulumi project's directory: the engine runs providers there, and
+      // require-from-string resolves `require("pg")` from it.
+      { cwd, env: { PATH: process.env.PATH ?? "", ...env }, timeout: 30000 },
       (err, stdout, stderr) =>
         err
           ? reject(new Error(`${err.message}\n${stderr}`))
