@@ -1,31 +1,16 @@
 // Composition root: validate the stack config, then build the platform from components.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import {
-  HF_TOKEN_KEY,
-  parseStackConfig,
-  readStackConfig,
-  setSecretKeys,
-  StackConfigError,
-} from "./components/config";
+import { HF_TOKEN_KEY, parseStackConfig, PROJECT, setSecretKeys } from "./components/config";
 import { Environment } from "./components/environment";
 import { ModelDeployment } from "./components/modelDeployment";
+import { loadProgramConfig } from "./components/programConfig";
 import { FleetMonitoring } from "./components/monitoring";
-import { RegistryDatabase } from "./components/registryDatabase";
+import { RegistryAccess } from "./components/registryDatabase";
+import { readRegistryStack } from "./components/registryStack";
 import { RouterService } from "./components/router";
 
-function loadSpec() {
-  try {
-    const all = pulumi.runtime.allConfig();
-    return parseStackConfig(readStackConfig(all), setSecretKeys(all));
-  } catch (e) {
-    // RunError prints the message without a stack trace; nothing has been created yet.
-    if (e instanceof StackConfigError) throw new pulumi.RunError(e.message);
-    throw e;
-  }
-}
-
-const spec = loadSpec();
+const spec = loadProgramConfig((raw, all) => parseStackConfig(raw, setSecretKeys(all)), PROJECT);
 
 const provider = new k8s.Provider("kubernetes", {
   context: spec.kubernetes.context,
@@ -36,19 +21,22 @@ const providers = { kubernetes: provider };
 
 const environment = new Environment(spec.environment, { stack: spec }, { providers });
 
-const registryDb = new RegistryDatabase(spec.environment, {
+// The registry's database and schema belong to the registry stack; this stack owns only its
+// environment's roles, grants and rows.
+const registryDb = new RegistryAccess(spec.environment, {
   registry: spec.registry,
   adminPassword: new pulumi.Config().requireSecret("registryAdminPassword"),
+  shared: readRegistryStack(spec.registry, spec.environment),
   environment: spec.environment,
   namespace: spec.namespace,
   kubernetesProvider: provider,
   dependsOn: [environment.namespace],
 });
 const registry = {
-  connectionString: registryDb.adminConnectionString,
+  connectionString: registryDb.writerConnectionString,
   caCertificate: spec.registry.caCertificate,
   redisUrl: spec.redis.url,
-  dependsOn: [registryDb.migrations],
+  dependsOn: registryDb.writerGrants,
 };
 
 const deployments = spec.models.map(

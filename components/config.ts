@@ -52,6 +52,23 @@ const intAtLeast = (min: number, what: string) =>
     .int(`${what} must be an integer >= ${min}`)
     .min(min, `${what} must be an integer >= ${min}`);
 
+/** Connection settings of the registry's PostgreSQL server, read by both Pulumi projects. */
+const registryServerFields = {
+  host: z.string().min(1, "registry.host is required"),
+  port: z.number().int().min(1).max(65535).default(5432),
+  database: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]*$/, "registry.database must be a lowercase SQL identifier")
+    .default("model_registry"),
+  adminUser: z.string().default("postgres"),
+  sslmode: z.enum(["disable", "require", "verify-ca", "verify-full"]).default("require"),
+  sslrootcert: z.string().min(1, "registry.sslrootcert must be a file path").optional(),
+};
+
+/** Project of the registry stack (registry-stack/Pulumi.yaml). */
+export const REGISTRY_PROJECT = "vllm-registry";
+const STACK_NAME = new RegExp(`^[A-Za-z0-9_.-]+/${REGISTRY_PROJECT}/[A-Za-z0-9_.-]+$`);
+
 const argsSchema = z
   .object({
     maxModelLen: intAtLeast(256, "maxModelLen").optional(),
@@ -169,16 +186,22 @@ const configSchema = z
       .default({}),
     registry: z
       .object({
-        host: z.string().min(1, "registry.host is required"),
-        port: z.number().int().min(1).max(65535).default(5432),
-        database: z
-          .string()
-          .regex(/^[a-z_][a-z0-9_]*$/, "registry.database must be a lowercase SQL identifier")
-          .default("model_registry"),
-        adminUser: z.string().default("postgres"),
-        sslmode: z.enum(["disable", "require", "verify-ca", "verify-full"]).default("require"),
-        sslrootcert: z.string().min(1, "registry.sslrootcert must be a file path").optional(),
-        manageDatabase: z.boolean().default(true),
+        ...registryServerFields,
+        stack: z
+          .string({
+            required_error:
+              "is required: the registry stack this environment uses, e.g. acme-ml/vllm-registry/shared",
+          })
+          .regex(
+            STACK_NAME,
+            "must be a fully-qualified stack name <organization>/vllm-registry/<stack>, e.g. acme-ml/vllm-registry/shared",
+          ),
+        manageDatabase: z
+          .never({
+            invalid_type_error:
+              "is no longer supported: the registry stack (registry-stack/, read through registry.stack) owns the database and its migrations; remove this key",
+          })
+          .optional(),
       })
       .strict(),
     redis: z
@@ -232,10 +255,7 @@ export interface StackSpec {
   gpuQuota: number;
   models: ModelSpec[];
   router: RawConfig["router"];
-  registry: RawConfig["registry"] & {
-    /** Contents of `registry.sslrootcert` (PEM), for the clients that take text. */
-    caCertificate?: string;
-  };
+  registry: RawConfig["registry"] & RegistryServer;
   redis: RawConfig["redis"];
   monitoring: RawConfig["monitoring"];
   kubernetes: RawConfig["kubernetes"];
@@ -266,7 +286,10 @@ function issueMessage(issue: z.ZodIssue): string {
     return `${at}: unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `'${k}'`).join(", ")}; remove ${issue.keys.length > 1 ? "them" : "it"} or fix the spelling`;
   }
   if (issue.code === "invalid_type" && issue.received === "undefined") {
-    return `${at}: is required`;
+    // A required_error that starts "is required:" goes on to say how to fix it.
+    return issue.message.startsWith("is required:")
+      ? `${at}: ${issue.message}`
+      : `${at}: is required`;
   }
   return `${at}: ${issue.message}`;
 }
@@ -399,7 +422,10 @@ const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE
  * `registry.sslrootcert`: a PEM file of CA certificates, relative to the project directory (the
  * postgresql provider reads it from there too). Read here, so a wrong path fails before anything.
  */
-function readSslRootCert(registry: RawConfig["registry"]): { pem?: string; problems: string[] } {
+function readSslRootCert(
+  registry: z.infer<typeof registryStackSchema>,
+  projectDir: string,
+): { pem?: string; problems: string[] } {
   const at = "registry.sslrootcert";
   const file = registry.sslrootcert;
   if (file === undefined)
@@ -417,7 +443,7 @@ function readSslRootCert(registry: RawConfig["registry"]): { pem?: string; probl
     };
   let pem: string;
   try {
-    pem = fs.readFileSync(path.resolve(PROJECT_DIR, file), "utf8");
+    pem = fs.readFileSync(path.resolve(projectDir, file), "utf8");
   } catch (e) {
     return {
       problems: [
@@ -458,7 +484,7 @@ export function parseStackConfig(raw: Record<string, unknown>, setSecrets?: stri
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new StackConfigError(parsed.error.issues.map(issueMessage));
   const cfg = parsed.data;
-  const ca = readSslRootCert(cfg.registry);
+  const ca = readSslRootCert(cfg.registry, PROJECT_DIR);
   const problems = [...crossChecks(cfg, setSecrets), ...ca.problems];
   if (problems.length) throw new StackConfigError(problems);
   return {
@@ -483,20 +509,43 @@ export function parseStackConfig(raw: Record<string, unknown>, setSecrets?: stri
   };
 }
 
+const registryStackSchema = z.object(registryServerFields).strict();
+
+/** A registry's PostgreSQL server as a stack reaches it (the registry stack's whole config). */
+export type RegistryServer = z.infer<typeof registryStackSchema> & {
+  /** Contents of `sslrootcert` (PEM), for the clients that take text. */
+  caCertificate?: string;
+};
+
+/** Directory of the registry stack's project: its `sslrootcert` path is relative to it. */
+export const REGISTRY_PROJECT_DIR = path.join(PROJECT_DIR, "registry-stack");
+
+/** Parses a registry stack's config (keys without the project prefix); throws StackConfigError. */
+export function parseRegistryStackConfig(raw: Record<string, unknown>): RegistryServer {
+  const parsed = registryStackSchema.safeParse(raw);
+  if (!parsed.success) throw new StackConfigError(parsed.error.issues.map(issueMessage));
+  const ca = readSslRootCert(parsed.data, REGISTRY_PROJECT_DIR);
+  if (ca.problems.length) throw new StackConfigError(ca.problems);
+  return { ...parsed.data, ...(ca.pem ? { caCertificate: ca.pem } : {}) };
+}
+
 /** Config keys read as secrets (`config.requireSecret`), never part of the StackSpec. */
-export const SECRET_KEYS = ["registryAdminPassword", HF_TOKEN_KEY];
+export const SECRET_KEYS = ["registryAdminPassword", HF_TOKEN_KEY, "adminPassword"];
 
 /** Secret keys set in the running stack's config (names only; values stay with Pulumi). */
 export function setSecretKeys(all: Record<string, string>): string[] {
   return SECRET_KEYS.filter((k) => all[`${PROJECT}:${k}`] !== undefined);
 }
 
-/** Raw config of the running stack, read from Pulumi config (project-prefixed keys). */
-export function readStackConfig(all: Record<string, string>): Record<string, unknown> {
+/** Raw config of the running stack, read from Pulumi config (keys prefixed with `project`). */
+export function readStackConfig(
+  all: Record<string, string>,
+  project = PROJECT,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(all)) {
-    if (!key.startsWith(`${PROJECT}:`)) continue;
-    const k = key.slice(PROJECT.length + 1);
+    if (!key.startsWith(`${project}:`)) continue;
+    const k = key.slice(project.length + 1);
     if (SECRET_KEYS.includes(k)) continue;
     try {
       out[k] = JSON.parse(value);

@@ -25,13 +25,13 @@ export interface ModelDeploymentArgs {
 
 /** How components reach the model registry. */
 export interface RegistryConnection {
-  /** Admin connection URL of the registry database (a secret). */
+  /** The environment's writer URL of the registry database (a secret). */
   connectionString: pulumi.Input<string>;
   /** CA certificate (PEM) of the registry's TLS (`registry.sslrootcert`). */
   caCertificate?: string;
   /** Redis URL of the registry cache, invalidated on every write. */
   redisUrl?: pulumi.Input<string>;
-  /** What must exist before rows are written (the migrated schema). */
+  /** What must exist before rows are written (the writer's grants). */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
 

@@ -1,31 +1,38 @@
-// The registry's PostgreSQL side: the database, an admin role (program and CLI) and a router
-// role that can only SELECT the registry table, generated passwords, the schema migrations,
-// and the Kubernetes Secret that hands the router its connection string.
+// An environment's access to the shared registry: its login roles (a writer for the program's
+// registry entries and the CLI, a read-only router role), both members of the environment's
+// group role so that row-level security confines them to its rows, their grants, and the
+// Kubernetes Secret that hands the router its connection string. The database, the schema and
+// the group roles belong to the registry stack (RegistrySchema); nothing here owns an object
+// of the database, so destroying an environment stack leaves the registry as it was.
 import * as k8s from "@pulumi/kubernetes";
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { REGISTRY_TABLE } from "../router/src/registry/types";
-import type { StackSpec } from "./config";
+import type { RegistryServer } from "./config";
 import { Environment, routerLabels } from "./naming";
-import { RegistryMigrations } from "./registryMigrations";
+import type { RegistryStackOutputs } from "./registryStack";
+
+/** The `id` bigserial's sequence: inserting a row draws from it. */
+export const REGISTRY_SEQUENCE = `${REGISTRY_TABLE}_id_seq`;
 
 // Explicit privilege lists: `ALL` diffs forever in @pulumi/postgresql, and says too much.
-/** The admin role creates and owns the schema objects (it runs the migrations). */
-export const ADMIN_DATABASE_PRIVILEGES = ["CONNECT", "CREATE", "TEMPORARY"];
-export const ADMIN_SCHEMA_PRIVILEGES = ["CREATE", "USAGE"];
-/** The router role reads the registry table and nothing else. */
-export const ROUTER_DATABASE_PRIVILEGES = ["CONNECT"];
-export const ROUTER_SCHEMA_PRIVILEGES = ["USAGE"];
-export const ROUTER_TABLE_PRIVILEGES = ["SELECT"];
+/** Both login roles connect and resolve names in `public`. */
+export const LOGIN_DATABASE_PRIVILEGES = ["CONNECT"];
+export const LOGIN_SCHEMA_PRIVILEGES = ["USAGE"];
+/** Table and sequence privileges per login role; row-level security narrows them to the environment's rows. */
+export const LOGIN_ROLE_PRIVILEGES = {
+  writer: { table: ["SELECT", "INSERT", "UPDATE", "DELETE"], sequence: ["USAGE"] },
+  router: { table: ["SELECT"], sequence: [] as string[] },
+} as const;
 
 /** Name and key of the Kubernetes Secret holding the router's connection string. */
 export const ROUTER_SECRET_NAME = "vllm-router-registry";
 export const ROUTER_SECRET_KEY = "DATABASE_URL";
 
-/** Role names per environment, so stacks sharing one server do not share credentials. */
-export function registryRoleNames(environment: Environment): { admin: string; router: string } {
-  return { admin: `vllm_registry_admin_${environment}`, router: `vllm_router_${environment}` };
+/** Login role names per environment, so stacks sharing one server do not share credentials. */
+export function registryRoleNames(environment: Environment): { writer: string; router: string } {
+  return { writer: `vllm_registry_writer_${environment}`, router: `vllm_router_${environment}` };
 }
 
 export interface RegistryUrlParts {
@@ -42,12 +49,70 @@ export function registryUrl(p: RegistryUrlParts): string {
   return `postgresql://${encodeURIComponent(p.user)}:${encodeURIComponent(p.password)}@${p.host}:${p.port}/${encodeURIComponent(p.database)}?sslmode=${p.sslmode}`;
 }
 
-export interface RegistryDatabaseArgs {
-  /** Validated `registry` stack settings: host, port, database, adminUser, sslmode, manageDatabase. */
-  registry: StackSpec["registry"];
+/** A secret URL of `database` on `server` for a role and its password. */
+export function secretRegistryUrl(
+  server: RegistryServer,
+  user: pulumi.Input<string>,
+  password: pulumi.Input<string>,
+  database: pulumi.Input<string>,
+): pulumi.Output<string> {
+  return pulumi.secret(
+    pulumi.all([user, password, database]).apply(([u, p, d]) =>
+      registryUrl({
+        user: u,
+        password: p,
+        host: server.host,
+        port: server.port,
+        database: d,
+        sslmode: server.sslmode,
+      }),
+    ),
+  );
+}
+
+/** The postgresql provider for the registry server, connected as its admin user. */
+export function registryProvider(
+  name: string,
+  server: RegistryServer,
+  adminPassword: pulumi.Input<string>,
+  parent: pulumi.Resource,
+): postgresql.Provider {
+  return new postgresql.Provider(
+    `${name}-postgresql`,
+    {
+      host: server.host,
+      port: server.port,
+      username: server.adminUser,
+      password: pulumi.secret(adminPassword),
+      sslmode: server.sslmode,
+      // A path: the provider reads the file itself, from the project directory (its cwd).
+      sslrootcert: server.sslrootcert,
+      // Managed services (RDS, Cloud SQL) do not give out superuser.
+      superuser: false,
+      connectTimeout: 15,
+    },
+    { parent },
+  );
+}
+
+/** A generated password for a registry login role. */
+export function generatedPassword(name: string, parent: pulumi.Resource): pulumi.Output<string> {
+  return new random.RandomPassword(
+    name,
+    // Alphanumeric: safe in URLs and in every client's connection-string parser.
+    { length: 32, special: false },
+    { parent },
+  ).result;
+}
+
+export interface RegistryAccessArgs {
+  /** Validated `registry` stack settings: the server and its admin user. */
+  registry: RegistryServer;
   /** Password of `registry.adminUser` (the `registryAdminPassword` config secret). */
   adminPassword: pulumi.Input<string>;
-  /** Stack environment; names the roles. */
+  /** The registry stack's outputs: the database and the environment's group role. */
+  shared: pulumi.Input<RegistryStackOutputs>;
+  /** Stack environment; names the roles and picks the group role. */
   environment: Environment;
   /** Namespace of the router's Secret. */
   namespace: pulumi.Input<string>;
@@ -58,138 +123,75 @@ export interface RegistryDatabaseArgs {
 }
 
 /**
- * The registry database, its roles and schema, and the router's Secret. Outputs the admin
- * connection string (a secret) for registry entries and the CLI.
+ * An environment's login roles, grants and router Secret on the shared registry. Outputs the
+ * writer's connection string (a secret) for registry entries and the CLI.
  */
-export class RegistryDatabase extends pulumi.ComponentResource {
-  /** Admin role URL of the registry database (secret): for RegistryEntry and the CLI. */
-  readonly adminConnectionString: pulumi.Output<string>;
+export class RegistryAccess extends pulumi.ComponentResource {
+  /** Writer role URL of the registry database (secret): for RegistryEntry and the CLI. */
+  readonly writerConnectionString: pulumi.Output<string>;
   /** Name of the Secret whose `DATABASE_URL` key is the router's (read-only) URL. */
   readonly routerSecretName: pulumi.Output<string>;
-  /** The schema migrations; registry entries depend on them. */
-  readonly migrations: RegistryMigrations;
+  /** The writer's grants; registry entries wait for them. */
+  readonly writerGrants: postgresql.Grant[];
 
-  constructor(name: string, args: RegistryDatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("vllm:registry:RegistryDatabase", name, {}, opts);
+  constructor(name: string, args: RegistryAccessArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("vllm:registry:RegistryAccess", name, {}, opts);
     const { registry, environment } = args;
-    const roles = registryRoleNames(environment);
+    const shared = pulumi.output(args.shared);
+    const database = shared.database;
+    const pg = {
+      parent: this,
+      provider: registryProvider(name, registry, args.adminPassword, this),
+    };
 
-    const provider = new postgresql.Provider(
-      `${name}-postgresql`,
-      {
-        host: registry.host,
-        port: registry.port,
-        username: registry.adminUser,
-        password: pulumi.secret(args.adminPassword),
-        sslmode: registry.sslmode,
-        // A path: the provider reads the file itself, from the project directory (its cwd).
-        sslrootcert: registry.sslrootcert,
-        // Managed services (RDS, Cloud SQL) do not give out superuser.
-        superuser: false,
-        connectTimeout: 15,
-      },
-      { parent: this },
-    );
-    const pg = { parent: this, provider };
-
-    const password = (role: string) =>
-      new random.RandomPassword(
-        `${name}-${role}-password`,
-        // Alphanumeric: safe in URLs and in every client's connection-string parser.
-        { length: 32, special: false },
-        { parent: this },
-      ).result;
-    const adminPassword = password("admin");
-    const routerPassword = password("router");
-
-    const adminRole = new postgresql.Role(
-      `${name}-admin-role`,
-      { name: roles.admin, login: true, password: adminPassword },
-      pg,
-    );
-    const routerRole = new postgresql.Role(
-      `${name}-router-role`,
-      { name: roles.router, login: true, password: routerPassword, connectionLimit: 100 },
-      pg,
-    );
-
-    const database = registry.manageDatabase
-      ? new postgresql.Database(
-          `${name}-database`,
-          { name: registry.database, owner: adminRole.name },
-          { ...pg, protect: environment === "production" },
-        ).name
-      : pulumi.output(registry.database);
-
-    const grant = (
-      suffix: string,
-      grantArgs: Omit<postgresql.GrantArgs, "database">,
-      deps: pulumi.Resource[] = [],
-    ) =>
-      new postgresql.Grant(
-        `${name}-${suffix}`,
-        { database, ...grantArgs },
-        { ...pg, dependsOn: deps },
-      );
-    const adminGrants = [
-      grant("admin-database", {
-        role: adminRole.name,
-        objectType: "database",
-        privileges: ADMIN_DATABASE_PRIVILEGES,
-      }),
-      grant("admin-schema", {
-        role: adminRole.name,
-        objectType: "schema",
-        schema: "public",
-        privileges: ADMIN_SCHEMA_PRIVILEGES,
-      }),
-    ];
-
-    const url = (user: pulumi.Input<string>, secret: pulumi.Input<string>) =>
-      pulumi.secret(
-        pulumi.all([user, secret, database]).apply(([u, p, d]) =>
-          registryUrl({
-            user: u,
-            password: p,
-            host: registry.host,
-            port: registry.port,
-            database: d,
-            sslmode: registry.sslmode,
-          }),
-        ),
-      );
-    this.adminConnectionString = url(adminRole.name, adminPassword);
-
-    this.migrations = new RegistryMigrations(
-      `${name}-migrations`,
-      { connectionString: this.adminConnectionString, caCertificate: registry.caCertificate },
-      { parent: this, dependsOn: adminGrants },
-    );
-
-    const routerGrants = [
-      grant("router-database", {
-        role: routerRole.name,
-        objectType: "database",
-        privileges: ROUTER_DATABASE_PRIVILEGES,
-      }),
-      grant("router-schema", {
-        role: routerRole.name,
-        objectType: "schema",
-        schema: "public",
-        privileges: ROUTER_SCHEMA_PRIVILEGES,
-      }),
-      grant(
-        "router-table",
+    const login = (
+      kind: keyof typeof LOGIN_ROLE_PRIVILEGES,
+      extra: { connectionLimit?: number },
+    ) => {
+      const password = generatedPassword(`${name}-${kind}-password`, this);
+      const role = new postgresql.Role(
+        `${name}-${kind}-role`,
         {
-          role: routerRole.name,
-          objectType: "table",
-          schema: "public",
-          objects: [REGISTRY_TABLE],
-          privileges: ROUTER_TABLE_PRIVILEGES,
+          name: registryRoleNames(environment)[kind],
+          login: true,
+          password,
+          // Membership in the environment's group role is what row-level security checks.
+          roles: [shared.environmentRoles[environment]],
+          ...extra,
         },
-        [this.migrations],
-      ),
-    ];
+        pg,
+      );
+      const grant = (object: string, grantArgs: Omit<postgresql.GrantArgs, "database" | "role">) =>
+        new postgresql.Grant(
+          `${name}-${kind}-${object}`,
+          { database, role: role.name, schema: "public", ...grantArgs },
+          pg,
+        );
+      const privileges = LOGIN_ROLE_PRIVILEGES[kind];
+      const grants = [
+        grant("database", { objectType: "database", privileges: LOGIN_DATABASE_PRIVILEGES }),
+        grant("schema", { objectType: "schema", privileges: LOGIN_SCHEMA_PRIVILEGES }),
+        grant("table", {
+          objectType: "table",
+          objects: [REGISTRY_TABLE],
+          privileges: [...privileges.table],
+        }),
+        ...(privileges.sequence.length
+          ? [
+              grant("sequence", {
+                objectType: "sequence",
+                objects: [REGISTRY_SEQUENCE],
+                privileges: [...privileges.sequence],
+              }),
+            ]
+          : []),
+      ];
+      return { url: secretRegistryUrl(registry, role.name, password, database), grants };
+    };
+    const writer = login("writer", {});
+    const router = login("router", { connectionLimit: 100 });
+    this.writerConnectionString = writer.url;
+    this.writerGrants = writer.grants;
 
     const secret = new k8s.core.v1.Secret(
       `${name}-router-secret`,
@@ -200,18 +202,18 @@ export class RegistryDatabase extends pulumi.ComponentResource {
           labels: routerLabels(environment),
         },
         type: "Opaque",
-        stringData: { [ROUTER_SECRET_KEY]: url(routerRole.name, routerPassword) },
+        stringData: { [ROUTER_SECRET_KEY]: router.url },
       },
       {
         parent: this,
         provider: args.kubernetesProvider,
-        dependsOn: [...routerGrants, ...(args.dependsOn ?? [])],
+        dependsOn: [...router.grants, ...(args.dependsOn ?? [])],
       },
     );
     this.routerSecretName = secret.metadata.name;
 
     this.registerOutputs({
-      adminConnectionString: this.adminConnectionString,
+      writerConnectionString: this.writerConnectionString,
       routerSecretName: this.routerSecretName,
     });
   }

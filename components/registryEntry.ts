@@ -203,7 +203,7 @@ export const registryEntryProvider: pulumi.dynamic.ResourceProvider = {
 };
 
 export interface RegistryEntryArgs {
-  /** Admin connection URL of the registry database (a secret). */
+  /** The environment's writer URL of the registry database (a secret). */
   connectionString: pulumi.Input<string>;
   /** CA certificate (PEM) the registry's TLS is verified against (`registry.sslrootcert`). */
   caCertificate?: pulumi.Input<string>;

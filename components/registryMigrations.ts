@@ -47,7 +47,7 @@ export const registryMigrationsProvider: pulumi.dynamic.ResourceProvider = {
 };
 
 export interface RegistryMigrationsArgs {
-  /** Admin connection URL of the registry database (a secret). */
+  /** Connection URL of the schema's owner role (a secret). */
   connectionString: pulumi.Input<string>;
   /** CA certificate (PEM) the registry's TLS is verified against (`registry.sslrootcert`). */
   caCertificate?: pulumi.Input<string>;

@@ -12,6 +12,7 @@ export const SECRET_PLACEHOLDER = "[secret]";
 export function loadStackConfig(
   stack: string,
   dir = path.resolve(__dirname, ".."),
+  project = PROJECT,
 ): Record<string, string> {
   const stackFile = path.join(dir, `Pulumi.${stack}.yaml`);
   if (!fs.existsSync(stackFile)) {
@@ -23,20 +24,20 @@ export function loadStackConfig(
       `no stack '${stack}': ${stackFile} does not exist (stacks here: ${known.join(", ")})`,
     );
   }
-  const project = parse(fs.readFileSync(path.join(dir, "Pulumi.yaml"), "utf8")) as {
+  const projectFile = parse(fs.readFileSync(path.join(dir, "Pulumi.yaml"), "utf8")) as {
     config?: Record<string, { default?: unknown; value?: unknown } | unknown>;
   };
   const out: Record<string, string> = {};
-  for (const [key, decl] of Object.entries(project.config ?? {})) {
+  for (const [key, decl] of Object.entries(projectFile.config ?? {})) {
     const d = decl as { default?: unknown; value?: unknown };
     const value = typeof decl === "object" && decl !== null ? (d.default ?? d.value) : decl;
-    if (value !== undefined) out[`${PROJECT}:${key}`] = encode(value);
+    if (value !== undefined) out[`${project}:${key}`] = encode(value);
   }
   const stackCfg =
     (parse(fs.readFileSync(stackFile, "utf8")) as { config?: Record<string, unknown> })?.config ??
     {};
   for (const [key, value] of Object.entries(stackCfg)) {
-    const full = key.includes(":") ? key : `${PROJECT}:${key}`;
+    const full = key.includes(":") ? key : `${project}:${key}`;
     const secure = typeof value === "object" && value !== null && "secure" in value;
     out[full] = secure ? SECRET_PLACEHOLDER : encode(value);
   }

@@ -2,15 +2,20 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse } from "yaml";
+import * as pulumi from "@pulumi/pulumi";
 import {
+  parseRegistryStackConfig,
   parseStackConfig,
   PROJECT_DIR,
   readStackConfig,
+  REGISTRY_PROJECT,
   setSecretKeys,
   StackConfigError,
 } from "../components/config";
+import { checkRegistryStack } from "../components/registryStack";
 import { loadStackConfig } from "../components/stackFile";
 import { makeTestPki, TestPki } from "./support/pki";
+import { registryStackOutputsFor } from "./support/program";
 
 type Raw = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -53,24 +58,28 @@ describe("stack config", () => {
     }
   });
 
-  it("declares project config in Pulumi.yaml the way the CLI accepts it", () => {
-    const project = parse(fs.readFileSync(path.join(__dirname, "..", "Pulumi.yaml"), "utf8"));
-    for (const [key, decl] of Object.entries(
-      project.config as Record<string, Record<string, unknown>>,
-    )) {
-      if (decl.type !== undefined) {
+  for (const file of ["Pulumi.yaml", "registry-stack/Pulumi.yaml"])
+    it(`declares project config in ${file} the way the CLI accepts it`, () => {
+      const project = parse(fs.readFileSync(path.join(__dirname, "..", file), "utf8"));
+      for (const [key, decl] of Object.entries(
+        project.config as Record<string, Record<string, unknown>>,
+      )) {
+        if (decl.type !== undefined) {
+          assert.ok(
+            ["string", "integer", "boolean", "array", "object"].includes(decl.type as string),
+            key,
+          );
+        }
+        if (decl.type === "array") assert.ok(decl.items, `${key}: an array type needs items`);
         assert.ok(
-          ["string", "integer", "boolean", "array", "object"].includes(decl.type as string),
-          key,
+          !("default" in decl && "value" in decl),
+          `${key}: default and value are exclusive`,
         );
+        if (typeof decl.value === "object" || typeof decl.default === "object") {
+          assert.equal(decl.type, undefined, `${key}: structured values cannot be typed`);
+        }
       }
-      if (decl.type === "array") assert.ok(decl.items, `${key}: an array type needs items`);
-      assert.ok(!("default" in decl && "value" in decl), `${key}: default and value are exclusive`);
-      if (typeof decl.value === "object" || typeof decl.default === "object") {
-        assert.equal(decl.type, undefined, `${key}: structured values cannot be typed`);
-      }
-    }
-  });
+    });
 
   it("keeps secrets out of the spec", () => {
     const raw = readStackConfig({
@@ -214,6 +223,21 @@ describe("stack config", () => {
       "production registry without TLS",
       (c) => (c.registry.sslmode = "disable"),
       /^registry\.sslmode: production must not disable TLS/,
+    ],
+    [
+      "registry without its registry stack",
+      (c) => delete c.registry.stack,
+      /^registry\.stack: is required: the registry stack this environment uses, e\.g\. acme-ml\/vllm-registry\/shared$/,
+    ],
+    [
+      "registry stack that is not a fully-qualified vllm-registry stack",
+      (c) => (c.registry.stack = "shared"),
+      /^registry\.stack: must be a fully-qualified stack name <organization>\/vllm-registry\/<stack>/,
+    ],
+    [
+      "registry.manageDatabase (replaced by the registry stack)",
+      (c) => (c.registry.manageDatabase = false),
+      /^registry\.manageDatabase: is no longer supported: the registry stack \(registry-stack\/, read through registry\.stack\) owns the database and its migrations; remove this key$/,
     ],
     [
       "router image by tag",
@@ -387,6 +411,100 @@ describe("registry.sslrootcert (the registry's private CA)", () => {
         "registry.sslrootcert: has no effect with sslmode disable; remove it or use verify-full",
       ),
       problems.join("\n"),
+    );
+  });
+});
+
+describe("registry stack config (registry-stack/)", () => {
+  const dir = path.join(__dirname, "..", "registry-stack");
+  const load = (stack: string) =>
+    readStackConfig(loadStackConfig(stack, dir, REGISTRY_PROJECT), REGISTRY_PROJECT);
+
+  it("parses the shared and ci stacks with their Pulumi.yaml defaults", () => {
+    assert.deepEqual(parseRegistryStackConfig(load("shared")), {
+      host: "model-registry.db.acme-ml.internal",
+      port: 5432,
+      database: "model_registry",
+      adminUser: "postgres",
+      sslmode: "verify-full",
+    });
+    assert.deepEqual(parseRegistryStackConfig(load("ci")), {
+      host: "vllm-registry-pg",
+      port: 5432,
+      database: "model_registry",
+      adminUser: "postgres",
+      sslmode: "disable",
+    });
+  });
+
+  it("keeps the admin password out of the parsed config", () => {
+    const raw = readStackConfig(
+      { "vllm-registry:adminPassword": "s3cret", "vllm-registry:host": "h" },
+      REGISTRY_PROJECT,
+    );
+    assert.deepEqual(raw, { host: "h" });
+  });
+
+  it("rejects unknown keys and bad values, naming each", () => {
+    assert.throws(
+      () => parseRegistryStackConfig({ host: "", databse: "x", port: "5432" }),
+      (e: StackConfigError) =>
+        e.problems.some((p) => /^host: registry\.host is required/.test(p)) &&
+        e.problems.some((p) => /^\(config\): unknown key 'databse'/.test(p)) &&
+        e.problems.some((p) => /^port: Expected number/.test(p)),
+    );
+  });
+});
+
+describe("environment stacks against the registry stack's outputs", () => {
+  const spec = () => parseStackConfig(readStackConfig(loadStackConfig("production"))).registry;
+
+  it("accepts the outputs of the registry stack the config names", () => {
+    const outputs = registryStackOutputsFor(spec());
+    assert.deepEqual(checkRegistryStack(spec(), "production", { ...outputs }), outputs);
+  });
+
+  it("fails, naming the config path and the fix, when host, port, database or sslmode differ", () => {
+    const outputs = {
+      ...registryStackOutputsFor(spec()),
+      host: "other.db",
+      port: 6432,
+      database: "registry_b",
+      sslmode: "require",
+    };
+    assert.throws(
+      () => checkRegistryStack(spec(), "production", outputs),
+      (e: Error) =>
+        e instanceof pulumi.RunError &&
+        /registry\.host: is 'model-registry\.db\.acme-ml\.internal' but registry stack acme-ml\/vllm-registry\/shared serves 'other\.db'; set registry\.host to 'other\.db', or point registry\.stack at the registry stack of this server/.test(
+          e.message,
+        ) &&
+        /registry\.port: is '5432' but .* serves '6432'/.test(e.message) &&
+        /registry\.database: is 'model_registry' but .* serves 'registry_b'/.test(e.message) &&
+        /registry\.sslmode: is 'verify-full' but .* serves 'require'/.test(e.message),
+    );
+  });
+
+  it("fails when the registry stack is not deployed or not migrated to this program's schema", () => {
+    assert.throws(
+      () => checkRegistryStack(spec(), "production", {}),
+      /registry\.stack: registry stack acme-ml\/vllm-registry\/shared exports no 'host'; run `pulumi -C registry-stack up --stack shared` first/,
+    );
+    assert.throws(
+      () =>
+        checkRegistryStack(spec(), "production", {
+          ...registryStackOutputsFor(spec()),
+          schemaVersion: 2,
+        }),
+      /is at schema version 2 but this program needs 3/,
+    );
+    assert.throws(
+      () =>
+        checkRegistryStack(spec(), "production", {
+          ...registryStackOutputsFor(spec()),
+          environmentRoles: { staging: "vllm_registry_env_staging" },
+        }),
+      /has no group role for environment 'production' \(it has staging\)/,
     );
   });
 });

@@ -123,11 +123,14 @@ describe("e2e workflow (kind, the ci stack, the real engine)", () => {
       c.findIndex((x) => x.startsWith("pulumi -C registry-stack state unprotect --all")) < reg,
       "the registry's protected database is unprotected first (throwaway stack)",
     );
-    // The registry project is optional in this repository state; its steps say so.
-    assert.equal(
-      steps.find(runs(/^pulumi -C registry-stack up /))?.if,
-      "hashFiles('registry-stack/Pulumi.yaml') != ''",
-    );
+    // The registry stack always comes first, and the ci stack reads exactly that one: a DIY
+    // (--local) backend has one organization, literally `organization`, so its stacks are
+    // referenced as organization/<project>/<stack> (pulumi/pulumi pkg/backend/diy).
+    const registryUp = steps.find(runs(/^pulumi -C registry-stack up /))!;
+    assert.equal(registryUp.if, undefined, "the registry stack is not optional");
+    assert.ok(commands(registryUp).includes("pulumi -C registry-stack stack init ci"));
+    assert.match(registryUp.run!, /config set --stack ci --secret adminPassword$/m);
+    assert.equal(stackSpec("ci").registry.stack, "organization/vllm-registry/ci");
   });
 
   it("brings the ci stack up with the policy pack and its config, secrets on stdin only", () => {

@@ -30,7 +30,7 @@ const RAW = {
     beta: { replicas: 2, gpu: { count: 1 }, cache: { accessMode: "ReadWriteMany" } },
     gamma: { replicas: 1, gpu: { count: 1 }, enabled: false },
   },
-  registry: { host: "registry.example" },
+  registry: { stack: "acme/vllm-registry/shared", host: "registry.example" },
   router: { imageRegistry: "registry.example/platform" },
 };
 const SPEC = parseStackConfig(RAW);

@@ -26,7 +26,7 @@ function stackConfig(models: Record<string, boolean>) {
     gpuQuota: 8,
     releases: Object.keys(models).map(release),
     capacity: Object.fromEntries(Object.entries(models).map(([m, on]) => [m, capacity(on)])),
-    registry: { host: "registry.example", sslmode: "disable" },
+    registry: { stack: "acme/vllm-registry/shared", host: "registry.example", sslmode: "disable" },
     router: { imageRegistry: "registry.example/platform" },
   };
 }

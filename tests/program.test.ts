@@ -10,6 +10,9 @@ import {
   ProgramRun,
 } from "./support/program";
 import { modelEndpoint } from "../components/naming";
+import { parseStackConfig, readStackConfig } from "../components/config";
+import { registryStackProblems } from "../components/registryStack";
+import { loadStackConfig } from "../components/stackFile";
 
 const STACKS = ["development", "staging", "production"] as const;
 const REGISTRY_ENTRY = "pulumi-nodejs:dynamic/vllm-registry:RegistryEntry";
@@ -153,7 +156,7 @@ for (const stack of STACKS) {
         assert.match(
           conn.value,
           new RegExp(
-            `^postgresql://vllm_registry_admin_${stack}:${MOCK_GENERATED_PASSWORD}@model-registry\\.db\\.acme-ml\\.internal:5432/model_registry\\?sslmode=`,
+            `^postgresql://vllm_registry_writer_${stack}:${MOCK_GENERATED_PASSWORD}@model-registry\\.db\\.acme-ml\\.internal:5432/model_registry\\?sslmode=`,
           ),
         );
       }
@@ -367,5 +370,154 @@ describe("program under mocks: a disabled model does not make Pulumi wait", () =
       .ofType(REGISTRY_ENTRY)
       .find((e) => e.inputs.modelName === "qwen2-5-32b-instruct-awq")!;
     assert.ok(entry.createdSeq! > off.createdSeq!);
+  });
+});
+
+const PG = {
+  database: "postgresql:index/database:Database",
+  role: "postgresql:index/role:Role",
+  grant: "postgresql:index/grant:Grant",
+  migrations: "pulumi-nodejs:dynamic/vllm-registry:RegistryMigrations",
+  stackReference: "pulumi:pulumi:StackReference",
+};
+
+// The postgresql provider's Database delete terminates every connection and runs DROP DATABASE
+// (cyrilgdn/terraform-provider-postgresql, postgresql/resource_postgresql_database.go,
+// resourcePostgreSQLDatabaseDelete): a database declared by an environment stack would be
+// dropped under every other environment by that stack's `pulumi destroy`.
+describe("program under mocks: environment stacks share the registry stack's database", () => {
+  for (const stack of STACKS) {
+    it(`${stack}: reads the registry stack and declares no database and no migrations`, async () => {
+      const run = await runProgram(stack);
+      assert.deepEqual(run.ofType(PG.database), []);
+      assert.deepEqual(run.ofType(PG.migrations), []);
+      const [ref] = run.ofType(PG.stackReference);
+      assert.equal(ref.inputs.name, "acme-ml/vllm-registry/shared");
+      const roles = run.ofType(PG.role);
+      assert.deepEqual(
+        roles.map((r) => [r.inputs.name, r.inputs.login, r.inputs.roles]),
+        [
+          [`vllm_registry_writer_${stack}`, true, [`vllm_registry_env_${stack}`]],
+          [`vllm_router_${stack}`, true, [`vllm_registry_env_${stack}`]],
+        ],
+        "two login roles, both members of the environment's group role",
+      );
+      for (const g of run.ofType(PG.grant)) assert.equal(g.inputs.database, "model_registry");
+    });
+  }
+
+  it("grants the router SELECT and the writer SELECT, INSERT, UPDATE, DELETE and the id sequence", async () => {
+    const run = await runProgram("staging");
+    const byRole = (role: string) =>
+      run
+        .ofType(PG.grant)
+        .filter((g) => g.inputs.role === role)
+        .map((g) => [g.inputs.objectType, g.inputs.objects ?? [], g.inputs.privileges])
+        .sort((a, b) => a[0].localeCompare(b[0]));
+    assert.deepEqual(byRole("vllm_router_staging"), [
+      ["database", [], ["CONNECT"]],
+      ["schema", [], ["USAGE"]],
+      ["table", ["model_registry_entries"], ["SELECT"]],
+    ]);
+    assert.deepEqual(byRole("vllm_registry_writer_staging"), [
+      ["database", [], ["CONNECT"]],
+      ["schema", [], ["USAGE"]],
+      ["sequence", ["model_registry_entries_id_seq"], ["USAGE"]],
+      ["table", ["model_registry_entries"], ["SELECT", "INSERT", "UPDATE", "DELETE"]],
+    ]);
+  });
+
+  it("takes the database name from the registry stack", async () => {
+    const run = await runProgram("staging", {
+      overrides: {
+        registry: {
+          stack: "acme-ml/vllm-registry/shared",
+          host: "model-registry.db.acme-ml.internal",
+          database: "registry_two",
+          sslmode: "verify-full",
+        },
+      },
+    });
+    const grants = run.ofType(PG.grant);
+    assert.ok(grants.length > 0 && grants.every((g) => g.inputs.database === "registry_two"));
+  });
+});
+
+describe("registry stack program under mocks (registry-stack/)", () => {
+  for (const stack of ["shared", "ci"]) {
+    it(`${stack}: owns the database, protected and retained on delete, with its owner and group roles`, async () => {
+      const run = await runProgram(stack, { project: "vllm-registry" });
+      const [database] = run.ofType(PG.database);
+      assert.deepEqual(
+        [database.inputs.name, database.inputs.owner, database.protect, database.retainOnDelete],
+        ["model_registry", "vllm_registry_owner", true, true],
+      );
+      const roles = run.ofType(PG.role);
+      assert.deepEqual(
+        roles
+          .map((r) => [r.inputs.name, r.inputs.login, r.protect, r.retainOnDelete])
+          .sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+        [
+          ["vllm_registry_env_development", false, true, true],
+          ["vllm_registry_env_production", false, true, true],
+          ["vllm_registry_env_staging", false, true, true],
+          ["vllm_registry_owner", true, true, true],
+        ],
+      );
+      const [migrations] = run.ofType(PG.migrations);
+      assert.match(
+        (migrations.inputs.connectionString as { value: string }).value,
+        /^postgresql:\/\/vllm_registry_owner:mock-generated-password-8c1d@/,
+        "the owner role runs the migrations",
+      );
+      assert.ok(
+        !migrations.inputs.__provider.includes(MOCK_GENERATED_PASSWORD),
+        "no password in the serialized provider",
+      );
+      assert.deepEqual(run.outputs.environmentRoles, {
+        development: "vllm_registry_env_development",
+        staging: "vllm_registry_env_staging",
+        production: "vllm_registry_env_production",
+      });
+      assert.equal(run.outputs.database, "model_registry");
+    });
+  }
+
+  it("ci: reaches the end-to-end test server without TLS", async () => {
+    const run = await runProgram("ci", { project: "vllm-registry" });
+    const [provider] = run.ofType("pulumi:providers:postgresql");
+    assert.deepEqual(
+      [
+        provider.inputs.host,
+        provider.inputs.port,
+        provider.inputs.username,
+        provider.inputs.sslmode,
+      ],
+      ["vllm-registry-pg", "5432", "postgres", "disable"],
+    );
+    assert.deepEqual(
+      [run.outputs.host, run.outputs.port, run.outputs.sslmode],
+      ["vllm-registry-pg", 5432, "disable"],
+    );
+  });
+
+  it("exports what the environment stacks check", async () => {
+    const run = await runProgram("shared", { project: "vllm-registry" });
+    const env = parseStackConfig(readStackConfig(loadStackConfig("production")));
+    assert.deepEqual(registryStackProblems(env.registry, "production", run.outputs), []);
+  });
+
+  it("rejects invalid config before creating anything", async () => {
+    const broken = await runProgram("shared", {
+      project: "vllm-registry",
+      overrides: { sslmode: "prefer", port: 0 },
+    }).then(
+      () => undefined,
+      (e: ProgramError) => e,
+    );
+    assert.ok(broken instanceof ProgramError);
+    assert.match(broken.message, /sslmode: Invalid enum value/);
+    assert.match(broken.message, /port: Number must be greater than or equal to 1/);
+    assert.deepEqual(broken.resources, []);
   });
 });

@@ -98,11 +98,11 @@ describe("registry CLI", () => {
     assert.equal(up.code, EXIT.ok);
     assert.match(
       up.out,
-      /applied 1 create_model_registry_entries\napplied 2 notify_model_registry_changed\n/,
+      /applied 1 create_model_registry_entries\napplied 2 notify_model_registry_changed\napplied 3 environment_row_level_security\n/,
     );
-    assert.match(up.out, /Registry schema at version 2 \(latest 2\); 2 migration\(s\) applied/);
+    assert.match(up.out, /Registry schema at version 3 \(latest 3\); 3 migration\(s\) applied/);
     const again = JSON.parse((await reg("migrate", "--format", "json")).out);
-    assert.deepEqual(again, { dryRun: false, from: 2, to: 2, steps: [] });
+    assert.deepEqual(again, { dryRun: false, from: 3, to: 3, steps: [] });
   });
 
   it("registers (dry run first), lists as table, json and csv", async () => {

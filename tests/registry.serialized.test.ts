@@ -1,79 +1,30 @@
-// The registry provider as the Pulumi engine runs it: serialized with the SDK's closure
-// serializer, loaded with require-from-string in a fresh plain-node process (no ts-node),
+// The registry provider as the Pulumi engine runs it (tests/support/dynamicProviderHost.ts),
 // driving a real PostgreSQL. The serialized text must hold no credentials.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import * as pulumi from "@pulumi/pulumi";
 import { Client } from "pg";
 import { RegistryEntryInputs, registryEntryProvider } from "../components/registryEntry";
 import { MIGRATION_SET, registryMigrationsProvider } from "../components/registryMigrations";
-import { LATEST_VERSION, currentVersion, migrate } from "../router/src/registry/migrations";
+import {
+  LATEST_VERSION,
+  currentVersion,
+  environmentRole,
+  migrate,
+} from "../router/src/registry/migrations";
 import { getEntry } from "../router/src/registry/queries";
+import { runHost, serializeToFile } from "./support/dynamicProviderHost";
 import { createTestDatabase, redisUrl } from "./support/services";
-
-const ROOT = path.resolve(__dirname, "..");
-
-// What the engine's dynamic-provider host does with the `__provider` property, then the
-// provider calls named in STEPS ("create", or "create,delete" feeding create's outputs on).
-const HOST = `
-const requireFromString = require("require-from-string");
-const text = require("fs").readFileSync(process.env.PROVIDER_FILE, "utf8");
-const provider = requireFromString(text).handler();
-const inputs = JSON.parse(process.env.INPUTS);
-(async () => {
-  const created = await provider.create(inputs);
-  const { connectionString, ...shown } = created.outs;
-  console.log(JSON.stringify({ step: "create", id: created.id, outs: shown }));
-  if (process.env.STEPS.includes("delete")) {
-    await provider.delete(created.id, created.outs);
-    console.log(JSON.stringify({ step: "delete" }));
-  }
-})().catch((e) => { console.error(e.message); process.exit(1); });
-`;
-
-async function serializeToFile(
-  provider: pulumi.dynamic.ResourceProvider,
-  dir: string,
-): Promise<string> {
-  const sf = await pulumi.runtime.serializeFunction(() => provider, { allowSecrets: true });
-  assert.equal(sf.containsSecrets, false);
-  const file = path.join(dir, "provider.js");
-  fs.writeFileSync(file, sf.text);
-  return file;
-}
-
-function runHost(
-  env: Record<string, string>,
-): Promise<{ steps: Record<string, unknown>[]; output: string }> {
-  return new Promise((resolve, reject) =>
-    execFile(
-      process.execPath,
-      ["-e", HOST],
-      // cwd = project root: the engine runs providers there, so `require("pg")` resolves.
-      { cwd: ROOT, env: { PATH: process.env.PATH ?? "", ...env }, timeout: 30000 },
-      (err, stdout, stderr) =>
-        err
-          ? reject(new Error(`${err.message}\n${stderr}`))
-          : resolve({
-              steps: stdout
-                .trim()
-                .split("\n")
-                .map((l) => JSON.parse(l)),
-              output: stdout + stderr,
-            }),
-    ),
-  );
-}
 
 describe("registry provider, serialized", () => {
   let admin: Client;
   let url: string;
   const password = `pw-${randomBytes(9).toString("hex")}`;
   const role = `reg_ser_${randomBytes(4).toString("hex")}`;
+  const group = environmentRole("staging");
+  let createdGroup = false;
 
   before(async () => {
     const dbUrl = await createTestDatabase("reg_ser");
@@ -84,6 +35,13 @@ describe("registry provider, serialized", () => {
     await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
     await admin.query(`GRANT SELECT, INSERT, UPDATE ON model_registry_entries TO ${role}`);
     await admin.query(`GRANT USAGE ON SEQUENCE model_registry_entries_id_seq TO ${role}`);
+    // Row-level security: only members of staging's group role touch staging rows.
+    const exists = await admin.query(`SELECT 1 FROM pg_roles WHERE rolname = $1`, [group]);
+    if (!exists.rowCount) {
+      await admin.query(`CREATE ROLE ${group} NOLOGIN`);
+      createdGroup = true;
+    }
+    await admin.query(`GRANT ${group} TO ${role}`);
     const u = new URL(dbUrl);
     u.username = role;
     u.password = password;
@@ -93,6 +51,7 @@ describe("registry provider, serialized", () => {
     // Roles are server-wide: drop this test's (its grants live only in this database).
     await admin.query(`DROP OWNED BY ${role}`);
     await admin.query(`DROP ROLE ${role}`);
+    if (createdGroup) await admin.query(`DROP ROLE ${group}`);
     await admin.end();
   });
 

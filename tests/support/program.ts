@@ -1,9 +1,12 @@
-// Runs the whole Pulumi program (index.ts) under the SDK's mocks for one real stack file,
-// with Pulumi.yaml defaults merged as the CLI does.
+// Runs a whole Pulumi program (index.ts, or registry-stack/index.ts) under the SDK's mocks for
+// one real stack file, with Pulumi.yaml defaults merged as the CLI does.
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { loadStackConfig } from "../../components/stackFile";
-import { PROJECT } from "../../components/config";
+import { PROJECT, REGISTRY_PROJECT } from "../../components/config";
+import type { RegistryStackOutputs } from "../../components/registryStack";
+import { ENVIRONMENTS } from "../../components/naming";
+import { LATEST_VERSION, environmentRole } from "../../router/src/registry/migrations";
 
 export interface MockedResource {
   type: string;
@@ -13,6 +16,9 @@ export interface MockedResource {
   urn: string;
   /** Order in which the (mock) engine finished creating the resource. */
   createdSeq?: number;
+  /** The resource options `protect` and `retainOnDelete` as the program set them. */
+  protect?: boolean;
+  retainOnDelete?: boolean;
 }
 
 export interface ProgramRun {
@@ -20,6 +26,14 @@ export interface ProgramRun {
   outputs: Record<string, unknown>;
   /** Resources of one type (`kubernetes:apps/v1:Deployment`). */
   ofType(type: string): MockedResource[];
+}
+
+/** The part of the engine's RegisterResourceRequest read here. */
+interface RegisterRequest {
+  getType(): string;
+  getName(): string;
+  getProtect(): boolean;
+  getRetainondelete(): boolean;
 }
 
 /** The program threw; `resources` are those registered before it did. */
@@ -32,7 +46,15 @@ export class ProgramError extends Error {
   }
 }
 
-const INDEX = path.resolve(__dirname, "../../index.ts");
+const ROOT = path.resolve(__dirname, "../..");
+/** Directory and entry point of each Pulumi project in the repository. */
+const PROGRAMS: Record<string, { dir: string; index: string }> = {
+  [PROJECT]: { dir: ROOT, index: path.join(ROOT, "index.ts") },
+  [REGISTRY_PROJECT]: {
+    dir: path.join(ROOT, "registry-stack"),
+    index: path.join(ROOT, "registry-stack/index.ts"),
+  },
+};
 
 /** Resolves an Output to its value (mocks run as an update, so values are known). */
 export function valueOf<T>(o: pulumi.Input<T>): Promise<T> {
@@ -52,8 +74,35 @@ async function resolveDeep(v: unknown): Promise<unknown> {
 
 export const MOCK_IMAGE_DIGEST = `sha256:${"d".repeat(64)}`;
 
-function computedOutputs(type: string, inputs: Record<string, unknown>): Record<string, unknown> {
+/** What a registry stack deployed for `registry` config would export. */
+export function registryStackOutputsFor(registry: {
+  host: string;
+  port?: number;
+  database?: string;
+  sslmode?: string;
+}): RegistryStackOutputs {
+  return {
+    host: registry.host,
+    port: registry.port ?? 5432,
+    database: registry.database ?? "model_registry",
+    sslmode: registry.sslmode ?? "require",
+    schemaVersion: LATEST_VERSION,
+    environmentRoles: Object.fromEntries(
+      ENVIRONMENTS.map((e) => [e, environmentRole(e)]),
+    ) as RegistryStackOutputs["environmentRoles"],
+  };
+}
+
+function computedOutputs(
+  type: string,
+  inputs: Record<string, unknown>,
+  registryStack: () => object,
+): Record<string, unknown> {
   switch (type) {
+    case "pulumi-nodejs:dynamic/vllm-registry:RegistryMigrations":
+      return { version: LATEST_VERSION, applied: inputs.migrations };
+    case "pulumi:pulumi:StackReference":
+      return { outputs: registryStack(), secretOutputNames: [] };
     case "random:index/randomPassword:RandomPassword":
       return { result: MOCK_GENERATED_PASSWORD };
     case "docker-build:index:Image":
@@ -74,6 +123,10 @@ export interface RunOptions {
   secrets?: Record<string, string>;
   /** Milliseconds the mock engine takes to create resources of a type (to observe ordering). */
   createDelays?: Record<string, number>;
+  /** Pulumi project to run: vllm-fleet (index.ts, the default) or vllm-registry (registry-stack/). */
+  project?: string;
+  /** Outputs of the registry stack the StackReference reads (default: what the stack's registry config expects). */
+  registryStack?: Record<string, unknown>;
 }
 
 export const MOCK_ADMIN_PASSWORD = "mock-admin-password-3f9a";
@@ -81,56 +134,79 @@ export const MOCK_GENERATED_PASSWORD = "mock-generated-password-8c1d";
 export const MOCK_HF_TOKEN = "hf_mockToken5e2b";
 
 export async function runProgram(stack: string, options: RunOptions = {}): Promise<ProgramRun> {
-  const {
-    overrides = {},
-    secrets = { registryAdminPassword: MOCK_ADMIN_PASSWORD, huggingFaceToken: MOCK_HF_TOKEN },
-    createDelays = {},
-  } = options;
+  const { project = PROJECT, overrides = {}, createDelays = {} } = options;
+  const secrets =
+    options.secrets ??
+    (project === PROJECT
+      ? { registryAdminPassword: MOCK_ADMIN_PASSWORD, huggingFaceToken: MOCK_HF_TOKEN }
+      : { adminPassword: MOCK_ADMIN_PASSWORD });
+  const program = PROGRAMS[project];
   const resources: MockedResource[] = [];
+  const resourceOptions = new Map<string, Pick<MockedResource, "protect" | "retainOnDelete">>();
   let seq = 0;
   pulumi.runtime.setMocks(
     {
       async newResource(args) {
         const id = `${args.name}-id`;
+        const opts = resourceOptions.get(`${args.type}::${args.name}`);
         const record: MockedResource = {
           type: args.type,
           name: args.name,
           inputs: args.inputs,
           provider: args.provider,
-          urn: `urn:pulumi:${stack}::${PROJECT}::${args.type}::${args.name}`,
+          urn: `urn:pulumi:${stack}::${project}::${args.type}::${args.name}`,
+          protect: opts?.protect,
+          retainOnDelete: opts?.retainOnDelete,
         };
         resources.push(record);
         const delay = createDelays[args.type];
         if (delay) await new Promise((r) => setTimeout(r, delay));
         record.createdSeq = ++seq;
         // Outputs the real providers compute that the program reads back.
-        const computed = computedOutputs(args.type, args.inputs);
+        const computed = computedOutputs(
+          args.type,
+          args.inputs,
+          () => options.registryStack ?? registryStackOutputsFor(registryConfig()),
+        );
         return { id, state: { ...args.inputs, ...computed } };
       },
       call(args) {
         return args.inputs;
       },
     },
-    PROJECT,
+    project,
     stack,
     false,
   );
-  const config = loadStackConfig(stack);
+  // Mocks are not told resource options; the engine's request carries them.
+  const monitor = pulumi.runtime.getMonitor() as unknown as {
+    registerResource(req: RegisterRequest, callback: unknown): void;
+  };
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req, callback) => {
+    resourceOptions.set(`${req.getType()}::${req.getName()}`, {
+      protect: req.getProtect(),
+      retainOnDelete: req.getRetainondelete(),
+    });
+    register(req, callback);
+  };
+  const config = loadStackConfig(stack, program.dir, project);
   for (const [k, v] of Object.entries(overrides)) {
-    config[`${PROJECT}:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
+    config[`${project}:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
   }
-  for (const [k, v] of Object.entries(secrets)) config[`${PROJECT}:${k}`] = v;
+  for (const [k, v] of Object.entries(secrets)) config[`${project}:${k}`] = v;
   pulumi.runtime.setAllConfig(
     config,
-    Object.keys(secrets).map((k) => `${PROJECT}:${k}`),
+    Object.keys(secrets).map((k) => `${project}:${k}`),
   );
+  const registryConfig = () => JSON.parse(config[`${project}:registry`] ?? "{}");
 
-  delete require.cache[require.resolve(INDEX)];
+  delete require.cache[require.resolve(program.index)];
   let mod: Record<string, unknown>;
   try {
     // require, not import(): the program is TypeScript loaded through ts-node's CommonJS hook.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    mod = require(INDEX) as Record<string, unknown>;
+    mod = require(program.index) as Record<string, unknown>;
   } catch (e) {
     throw new ProgramError((e as Error).message, resources);
   }

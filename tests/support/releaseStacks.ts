@@ -34,7 +34,7 @@ export function stagingConfig(releases: unknown[]) {
     releases,
     capacity: { [MODEL]: { replicas: 1, gpu: { count: 1 } } },
     router: { replicas: 2, imageRegistry: "registry.example/platform" },
-    registry: { host: "registry.example" },
+    registry: { stack: "acme/vllm-registry/shared", host: "registry.example" },
   };
 }
 
@@ -48,7 +48,7 @@ export function productionConfig(releases: unknown[]) {
       [MODEL]: { replicas: 2, gpu: { count: 1 }, cache: { accessMode: "ReadWriteMany" } },
     },
     router: { replicas: 2, imageRegistry: "registry.example/platform" },
-    registry: { host: "registry.example" },
+    registry: { stack: "acme/vllm-registry/shared", host: "registry.example" },
   };
 }
 

@@ -2,7 +2,7 @@
 // Applied one transaction per version under a session advisory lock, so concurrent
 // migrators (several `pulumi up`s, the CLI, the local platform) serialize instead of racing.
 import type { ClientBase, Pool, PoolClient } from "pg";
-import { REGISTRY_TABLE } from "./types";
+import { Environment, REGISTRY_TABLE } from "./types";
 
 /** Channel of the trigger's NOTIFY; payload is `{"environment": ..., "model": ...}`. */
 export const REGISTRY_CHANNEL = "model_registry_changed";
@@ -15,6 +15,17 @@ export const MIGRATIONS_TABLE = "model_registry_migrations";
 
 /** Key of the advisory lock held while migrating (any constant bigint shared by all migrators). */
 export const MIGRATION_LOCK_KEY = 7_300_417_912;
+
+/**
+ * Prefix of the NOLOGIN group role of each environment (`vllm_registry_env_staging`): row-level
+ * security lets members of that role see and write only that environment's rows.
+ */
+export const ENVIRONMENT_ROLE_PREFIX = "vllm_registry_env_";
+
+/** The group role whose members may read and write `environment`'s rows. */
+export function environmentRole(environment: Environment): string {
+  return `${ENVIRONMENT_ROLE_PREFIX}${environment}`;
+}
 
 export interface Migration {
   version: number;
@@ -92,6 +103,30 @@ CREATE TRIGGER model_registry_entries_notify AFTER INSERT OR UPDATE OR DELETE ON
     down: `
 DROP TRIGGER model_registry_entries_notify ON ${REGISTRY_TABLE};
 DROP FUNCTION model_registry_entries_notify();
+`,
+  },
+  {
+    version: 3,
+    name: "environment_row_level_security",
+    // Membership in the environment's group role decides, not a session setting: a login role
+    // cannot SET its way into another group (that needs ADMIN on the group role). pg_roles is
+    // looked up instead of calling pg_has_role(name), which raises for a role that does not
+    // exist (a server without a registry stack's roles). Superusers and the table owner (the
+    // registry stack's owner role, which runs the migrations) bypass these policies; FORCE
+    // would not hold the owner anyway, since it may turn FORCE off again.
+    up: `
+ALTER TABLE ${REGISTRY_TABLE} ENABLE ROW LEVEL SECURITY;
+CREATE POLICY model_registry_entries_environment ON ${REGISTRY_TABLE}
+  USING (EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+    WHERE r.rolname = '${ENVIRONMENT_ROLE_PREFIX}' || deployment_environment
+      AND pg_catalog.pg_has_role(r.oid, 'MEMBER')))
+  WITH CHECK (EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+    WHERE r.rolname = '${ENVIRONMENT_ROLE_PREFIX}' || deployment_environment
+      AND pg_catalog.pg_has_role(r.oid, 'MEMBER')));
+`,
+    down: `
+DROP POLICY model_registry_entries_environment ON ${REGISTRY_TABLE};
+ALTER TABLE ${REGISTRY_TABLE} DISABLE ROW LEVEL SECURITY;
 `,
   },
 ];

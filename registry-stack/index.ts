@@ -1,0 +1,26 @@
+// The registry stack: one per registry server, shared by the development, staging and
+// production stacks. It alone owns the database, the schema's owner role, the migrations and
+// the environments' group roles; environment stacks read its outputs via a StackReference.
+import * as pulumi from "@pulumi/pulumi";
+import { parseRegistryStackConfig, REGISTRY_PROJECT } from "../components/config";
+import { loadProgramConfig } from "../components/programConfig";
+import { RegistrySchema } from "../components/registrySchema";
+import type { RegistryStackOutputs } from "../components/registryStack";
+
+const server = loadProgramConfig(parseRegistryStackConfig, REGISTRY_PROJECT);
+
+const registry = new RegistrySchema("registry", {
+  server,
+  adminPassword: new pulumi.Config().requireSecret("adminPassword"),
+});
+
+// Typed against the contract environment stacks check (components/registryStack.ts).
+const outputs: { [K in keyof RegistryStackOutputs]: pulumi.Input<RegistryStackOutputs[K]> } = {
+  host: server.host,
+  port: server.port,
+  database: registry.database,
+  sslmode: server.sslmode,
+  schemaVersion: registry.schemaVersion,
+  environmentRoles: registry.environmentRoles,
+};
+export const { host, port, database, sslmode, schemaVersion, environmentRoles } = outputs;
