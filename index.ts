@@ -11,6 +11,11 @@ import { readRegistryStack } from "./components/registryStack";
 import { RouterService } from "./components/router";
 
 const spec = loadProgramConfig((raw, all) => parseStackConfig(raw, setSecretKeys(all)), PROJECT);
+// Read before anything is created: a missing secret fails the run with the `pulumi config set` fix.
+const routerImageRegistryPassword =
+  spec.router.image === undefined && spec.router.imageRegistryUsername
+    ? new pulumi.Config().requireSecret("routerImageRegistryPassword")
+    : undefined;
 
 const provider = new k8s.Provider("kubernetes", {
   context: spec.kubernetes.context,
@@ -59,6 +64,7 @@ const router = new RouterService(
   {
     stack: spec,
     registrySecretName: registryDb.routerSecretName,
+    imageRegistryPassword: routerImageRegistryPassword,
     dependsOn: [environment.namespace],
   },
   { providers },
@@ -72,6 +78,8 @@ new FleetMonitoring(
 
 export const namespace = environment.namespaceName;
 export const routerUrl = router.url;
+/** The router image the Deployment runs, pinned by digest: what promotion copies to production. */
+export const routerImage = router.image;
 export const models = Object.fromEntries(
   deployments.map((d, i) => [
     spec.models[i].name,

@@ -180,6 +180,7 @@ const configSchema = z
         replicas: intAtLeast(1, "router.replicas").default(2),
         apiKeysSecret: z.string().optional(),
         imageRegistry: z.string().optional(),
+        imageRegistryUsername: z.string().optional(),
         image: z.string().optional(),
       })
       .strict()
@@ -398,6 +399,10 @@ function crossChecks(cfg: RawConfig, setSecrets?: string[]): string[] {
     problems.push(
       `router.image: must be pinned by digest ('${router.image.split("@")[0]}@sha256:<digest>'), or unset it and set router.imageRegistry to build the image`,
     );
+  } else if (router.image === undefined && prod) {
+    problems.push(
+      `router.image: production never builds the router; set it to the image staging runs, pinned by digest (staging's routerImage output, which npm run promote copies)`,
+    );
   } else if (router.image === undefined && !router.imageRegistry) {
     problems.push(
       `router.imageRegistry: is required to build and push the router image (e.g. ghcr.io/acme/platform); or set router.image to a prebuilt image pinned by digest`,
@@ -530,7 +535,12 @@ export function parseRegistryStackConfig(raw: Record<string, unknown>): Registry
 }
 
 /** Config keys read as secrets (`config.requireSecret`), never part of the StackSpec. */
-export const SECRET_KEYS = ["registryAdminPassword", HF_TOKEN_KEY, "adminPassword"];
+export const SECRET_KEYS = [
+  "registryAdminPassword",
+  HF_TOKEN_KEY,
+  "adminPassword",
+  "routerImageRegistryPassword",
+];
 
 /** Secret keys set in the running stack's config (names only; values stay with Pulumi). */
 export function setSecretKeys(all: Record<string, string>): string[] {

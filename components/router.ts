@@ -18,12 +18,8 @@ export interface RouterServiceArgs {
   stack: StackSpec;
   /** Name of the Secret whose `DATABASE_URL` key holds the router's read-only registry URL. */
   registrySecretName: pulumi.Input<string>;
-  /** Credentials for pushing to `router.imageRegistry`, if it needs them. */
-  imageRegistryAuth?: {
-    address: pulumi.Input<string>;
-    username: pulumi.Input<string>;
-    password: pulumi.Input<string>;
-  };
+  /** Password or token of `router.imageRegistryUsername`, for pushing the image it builds. */
+  imageRegistryPassword?: pulumi.Input<string>;
   /** Objects (the Namespace, the registry Secret) that must exist before the router's. */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
@@ -116,13 +112,27 @@ export class RouterService extends pulumi.ComponentResource {
       );
     }
     this.url = pulumi.output(routerUrl(stack.namespace));
-    this.registerOutputs({ url: this.url, image: this.image });
+    this.registerOutputs({ url: this.url, routerImage: this.image });
   }
 }
 
 /**
+ * The registry host of an image repository, as Docker resolves it: the first path segment when
+ * it holds '.' or ':', is `localhost` or has upper case, else Docker Hub
+ * (splitDockerDomain in github.com/distribution/reference, normalize.go).
+ */
+export function registryAddress(repository: string): string {
+  const slash = repository.indexOf("/");
+  const first = slash === -1 ? "" : repository.slice(0, slash);
+  const isHost =
+    slash !== -1 && (/[.:]/.test(first) || first === "localhost" || first.toLowerCase() !== first);
+  return !isHost || first === "index.docker.io" ? "docker.io" : first;
+}
+
+/**
  * `router.image` as given, or an image built from router/Dockerfile and pushed to
- * `router.imageRegistry` now. parseStackConfig guarantees one of them, and the digest.
+ * `router.imageRegistry` now, logged in as `router.imageRegistryUsername` when set.
+ * parseStackConfig guarantees one of them, and the digest.
  */
 function routerImage(
   name: string,
@@ -130,7 +140,8 @@ function routerImage(
   args: RouterServiceArgs,
   opts: pulumi.CustomResourceOptions,
 ): pulumi.Output<string> {
-  if (stack.router.image) return pulumi.output(stack.router.image);
+  const { image: prebuilt, imageRegistry, imageRegistryUsername } = stack.router;
+  if (prebuilt) return pulumi.output(prebuilt);
   const image = new dockerBuild.Image(
     `${name}-image`,
     {
@@ -138,8 +149,18 @@ function routerImage(
       dockerfile: { location: path.join(REPO_ROOT, "router/Dockerfile") },
       platforms: ["linux/amd64"],
       push: true,
-      tags: [`${stack.router.imageRegistry!}/${ROUTER_NAME}:${stack.environment}`],
-      registries: args.imageRegistryAuth ? [args.imageRegistryAuth] : undefined,
+      tags: [`${imageRegistry!}/${ROUTER_NAME}:${stack.environment}`],
+      // docker-build logs in with these in memory, like `docker login`; without them it pushes
+      // with the host's own Docker credentials.
+      registries: imageRegistryUsername
+        ? [
+            {
+              address: registryAddress(imageRegistry!),
+              username: imageRegistryUsername,
+              password: pulumi.secret(args.imageRegistryPassword),
+            },
+          ]
+        : undefined,
     },
     opts,
   );

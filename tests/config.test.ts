@@ -84,6 +84,7 @@ describe("stack config", () => {
   it("keeps secrets out of the spec", () => {
     const raw = readStackConfig({
       "vllm-fleet:registryAdminPassword": "s3cret",
+      "vllm-fleet:routerImageRegistryPassword": "ghp_s3cret",
       "vllm-fleet:namespace": "x",
     });
     assert.deepEqual(raw, { namespace: "x" });
@@ -248,6 +249,12 @@ describe("stack config", () => {
       "router without image or registry",
       (c) => (c.router = { replicas: 2 }),
       /^router\.imageRegistry: is required to build and push the router image/,
+      () => readStackConfig(loadStackConfig("staging")),
+    ],
+    [
+      "production router built instead of promoted",
+      (c) => (c.router = { replicas: 2, imageRegistry: "ghcr.io/acme/platform" }),
+      /^router\.image: production never builds the router; set it to the image staging runs, pinned by digest \(staging's routerImage output/,
     ],
     [
       "bad redis url",

@@ -172,17 +172,24 @@ for (const stack of STACKS) {
       );
     });
 
-    it("deploys the router it builds, by digest, and exports its URL", () => {
-      const image = run.ofType("docker-build:index:Image")[0];
-      assert.deepEqual(image.inputs.tags, [`ghcr.io/acme-ml/vllm-fleet/vllm-router:${stack}`]);
-      assert.equal(image.inputs.push, true);
+    it("deploys the router by digest and exports that image (routerImage) and its URL", () => {
+      const images = run.ofType("docker-build:index:Image");
       const router = run
         .ofType(K.deployment)
         .find((d) => d.inputs.metadata.name === "vllm-router")!;
-      assert.equal(
-        router.inputs.spec.template.spec.containers[0].image,
-        `${image.inputs.tags[0]}@${MOCK_IMAGE_DIGEST}`,
-      );
+      const deployed = router.inputs.spec.template.spec.containers[0].image;
+      if (stack === "production") {
+        // Production runs the promoted image from its stack file and never builds one.
+        assert.deepEqual(images, []);
+        assert.match(deployed, /^ghcr\.io\/acme-ml\/vllm-fleet\/vllm-router@sha256:[0-9a-f]{64}$/);
+      } else {
+        assert.deepEqual(images[0].inputs.tags, [
+          `ghcr.io/acme-ml/vllm-fleet/vllm-router:${stack}`,
+        ]);
+        assert.equal(images[0].inputs.push, true);
+        assert.equal(deployed, `${images[0].inputs.tags[0]}@${MOCK_IMAGE_DIGEST}`);
+      }
+      assert.equal(run.outputs.routerImage, deployed, "routerImage is what the Deployment runs");
       assert.equal(
         run.outputs.routerUrl,
         `http://vllm-router.${run.outputs.namespace}.svc.cluster.local`,
@@ -241,6 +248,55 @@ describe("program under mocks: invalid config", () => {
     assert.match(broken.message, /namespace: namespace must be a DNS label/);
     assert.match(broken.message, /redis\.url: redis\.url must start with redis:\/\//);
     assert.deepEqual(broken.resources, [], "nothing was created");
+  });
+});
+
+describe("program under mocks: the router image registry login", () => {
+  const login = {
+    router: {
+      replicas: 2,
+      imageRegistry: "ghcr.io/acme/platform",
+      imageRegistryUsername: "ci-bot",
+    },
+  };
+
+  it("fails before creating anything when the registry password secret is missing", async () => {
+    const broken = await runProgram("staging", {
+      overrides: login,
+      secrets: { registryAdminPassword: MOCK_ADMIN_PASSWORD },
+    }).then(
+      () => undefined,
+      (e: ProgramError) => e,
+    );
+    assert.ok(broken instanceof ProgramError, "the program rejected the config");
+    assert.match(broken.message, /vllm-fleet:routerImageRegistryPassword/);
+    assert.match(broken.message, /pulumi config set --secret/);
+    assert.deepEqual(broken.resources, [], "nothing was created");
+  });
+
+  it("pushes with the username and the password as a secret; a prebuilt image needs neither", async () => {
+    const token = "ghp_mock-registry-token-51c2";
+    const run = await runProgram("staging", {
+      overrides: login,
+      secrets: { registryAdminPassword: MOCK_ADMIN_PASSWORD, routerImageRegistryPassword: token },
+    });
+    const [image] = run.ofType("docker-build:index:Image");
+    // The secret password makes the whole list a secret for the engine (encrypted in state).
+    const registries = image.inputs.registries;
+    assert.equal(registries[pulumi.runtime.specialSigKey], pulumi.runtime.specialSecretSig);
+    assert.deepEqual(registries.value, [
+      { address: "ghcr.io", username: "ci-bot", password: token },
+    ]);
+    for (const r of run.resources) assert.ok(!plainText(r.inputs).includes(token), r.name);
+
+    // What CI does: router.image set for the run, the login settings left in the stack file.
+    const prebuilt = `ghcr.io/acme/platform/vllm-router@sha256:${"e".repeat(64)}`;
+    const ci = await runProgram("staging", {
+      overrides: { router: { ...login.router, image: prebuilt } },
+      secrets: { registryAdminPassword: MOCK_ADMIN_PASSWORD },
+    });
+    assert.deepEqual(ci.ofType("docker-build:index:Image"), []);
+    assert.equal(ci.outputs.routerImage, prebuilt);
   });
 });
 

@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { parseStackConfig, PROJECT, readStackConfig, StackSpec } from "../components/config";
 import { schemaProblems } from "../components/manifestSchema";
 import type { Manifest } from "../components/manifest";
-import { RouterService } from "../components/router";
+import { registryAddress, RouterService } from "../components/router";
 import { modelLabels } from "../components/naming";
 import {
   buildRouterObjects,
@@ -173,6 +173,25 @@ describe("router manifests", () => {
     );
     assert.equal(np.egress!.length, 4);
   });
+});
+
+describe("registryAddress", () => {
+  // Docker's rule (distribution/reference normalize.go, splitDockerDomain): the first segment is a
+  // registry host only with '.', ':', `localhost` or upper case; otherwise the name is Docker Hub's.
+  const cases: [string, string][] = [
+    ["ghcr.io/acme-ml/vllm-fleet", "ghcr.io"],
+    ["registry.example:5000/platform", "registry.example:5000"],
+    ["localhost/platform", "localhost"],
+    ["Registry/platform", "Registry"],
+    ["acme/platform", "docker.io"],
+    ["platform", "docker.io"],
+    ["index.docker.io/acme", "docker.io"],
+  ];
+  for (const [repository, address] of cases) {
+    it(`logs in to ${address} to push to ${repository}`, () => {
+      assert.equal(registryAddress(repository), address);
+    });
+  }
 });
 
 describe("RouterService under mocks", () => {
