@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Config of one run, set in this runner's checkout of Pulumi.<stack>.yaml and never committed:
+# registryAdminPassword as a secret, piped on stdin so it is in no argument list and no log
+# (`pulumi config set` reads a value missing from the command line from stdin), and router.image
+# when the run deploys a given image. Inputs come from the environment (see action.yml).
+set -euo pipefail
+: "${STACK:?STACK is empty}"
+if [ -z "${REGISTRY_ADMIN_PASSWORD:-}" ]; then
+  echo "::error::REGISTRY_ADMIN_PASSWORD is empty: add it to the secrets of this job's GitHub environment" >&2
+  exit 1
+fi
+pulumi login ${BACKEND_URL:+"$BACKEND_URL"}
+printf '%s' "$REGISTRY_ADMIN_PASSWORD" | pulumi config set --secret --stack "$STACK" registryAdminPassword
+if [ "${ROUTER_IMAGE:-}" = deployed ]; then
+  ROUTER_IMAGE=$(pulumi stack output routerImage --stack "$STACK" 2>/dev/null || true)
+  if [ -z "$ROUTER_IMAGE" ]; then
+    echo "::notice::$STACK has no routerImage output yet: this run builds the router image (Docker and buildx needed)"
+  fi
+fi
+if [ -n "${ROUTER_IMAGE:-}" ]; then
+  pulumi config set --path --stack "$STACK" -- router.image "$ROUTER_IMAGE"
+fi
