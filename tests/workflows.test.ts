@@ -1,14 +1,21 @@
 // The GitHub workflows, parsed: what they promise (checks before previews, policy-checked
-// previews commented on PRs, ordered deploys, gated production, no credentials in the repo).
+// previews commented on PRs from preview environments, the router image built once and its
+// digest deployed, ordered deploys with per-stack concurrency, gated production, no credentials
+// in the repo, only real action inputs).
 import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { parse } from "yaml";
+import { parseStackConfig, readStackConfig } from "../components/config";
+import { loadStackConfig } from "../components/stackFile";
 
 const ROOT = path.resolve(__dirname, "..");
 const GITHUB = path.join(ROOT, ".github");
 
 interface Step {
+  id?: string;
   name?: string;
   uses?: string;
   run?: string;
@@ -16,19 +23,31 @@ interface Step {
   with?: Record<string, unknown>;
   env?: Record<string, unknown>;
 }
+interface Concurrency {
+  group: string;
+  "cancel-in-progress"?: boolean;
+}
 interface Job {
   uses?: string;
   needs?: string | string[];
+  if?: string;
+  "runs-on"?: string | string[];
+  permissions?: Record<string, string>;
   environment?: string | { name: string };
-  concurrency?: { group: string; "cancel-in-progress"?: boolean };
+  concurrency?: Concurrency;
+  outputs?: Record<string, string>;
   strategy?: { matrix: { include?: Record<string, string>[] } };
   steps?: Step[];
 }
 interface Workflow {
   on: Record<string, unknown>;
   permissions?: Record<string, string>;
-  concurrency?: { group: string; "cancel-in-progress"?: boolean };
+  concurrency?: Concurrency;
   jobs: Record<string, Job>;
+}
+interface Action {
+  inputs: Record<string, { required?: boolean; default?: string }>;
+  runs: { steps: Step[] };
 }
 
 function load<T>(file: string): T {
@@ -38,9 +57,15 @@ function load<T>(file: string): T {
 const preview = load<Workflow>("workflows/preview.yml");
 const deploy = load<Workflow>("workflows/deploy.yml");
 const checks = load<Workflow>("workflows/checks.yml");
-const stackAction = load<{ inputs: Record<string, unknown>; runs: { steps: Step[] } }>(
-  "actions/pulumi-stack/action.yml",
+/** Every workflow of the repository, so the rules below hold for ones added later too. */
+const workflows: Record<string, Workflow> = Object.fromEntries(
+  fs
+    .readdirSync(path.join(GITHUB, "workflows"))
+    .filter((f) => /\.ya?ml$/.test(f))
+    .map((f) => [f, load<Workflow>(`workflows/${f}`)]),
 );
+const stackAction = load<Action>("actions/pulumi-stack/action.yml");
+const SET_RUN_CONFIG = path.join(GITHUB, "actions/pulumi-stack/set-run-config.sh");
 
 /** Stacks of this project: one Pulumi.<stack>.yaml each. */
 const STACKS = fs
@@ -51,16 +76,205 @@ const STACKS = fs
 /** Stacks of long-lived clusters; `ci` runs on a throwaway kind cluster (e2e.yml). */
 const CLUSTER_STACKS = STACKS.filter((s) => s !== "ci");
 
+/**
+ * Inputs and outputs of every action the workflows use, read from its action.yml at the newest
+ * tag of the pinned major (fetched from GitHub): a `with:` key missing here is silently ignored
+ * by GitHub, so a typo would pass review and change nothing.
+ */
+const ACTIONS: Record<string, { source: string; inputs: string[]; outputs: string[] }> = {
+  "actions/checkout@v4": {
+    source: "github.com/actions/checkout/blob/v4.4.0/action.yml",
+    inputs: [
+      "allow-unsafe-pr-checkout",
+      "clean",
+      "fetch-depth",
+      "fetch-tags",
+      "filter",
+      "github-server-url",
+      "lfs",
+      "path",
+      "persist-credentials",
+      "ref",
+      "repository",
+      "set-safe-directory",
+      "show-progress",
+      "sparse-checkout",
+      "sparse-checkout-cone-mode",
+      "ssh-key",
+      "ssh-known-hosts",
+      "ssh-strict",
+      "ssh-user",
+      "submodules",
+      "token",
+    ],
+    outputs: ["commit", "ref"],
+  },
+  "actions/setup-node@v4": {
+    source: "github.com/actions/setup-node/blob/v4.4.0/action.yml",
+    inputs: [
+      "always-auth",
+      "architecture",
+      "cache",
+      "cache-dependency-path",
+      "check-latest",
+      "mirror",
+      "mirror-token",
+      "node-version",
+      "node-version-file",
+      "registry-url",
+      "scope",
+      "token",
+    ],
+    outputs: ["cache-hit", "node-version"],
+  },
+  "docker/setup-buildx-action@v3": {
+    source: "github.com/docker/setup-buildx-action/blob/v3.12.0/action.yml",
+    inputs: [
+      "append",
+      "buildkitd-config",
+      "buildkitd-config-inline",
+      "buildkitd-flags",
+      "cache-binary",
+      "cleanup",
+      "config",
+      "config-inline",
+      "driver",
+      "driver-opts",
+      "endpoint",
+      "install",
+      "keep-state",
+      "name",
+      "platforms",
+      "use",
+      "version",
+    ],
+    outputs: ["driver", "endpoint", "flags", "name", "nodes", "platforms", "status"],
+  },
+  "docker/login-action@v3": {
+    source: "github.com/docker/login-action/blob/v3.7.0/action.yml",
+    inputs: ["ecr", "logout", "password", "registry", "registry-auth", "scope", "username"],
+    outputs: [],
+  },
+  "docker/build-push-action@v6": {
+    source: "github.com/docker/build-push-action/blob/v6.19.2/action.yml",
+    inputs: [
+      "add-hosts",
+      "allow",
+      "annotations",
+      "attests",
+      "build-args",
+      "build-contexts",
+      "builder",
+      "cache-from",
+      "cache-to",
+      "call",
+      "cgroup-parent",
+      "context",
+      "file",
+      "github-token",
+      "labels",
+      "load",
+      "network",
+      "no-cache",
+      "no-cache-filters",
+      "outputs",
+      "platforms",
+      "provenance",
+      "pull",
+      "push",
+      "sbom",
+      "secret-envs",
+      "secret-files",
+      "secrets",
+      "shm-size",
+      "ssh",
+      "tags",
+      "target",
+      "ulimit",
+    ],
+    outputs: ["digest", "imageid", "metadata"],
+  },
+  "pulumi/auth-actions@v1": {
+    source: "github.com/pulumi/auth-actions/blob/v1.0.1/action.yml",
+    inputs: [
+      "cloud-url",
+      "export-environment-variables",
+      "organization",
+      "requested-token-type",
+      "scope",
+      "token-expiration",
+    ],
+    outputs: ["pulumi-access-token"],
+  },
+  "pulumi/actions@v6": {
+    source: "github.com/pulumi/actions/blob/v6.6.1/action.yml",
+    inputs: [
+      "always-include-summary",
+      "cloud-url",
+      "color",
+      "command",
+      "comment-on-pr",
+      "comment-on-pr-number",
+      "comment-on-summary",
+      "config-map",
+      "continue-on-error",
+      "debug",
+      "diff",
+      "edit-pr-comment",
+      "exclude",
+      "exclude-dependents",
+      "exclude-protected",
+      "expect-no-changes",
+      "github-token",
+      "log-flow",
+      "log-verbosity",
+      "message",
+      "parallel",
+      "plan",
+      "policyPackConfigs",
+      "policyPacks",
+      "pulumi-version",
+      "pulumi-version-file",
+      "refresh",
+      "remove",
+      "replace",
+      "secrets-provider",
+      "stack-name",
+      "suppress-outputs",
+      "suppress-progress",
+      "target",
+      "target-dependents",
+      "upsert",
+      "work-dir",
+    ],
+    outputs: ["output"],
+  },
+};
+
+/** The runner expression of jobs that reach the registry and the clusters: self-hosted labels. */
+const DEPLOY_RUNNER = `\${{ fromJSON(vars.DEPLOY_RUNNER_LABELS || '["self-hosted"]') }}`;
+const DEPLOY_STACKS = ["development", "staging", "production"];
+
 const needsOf = (job: Job) => [job.needs ?? []].flat();
 const stackStep = (job: Job) => {
   const step = job.steps?.find((s) => s.uses === "./.github/actions/pulumi-stack");
   assert.ok(step, "job runs the pulumi-stack action");
   return step;
 };
+const allJobs = (): [string, Job][] =>
+  Object.entries(workflows).flatMap(([w, wf]) =>
+    Object.entries(wf.jobs).map(([name, job]): [string, Job] => [`${w}.${name}`, job]),
+  );
+const allSteps = (): Step[] => [
+  ...allJobs().flatMap(([, j]) => j.steps ?? []),
+  ...stackAction.runs.steps,
+];
+const indexOf = (steps: Step[], uses: string) => steps.findIndex((s) => s.uses?.startsWith(uses));
 
 describe("GitHub workflows", () => {
-  it("checks run type check, lint and the tests on Node 20", () => {
+  it("checks run type check, lint and the tests on Node 20, on a GitHub-hosted runner", () => {
     assert.ok("workflow_call" in checks.on);
+    assert.equal(checks.jobs.checks["runs-on"], "ubuntu-latest");
     const steps = checks.jobs.checks.steps ?? [];
     const runs = steps.map((s) => s.run ?? "");
     for (const cmd of ["npm ci", "npm run typecheck", "npm run lint", "npm test"]) {
@@ -87,8 +301,37 @@ describe("GitHub workflows", () => {
     assert.equal(preview.permissions?.["pull-requests"], "write", "may comment on the PR");
   });
 
+  // GitHub gives workflows triggered from forks no secrets (docs.github.com, "Using secrets in
+  // GitHub Actions"), so a fork's preview could only fail: skip it, keep the checks.
+  it("previews run in preview environments, never the deploy ones, and skip pull requests from forks", () => {
+    const job = preview.jobs.preview;
+    assert.equal(job.environment, "preview-${{ matrix.stack }}");
+    for (const m of job.strategy?.matrix.include ?? []) {
+      assert.ok(
+        !DEPLOY_STACKS.includes(`${job.environment}`.replace("${{ matrix.stack }}", m.stack)),
+      );
+    }
+    assert.equal(job.if, "github.event.pull_request.head.repo.full_name == github.repository");
+    assert.equal(preview.jobs.checks.if, undefined, "forks still get the checks");
+  });
+
+  it("previews development and staging with the router image they run, production with its pinned one", () => {
+    const byStack = Object.fromEntries(
+      (preview.jobs.preview.strategy?.matrix.include ?? []).map((m) => [m.stack, m]),
+    );
+    assert.equal(byStack.development["router-image"], "deployed");
+    assert.equal(byStack.staging["router-image"], "deployed");
+    assert.equal(byStack.production["router-image"], "");
+    assert.equal(
+      stackStep(preview.jobs.preview).with?.["router-image"],
+      "${{ matrix.router-image }}",
+    );
+  });
+
   it("the stack action previews with --diff, the policy pack and the stack's pack config", () => {
-    const pulumi = stackAction.runs.steps.find((s) => s.uses?.startsWith("pulumi/actions@"));
+    const pulumi = stackAction.runs.steps.find(
+      (s) => s.uses?.startsWith("pulumi/actions@") && s.with?.command,
+    );
     assert.ok(pulumi, "uses pulumi/actions");
     assert.equal(pulumi.with?.command, "${{ inputs.command }}");
     assert.equal(pulumi.with?.["stack-name"], "${{ inputs.stack }}");
@@ -109,24 +352,138 @@ describe("GitHub workflows", () => {
     );
   });
 
-  it("deploy runs on merge to main: development, then staging, then production", () => {
+  // pulumi/actions v6 src/main.ts: without `command` it only installs the CLI; its config-map
+  // goes through setAllConfig without --path, so the run's config is set by our own step between.
+  it("the stack action installs the CLI, sets the run's config, then runs the operation", () => {
+    const steps = stackAction.runs.steps;
+    const install = steps.findIndex((s) => s.uses === "pulumi/actions@v6" && !s.with?.command);
+    const setConfig = steps.findIndex((s) => s.run?.includes("set-run-config.sh"));
+    const operation = steps.findIndex((s) => s.uses === "pulumi/actions@v6" && s.with?.command);
+    assert.ok(install >= 0 && install < setConfig && setConfig < operation, "install, config, run");
+    const env = steps[setConfig].env ?? {};
+    assert.equal(env.REGISTRY_ADMIN_PASSWORD, "${{ inputs.registry-admin-password }}");
+    assert.equal(env.ROUTER_IMAGE, "${{ inputs.router-image }}");
+    assert.equal(env.STACK, "${{ inputs.stack }}");
+    assert.equal(env.BACKEND_URL, "${{ inputs.backend-url }}");
+    assert.equal(env.PULUMI_ACCESS_TOKEN, steps[operation].env?.PULUMI_ACCESS_TOKEN);
+    assert.equal(env.PULUMI_CONFIG_PASSPHRASE, steps[operation].env?.PULUMI_CONFIG_PASSPHRASE);
+    assert.ok(!steps.some((s) => s.with && "config-map" in s.with));
+    assert.equal(stackAction.inputs["registry-admin-password"].required, true);
+  });
+
+  it("deploy runs on merge to main: router image, development, staging, then production", () => {
     assert.deepEqual((deploy.on.push as { branches: string[] }).branches, ["main"]);
-    assert.deepEqual(needsOf(deploy.jobs.development), ["checks"]);
-    assert.deepEqual(needsOf(deploy.jobs.staging), ["development"]);
+    assert.deepEqual(needsOf(deploy.jobs["router-image"]), ["checks"]);
+    assert.deepEqual(needsOf(deploy.jobs.development), ["router-image"]);
+    assert.deepEqual(needsOf(deploy.jobs.staging).sort(), ["development", "router-image"]);
     assert.deepEqual(needsOf(deploy.jobs.production), ["staging"]);
-    for (const stack of ["development", "staging", "production"]) {
+    for (const stack of DEPLOY_STACKS) {
       const step = stackStep(deploy.jobs[stack]);
       assert.equal(step.with?.command, "up", stack);
       assert.equal(step.with?.stack, stack);
+      assert.equal(deploy.jobs[stack].environment, stack);
     }
   });
 
-  it("production waits for approval in its environment and runs one at a time", () => {
-    const prod = deploy.jobs.production;
-    assert.equal(prod.environment, "production");
-    assert.ok(prod.concurrency?.group, "production has a concurrency group");
-    assert.equal(prod.concurrency?.["cancel-in-progress"], false, "never cancel a running up");
-    assert.equal(deploy.concurrency?.["cancel-in-progress"], false);
+  it("builds and pushes the router image once, with packages: write and a registry login first", () => {
+    const job = deploy.jobs["router-image"];
+    assert.equal(job["runs-on"], "ubuntu-latest", "a GitHub-hosted runner has Docker and buildx");
+    assert.deepEqual(job.permissions, { contents: "read", packages: "write" });
+    const steps = job.steps ?? [];
+    const buildx = indexOf(steps, "docker/setup-buildx-action@");
+    const login = indexOf(steps, "docker/login-action@");
+    const build = indexOf(steps, "docker/build-push-action@");
+    assert.ok(buildx >= 0 && login > buildx && build > login, "buildx, login, then build and push");
+    assert.deepEqual(steps[login].with, {
+      registry: "ghcr.io",
+      username: "${{ github.actor }}",
+      password: "${{ secrets.GITHUB_TOKEN }}",
+    });
+    const b = steps[build];
+    assert.equal(b.with?.push, true);
+    assert.equal(b.with?.context, ".", "the repository root: router/ is an npm workspace");
+    assert.equal(b.with?.file, "router/Dockerfile");
+    assert.ok(fs.existsSync(path.join(ROOT, "router/Dockerfile")));
+    const repository = "${{ steps.ref.outputs.repository }}";
+    assert.equal(b.with?.tags, `${repository}:\${{ github.sha }}`);
+    assert.equal(job.outputs?.image, `${repository}@\${{ steps.${b.id}.outputs.digest }}`);
+    const ref = steps.find((s) => s.id === "ref");
+    assert.match(ref?.run ?? "", /ghcr\.io\/\$\{GITHUB_REPOSITORY,,\}\/vllm-router/, "lower case");
+  });
+
+  it("gives packages: write to the image job only", () => {
+    for (const [file, wf] of Object.entries(workflows))
+      assert.equal(wf.permissions?.packages, undefined, `${file}: not workflow-wide`);
+    for (const [name, job] of allJobs()) {
+      if (name === "deploy.yml.router-image") continue;
+      assert.equal(job.permissions?.packages, undefined, name);
+      assert.ok(
+        !(job.steps ?? []).some((s) => /^docker\/(login|build-push)-action@/.test(s.uses ?? "")),
+        `${name} pushes no image`,
+      );
+    }
+  });
+
+  it("deploys the built digest to development and staging, and production only its pinned image", () => {
+    for (const stack of ["development", "staging"]) {
+      assert.ok(
+        needsOf(deploy.jobs[stack]).includes("router-image"),
+        `${stack} can read the output`,
+      );
+      assert.equal(
+        stackStep(deploy.jobs[stack]).with?.["router-image"],
+        "${{ needs.router-image.outputs.image }}",
+      );
+    }
+    const prod = stackStep(deploy.jobs.production);
+    assert.equal(prod.with?.["router-image"], undefined, "production gets no image from CI");
+    // ... and its stack file pins one by digest, which the program requires of production.
+    const spec = parseStackConfig(readStackConfig(loadStackConfig("production")));
+    assert.match(spec.router.image ?? "", /@sha256:[0-9a-f]{64}$/);
+  });
+
+  it("runs jobs that reach the registry and clusters on self-hosted runners from a variable", () => {
+    assert.equal(preview.jobs.preview["runs-on"], DEPLOY_RUNNER);
+    for (const stack of DEPLOY_STACKS) assert.equal(deploy.jobs[stack]["runs-on"], DEPLOY_RUNNER);
+  });
+
+  // docs.github.com/actions/using-jobs/using-concurrency: at most one running and one pending job
+  // per group, and a newly queued one cancels the pending one. One workflow-level group would
+  // make a run waiting for production approval hold back every later merge's development deploy.
+  it("gives each stack its own concurrency group and never cancels a running up", () => {
+    assert.equal(deploy.concurrency, undefined, "no workflow-level group shared by all stacks");
+    const groups = DEPLOY_STACKS.map((stack) => {
+      const c = deploy.jobs[stack].concurrency;
+      assert.ok(c && c.group.includes(stack), `${stack} has a group of its own`);
+      assert.equal(c["cancel-in-progress"], false, `${stack}: never cancel a running up`);
+      return c.group.toLowerCase(); // group names are case insensitive
+    });
+    assert.equal(new Set(groups).size, groups.length);
+    assert.match(preview.concurrency?.group ?? "", /github\.event\.pull_request\.number/);
+  });
+
+  it("production waits for approval in its environment", () => {
+    assert.equal(deploy.jobs.production.environment, "production");
+  });
+
+  it("takes secrets only in jobs with a GitHub environment (GITHUB_TOKEN aside)", () => {
+    for (const [name, job] of allJobs()) {
+      const text = JSON.stringify(job).replace(/secrets\.GITHUB_TOKEN/g, "");
+      if (/secrets[.[]/.test(text)) assert.ok(job.environment, `${name} reads secrets`);
+    }
+    assert.doesNotMatch(
+      fs.readFileSync(path.join(GITHUB, "actions/pulumi-stack/action.yml"), "utf8"),
+      /secrets[.[]/,
+      "the action takes credentials as inputs only",
+    );
+    for (const job of [preview.jobs.preview, ...DEPLOY_STACKS.map((s) => deploy.jobs[s])]) {
+      const step = stackStep(job);
+      assert.equal(
+        step.with?.["registry-admin-password"],
+        "${{ secrets.REGISTRY_ADMIN_PASSWORD }}",
+      );
+      assert.equal(step.with?.kubeconfig, "${{ secrets.KUBECONFIG }}");
+    }
   });
 
   it("takes credentials and the backend from secrets or OIDC, never from the repository", () => {
@@ -166,12 +523,148 @@ describe("GitHub workflows", () => {
   });
 
   it("pins every action to a version", () => {
-    const all = [preview, deploy, checks].flatMap((w) =>
-      Object.values(w.jobs).flatMap((j) => j.steps ?? []),
-    );
-    for (const s of [...all, ...stackAction.runs.steps]) {
+    for (const s of allSteps()) {
       if (!s.uses || s.uses.startsWith("./")) continue;
       assert.match(s.uses, /@v\d+|@[0-9a-f]{40}$/, `${s.uses} is pinned`);
     }
+  });
+
+  it("passes every action only inputs its action.yml declares, and reads only outputs it sets", () => {
+    const local = (uses: string) =>
+      parse(fs.readFileSync(path.join(ROOT, uses, "action.yml"), "utf8")) as Action;
+    for (const s of allSteps()) {
+      if (!s.uses) continue;
+      const declared = s.uses.startsWith("./")
+        ? Object.keys(local(s.uses).inputs)
+        : ACTIONS[s.uses]?.inputs;
+      assert.ok(declared, `${s.uses}: add its action.yml inputs to ACTIONS`);
+      for (const input of Object.keys(s.with ?? {}))
+        assert.ok(declared.includes(input), `${s.uses} has no input '${input}'`);
+      if (s.uses.startsWith("./")) {
+        for (const [input, decl] of Object.entries(local(s.uses).inputs))
+          if (decl.required) assert.ok(input in (s.with ?? {}), `${s.uses} needs '${input}'`);
+      }
+    }
+    for (const [name, job] of allJobs()) {
+      const steps = job.steps ?? [];
+      for (const [, id, output] of JSON.stringify(job).matchAll(
+        /steps\.([\w-]+)\.outputs\.([\w-]+)/g,
+      )) {
+        const step = steps.find((s) => s.id === id);
+        assert.ok(step, `${name}: no step '${id}'`);
+        if (step.uses)
+          assert.ok(
+            ACTIONS[step.uses].outputs.includes(output),
+            `${step.uses} sets no '${output}'`,
+          );
+        else assert.match(step.run ?? "", new RegExp(`${output}=.*>> "\\$GITHUB_OUTPUT"`));
+      }
+    }
+  });
+});
+
+describe("the stack action's run config (set-run-config.sh with a stand-in pulumi)", () => {
+  let dir: string;
+  const PASSWORD = "p@ss: 'w#rd\" $(not run)";
+  const IMAGE = `ghcr.io/acme/vllm-fleet/vllm-router@sha256:${"a".repeat(64)}`;
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "set-run-config-"));
+    // Records argv and stdin per call; `stack output` prints $OUTPUT or fails like the real CLI.
+    fs.writeFileSync(
+      path.join(dir, "pulumi"),
+      `#!/usr/bin/env bash
+stdin=""; if [ "$1 $2" = "config set" ]; then stdin=$(cat); fi
+STDIN="$stdin" node -e 'require("fs").appendFileSync(process.env.CALLS, JSON.stringify({args: process.argv.slice(1), stdin: process.env.STDIN}) + "\\n")' -- "$@"
+if [ "$1 $2" = "stack output" ]; then
+  if [ -n "$OUTPUT" ]; then printf '%s\\n' "$OUTPUT"; else echo "error: current stack does not have output property '$3'" >&2; exit 255; fi
+fi
+`,
+      { mode: 0o755 },
+    );
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  function run(env: Record<string, string>) {
+    const r = spawnSync("bash", [SET_RUN_CONFIG], {
+      encoding: "utf8",
+      env: {
+        PATH: `${dir}${path.delimiter}${process.env.PATH}`,
+        CALLS: path.join(dir, "calls.jsonl"),
+        STACK: "staging",
+        ...env,
+      },
+    });
+    const file = path.join(dir, "calls.jsonl");
+    const calls = fs.existsSync(file)
+      ? fs
+          .readFileSync(file, "utf8")
+          .trim()
+          .split("\n")
+          .map((l) => JSON.parse(l) as { args: string[]; stdin: string })
+      : [];
+    return { ...r, calls };
+  }
+
+  // pulumi.com/docs/iac/cli/commands/pulumi_config_set: "If a value is not present on the command
+  // line, pulumi will prompt for the value"; piped, it is read from standard input.
+  it("sets the admin password as a secret from stdin, never in an argument or the log", () => {
+    const r = run({ REGISTRY_ADMIN_PASSWORD: PASSWORD, BACKEND_URL: "s3://state" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.calls[0].args, ["login", "s3://state"]);
+    assert.deepEqual(r.calls[1], {
+      args: ["config", "set", "--secret", "--stack", "staging", "registryAdminPassword"],
+      stdin: PASSWORD,
+    });
+    assert.equal(r.calls.length, 2, "no router.image without an image");
+    for (const c of r.calls) assert.ok(!c.args.join(" ").includes("w#rd"));
+    assert.ok(!`${r.stdout}${r.stderr}`.includes("w#rd"));
+  });
+
+  it("logs in to Pulumi Cloud when no backend URL is given", () => {
+    const r = run({ REGISTRY_ADMIN_PASSWORD: PASSWORD, BACKEND_URL: "" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.calls[0].args, ["login"]);
+  });
+
+  // --path makes `router.image` the `image` key inside the `router` map (pulumi_config_set docs);
+  // without it the key would be literally `router.image`, which the program rejects.
+  it("sets router.image by path to the image given", () => {
+    const r = run({ REGISTRY_ADMIN_PASSWORD: PASSWORD, ROUTER_IMAGE: IMAGE });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.calls[2].args, [
+      "config",
+      "set",
+      "--path",
+      "--stack",
+      "staging",
+      "--",
+      "router.image",
+      IMAGE,
+    ]);
+  });
+
+  it("'deployed' keeps the image the stack runs (its routerImage output)", () => {
+    const r = run({ REGISTRY_ADMIN_PASSWORD: PASSWORD, ROUTER_IMAGE: "deployed", OUTPUT: IMAGE });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.calls[2].args, ["stack", "output", "routerImage", "--stack", "staging"]);
+    assert.deepEqual(r.calls[3].args.slice(-2), ["router.image", IMAGE]);
+  });
+
+  it("'deployed' on a stack without the output leaves the router config as the file has it", () => {
+    const r = run({ REGISTRY_ADMIN_PASSWORD: PASSWORD, ROUTER_IMAGE: "deployed" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.calls.length, 3);
+    assert.match(r.stdout, /::notice::staging has no routerImage output yet/);
+  });
+
+  it("fails before any pulumi call when the environment has no REGISTRY_ADMIN_PASSWORD", () => {
+    const r = run({ REGISTRY_ADMIN_PASSWORD: "" });
+    assert.equal(r.status, 1);
+    assert.match(
+      r.stderr,
+      /REGISTRY_ADMIN_PASSWORD is empty: add it to the secrets of this job's GitHub environment/,
+    );
+    assert.deepEqual(r.calls, []);
   });
 });
