@@ -563,6 +563,50 @@ describe("GitHub workflows", () => {
   });
 });
 
+describe("README: What a repository needs", () => {
+  const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+  const start = readme.indexOf("### What a repository needs");
+  const section = readme.slice(start, readme.indexOf("\n## ", start));
+  const names = (re: RegExp) =>
+    new Set(allJobs().flatMap(([, job]) => [...JSON.stringify(job).matchAll(re)].map((m) => m[1])));
+
+  it("lists exactly the secrets and variables the workflows read", () => {
+    assert.ok(start > 0, "the section exists");
+    const secrets = names(/secrets\.([A-Z_]+)/g);
+    secrets.delete("GITHUB_TOKEN"); // provided by GitHub
+    const documented = new Set([...section.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]));
+    assert.deepEqual([...documented].sort(), [...secrets].sort());
+    for (const v of names(/vars\.([A-Z_]+)/g)) assert.ok(section.includes(`\`${v}\``), v);
+  });
+
+  // index.ts enables server-side apply, so pulumi-kubernetes previews with `dryRun=All` patches
+  // (pulumi/pulumi-kubernetes provider/pkg/await/await.go), and "Authorization for dry-run and
+  // non-dry-run requests is identical" (kubernetes.io/docs/reference/using-api/api-concepts,
+  // "Dry-run authorization"): preview credentials must be allowed the writes they simulate.
+  it("asks for preview kube credentials that may patch, since previews are server-side dry-runs", () => {
+    assert.match(
+      fs.readFileSync(path.join(ROOT, "index.ts"), "utf8"),
+      /enableServerSideApply: true/,
+    );
+    const row = section.split("\n").find((l) => l.startsWith("| `KUBECONFIG` |")) ?? "";
+    const preview = row.split(" | ")[2] ?? "";
+    assert.match(preview, /`create`\/`patch`/);
+    assert.match(preview, /read-only credentials fail/);
+  });
+
+  it("lists every environment a job runs in", () => {
+    for (const [name, job] of allJobs()) {
+      if (!job.environment) continue;
+      const env = String(job.environment);
+      const stacks = (job.strategy?.matrix.include ?? [{}]).map((m) => m.stack);
+      for (const stack of stacks) {
+        const resolved = env.replace("${{ matrix.stack }}", stack ?? "");
+        assert.ok(section.includes(`\`${resolved}\``), `${name}: ${resolved}`);
+      }
+    }
+  });
+});
+
 describe("the stack action's run config (set-run-config.sh with a stand-in pulumi)", () => {
   let dir: string;
   const PASSWORD = "p@ss: 'w#rd\" $(not run)";
