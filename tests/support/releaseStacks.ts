@@ -47,7 +47,11 @@ export function productionConfig(releases: unknown[]) {
     capacity: {
       [MODEL]: { replicas: 2, gpu: { count: 1 }, cache: { accessMode: "ReadWriteMany" } },
     },
-    router: { replicas: 2, imageRegistry: "registry.example/platform" },
+    // Production never builds the router: it runs an image pinned by digest.
+    router: {
+      replicas: 2,
+      image: `registry.example/platform/vllm-router@sha256:${"c".repeat(64)}`,
+    },
     registry: { stack: "acme/vllm-registry/shared", host: "registry.example" },
   };
 }
