@@ -1,7 +1,13 @@
 // Composition root: validate the stack config, then build the platform from components.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { HF_TOKEN_KEY, parseStackConfig, PROJECT, setSecretKeys } from "./components/config";
+import {
+  HF_TOKEN_KEY,
+  parseStackConfig,
+  PROJECT,
+  ROUTER_REGISTRY_PASSWORD_KEY,
+  setSecretKeys,
+} from "./components/config";
 import { Environment } from "./components/environment";
 import { ModelDeployment } from "./components/modelDeployment";
 import { loadProgramConfig } from "./components/programConfig";
@@ -11,10 +17,10 @@ import { readRegistryStack } from "./components/registryStack";
 import { RouterService } from "./components/router";
 
 const spec = loadProgramConfig((raw, all) => parseStackConfig(raw, setSecretKeys(all)), PROJECT);
-// Read before anything is created: a missing secret fails the run with the `pulumi config set` fix.
+// parseStackConfig has checked that it is set when the program builds with a registry login.
 const routerImageRegistryPassword =
   spec.router.image === undefined && spec.router.imageRegistryUsername
-    ? new pulumi.Config().requireSecret("routerImageRegistryPassword")
+    ? new pulumi.Config().requireSecret(ROUTER_REGISTRY_PASSWORD_KEY)
     : undefined;
 
 const provider = new k8s.Provider("kubernetes", {

@@ -21,6 +21,8 @@ export const CACHE_ACCESS_MODES = ["ReadWriteOnce", "ReadWriteMany"] as const;
 
 /** The Hugging Face token: a secret config key, turned into a Secret per gated model. */
 export const HF_TOKEN_KEY = "huggingFaceToken";
+/** Secret config key: password or token of `router.imageRegistryUsername`. */
+export const ROUTER_REGISTRY_PASSWORD_KEY = "routerImageRegistryPassword";
 
 // The provider writes every object, Secrets included, in plain text to the directory
 // (pulumi/pulumi-kubernetes provider/pkg/provider/provider.go, renderYaml) and applies nothing,
@@ -407,6 +409,15 @@ function crossChecks(cfg: RawConfig, setSecrets?: string[]): string[] {
     problems.push(
       `router.imageRegistry: is required to build and push the router image (e.g. ghcr.io/acme/platform); or set router.image to a prebuilt image pinned by digest`,
     );
+  } else if (
+    router.image === undefined &&
+    router.imageRegistryUsername &&
+    setSecrets &&
+    !setSecrets.includes(ROUTER_REGISTRY_PASSWORD_KEY)
+  ) {
+    problems.push(
+      `${ROUTER_REGISTRY_PASSWORD_KEY}: is required to push the router image as router.imageRegistryUsername '${router.imageRegistryUsername}'; set it with \`pulumi config set --secret ${ROUTER_REGISTRY_PASSWORD_KEY} <token>\` (for ghcr.io a token with write:packages), or remove router.imageRegistryUsername to use the host's docker login`,
+    );
   }
   if (prod) {
     if (cfg.router.replicas < 2)
@@ -539,7 +550,7 @@ export const SECRET_KEYS = [
   "registryAdminPassword",
   HF_TOKEN_KEY,
   "adminPassword",
-  "routerImageRegistryPassword",
+  ROUTER_REGISTRY_PASSWORD_KEY,
 ];
 
 /** Secret keys set in the running stack's config (names only; values stay with Pulumi). */

@@ -323,6 +323,23 @@ describe("stack config", () => {
     assert.ok(parseStackConfig(dev, []), "no gated release, no token needed");
   });
 
+  it("requires routerImageRegistryPassword when the program builds with a registry login", () => {
+    const staging = readStackConfig(loadStackConfig("staging")) as Raw;
+    staging.router = { ...staging.router, imageRegistryUsername: "ci-bot" };
+    const secrets = ["registryAdminPassword", "huggingFaceToken"];
+    assert.throws(
+      () => parseStackConfig(staging, secrets),
+      (e: StackConfigError) =>
+        e.problems.length === 1 &&
+        /^routerImageRegistryPassword: is required to push the router image as router\.imageRegistryUsername 'ci-bot'; set it with `pulumi config set --secret routerImageRegistryPassword <token>`/.test(
+          e.problems[0],
+        ),
+    );
+    assert.ok(parseStackConfig(staging, [...secrets, "routerImageRegistryPassword"]));
+    const prebuilt = { ...staging.router, image: `ghcr.io/a/vllm-router@sha256:${"f".repeat(64)}` };
+    assert.ok(parseStackConfig({ ...staging, router: prebuilt }, secrets), "nothing to push");
+  });
+
   it("knows which secrets are set without reading their values", () => {
     const all = {
       "vllm-fleet:huggingFaceToken": "hf_secret",

@@ -263,14 +263,16 @@ describe("program under mocks: the router image registry login", () => {
   it("fails before creating anything when the registry password secret is missing", async () => {
     const broken = await runProgram("staging", {
       overrides: login,
-      secrets: { registryAdminPassword: MOCK_ADMIN_PASSWORD },
+      secrets: { registryAdminPassword: MOCK_ADMIN_PASSWORD, huggingFaceToken: MOCK_HF_TOKEN },
     }).then(
       () => undefined,
       (e: ProgramError) => e,
     );
     assert.ok(broken instanceof ProgramError, "the program rejected the config");
-    assert.match(broken.message, /vllm-fleet:routerImageRegistryPassword/);
-    assert.match(broken.message, /pulumi config set --secret/);
+    assert.match(
+      broken.message,
+      /routerImageRegistryPassword: is required to push the router image as router\.imageRegistryUsername 'ci-bot'; set it with `pulumi config set --secret routerImageRegistryPassword <token>`/,
+    );
     assert.deepEqual(broken.resources, [], "nothing was created");
   });
 
@@ -278,7 +280,11 @@ describe("program under mocks: the router image registry login", () => {
     const token = "ghp_mock-registry-token-51c2";
     const run = await runProgram("staging", {
       overrides: login,
-      secrets: { registryAdminPassword: MOCK_ADMIN_PASSWORD, routerImageRegistryPassword: token },
+      secrets: {
+        registryAdminPassword: MOCK_ADMIN_PASSWORD,
+        huggingFaceToken: MOCK_HF_TOKEN,
+        routerImageRegistryPassword: token,
+      },
     });
     const [image] = run.ofType("docker-build:index:Image");
     // The secret password makes the whole list a secret for the engine (encrypted in state).
@@ -293,7 +299,7 @@ describe("program under mocks: the router image registry login", () => {
     const prebuilt = `ghcr.io/acme/platform/vllm-router@sha256:${"e".repeat(64)}`;
     const ci = await runProgram("staging", {
       overrides: { router: { ...login.router, image: prebuilt } },
-      secrets: { registryAdminPassword: MOCK_ADMIN_PASSWORD },
+      secrets: { registryAdminPassword: MOCK_ADMIN_PASSWORD, huggingFaceToken: MOCK_HF_TOKEN },
     });
     assert.deepEqual(ci.ofType("docker-build:index:Image"), []);
     assert.equal(ci.outputs.routerImage, prebuilt);
