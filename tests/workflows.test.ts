@@ -362,6 +362,7 @@ describe("GitHub workflows", () => {
     assert.ok(install >= 0 && install < setConfig && setConfig < operation, "install, config, run");
     const env = steps[setConfig].env ?? {};
     assert.equal(env.REGISTRY_ADMIN_PASSWORD, "${{ inputs.registry-admin-password }}");
+    assert.equal(env.HUGGING_FACE_TOKEN, "${{ inputs.hugging-face-token }}");
     assert.equal(env.ROUTER_IMAGE, "${{ inputs.router-image }}");
     assert.equal(env.STACK, "${{ inputs.stack }}");
     assert.equal(env.BACKEND_URL, "${{ inputs.backend-url }}");
@@ -483,6 +484,7 @@ describe("GitHub workflows", () => {
         "${{ secrets.REGISTRY_ADMIN_PASSWORD }}",
       );
       assert.equal(step.with?.kubeconfig, "${{ secrets.KUBECONFIG }}");
+      assert.equal(step.with?.["hugging-face-token"], "${{ secrets.HUGGING_FACE_TOKEN }}");
     }
   });
 
@@ -660,9 +662,21 @@ fi
       args: ["config", "set", "--secret", "--stack", "staging", "registryAdminPassword"],
       stdin: PASSWORD,
     });
-    assert.equal(r.calls.length, 2, "no router.image without an image");
+    assert.equal(r.calls.length, 2, "no huggingFaceToken or router.image when not given");
     for (const c of r.calls) assert.ok(!c.args.join(" ").includes("w#rd"));
     assert.ok(!`${r.stdout}${r.stderr}`.includes("w#rd"));
+  });
+
+  it("sets the Hugging Face token as a secret from stdin when the environment has one", () => {
+    const r = run({ REGISTRY_ADMIN_PASSWORD: PASSWORD, HUGGING_FACE_TOKEN: "hf_tok3n" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.calls[2], {
+      args: ["config", "set", "--secret", "--stack", "staging", "huggingFaceToken"],
+      stdin: "hf_tok3n",
+    });
+    assert.ok(
+      !`${r.stdout}${r.stderr}${JSON.stringify(r.calls.map((c) => c.args))}`.includes("hf_tok3n"),
+    );
   });
 
   it("logs in to Pulumi Cloud when no backend URL is given", () => {

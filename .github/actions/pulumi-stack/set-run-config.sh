@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Config of one run, set in this runner's checkout of Pulumi.<stack>.yaml and never committed:
-# registryAdminPassword as a secret, piped on stdin so it is in no argument list and no log
-# (`pulumi config set` reads a value missing from the command line from stdin), and router.image
-# when the run deploys a given image. Inputs come from the environment (see action.yml).
+# registryAdminPassword (and huggingFaceToken when given) as secrets, piped on stdin so they are
+# in no argument list and no log (`pulumi config set` reads a value missing from the command line
+# from stdin), and router.image when the run deploys a given image. Inputs come from the
+# environment (see action.yml).
 set -euo pipefail
 : "${STACK:?STACK is empty}"
 if [ -z "${REGISTRY_ADMIN_PASSWORD:-}" ]; then
@@ -11,6 +12,9 @@ if [ -z "${REGISTRY_ADMIN_PASSWORD:-}" ]; then
 fi
 pulumi login ${BACKEND_URL:+"$BACKEND_URL"}
 printf '%s' "$REGISTRY_ADMIN_PASSWORD" | pulumi config set --secret --stack "$STACK" registryAdminPassword
+if [ -n "${HUGGING_FACE_TOKEN:-}" ]; then
+  printf '%s' "$HUGGING_FACE_TOKEN" | pulumi config set --secret --stack "$STACK" huggingFaceToken
+fi
 if [ "${ROUTER_IMAGE:-}" = deployed ]; then
   ROUTER_IMAGE=$(pulumi stack output routerImage --stack "$STACK" 2>/dev/null || true)
   if [ -z "$ROUTER_IMAGE" ]; then
