@@ -194,6 +194,28 @@ const ACTIONS: Record<string, { source: string; inputs: string[]; outputs: strin
     ],
     outputs: ["digest", "imageid", "metadata"],
   },
+  "helm/kind-action@v1.14.0": {
+    source: "github.com/helm/kind-action/blob/v1.14.0/action.yml",
+    inputs: [
+      "cloud_provider",
+      "cluster_name",
+      "config",
+      "ignore_failed_clean",
+      "install_only",
+      "kubeconfig",
+      "kubectl_version",
+      "node_image",
+      "registry",
+      "registry_enable_delete",
+      "registry_image",
+      "registry_name",
+      "registry_port",
+      "verbosity",
+      "version",
+      "wait",
+    ],
+    outputs: [],
+  },
   "pulumi/auth-actions@v1": {
     source: "github.com/pulumi/auth-actions/blob/v1.0.1/action.yml",
     inputs: [
