@@ -15,6 +15,7 @@ import { configJson, PulumiStandIn } from "./support/pulumiStandIn";
 import {
   git,
   MODEL,
+  PRODUCTION_ROUTER_IMAGE,
   release,
   ReleaseStacks,
   stagingConfig,
@@ -142,7 +143,7 @@ describe("npm run promote", () => {
       message,
       /~ chat: v0\.11\.0@aaaaaaaa rev 11111111 -> v0\.11\.0@bbbbbbbb rev 22222222/,
     );
-    assert.ok(message.includes(`~ router: (built by the program) -> ${ROUTER_IMAGE}`), message);
+    assert.ok(message.includes(`~ router: ${PRODUCTION_ROUTER_IMAGE} -> ${ROUTER_IMAGE}`), message);
     assert.match(
       res.out,
       /Committed Pulumi\.production\.yaml on branch promote\/.*Merge it to deploy/,

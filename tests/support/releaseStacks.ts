@@ -38,6 +38,9 @@ export function stagingConfig(releases: unknown[]) {
   };
 }
 
+/** The router image production runs before a promotion (production never builds its own). */
+export const PRODUCTION_ROUTER_IMAGE = `registry.example/platform/vllm-router@sha256:${"b".repeat(64)}`;
+
 export function productionConfig(releases: unknown[]) {
   return {
     environment: "production",
@@ -47,11 +50,7 @@ export function productionConfig(releases: unknown[]) {
     capacity: {
       [MODEL]: { replicas: 2, gpu: { count: 1 }, cache: { accessMode: "ReadWriteMany" } },
     },
-    // Production never builds the router: it runs an image pinned by digest.
-    router: {
-      replicas: 2,
-      image: `registry.example/platform/vllm-router@sha256:${"c".repeat(64)}`,
-    },
+    router: { replicas: 2, image: PRODUCTION_ROUTER_IMAGE },
     registry: { stack: "acme/vllm-registry/shared", host: "registry.example" },
   };
 }
