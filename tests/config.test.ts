@@ -6,6 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import {
   parseRegistryStackConfig,
   parseStackConfig,
+  PROJECT,
   PROJECT_DIR,
   readStackConfig,
   REGISTRY_PROJECT,
@@ -77,6 +78,31 @@ describe("stack config", () => {
         );
         if (typeof decl.value === "object" || typeof decl.default === "object") {
           assert.equal(decl.type, undefined, `${key}: structured values cannot be typed`);
+        }
+      }
+    });
+
+  // The CLI fails every stack that lacks a declared key without a default ("Stack '<name>' is
+  // missing configuration value"; pulumi/pulumi sdk/go/common/workspace
+  // ValidateStackConfigAndApplyProjectConfig), so only what every stack must set is declared so.
+  for (const [dir, project, everywhere] of [
+    [".", PROJECT, ["registryAdminPassword"]],
+    ["registry-stack", REGISTRY_PROJECT, ["adminPassword"]],
+  ] as const)
+    it(`declares without a default only what every stack of ${project} sets`, () => {
+      const root = path.join(__dirname, "..", dir);
+      const declared = parse(fs.readFileSync(path.join(root, "Pulumi.yaml"), "utf8"))
+        .config as Record<string, Record<string, unknown>>;
+      const required = Object.entries(declared)
+        .filter(([, d]) => !("default" in d) && !("value" in d))
+        .map(([k]) => k);
+      const stacks = fs.readdirSync(root).filter((f) => /^Pulumi\.[^.]+\.yaml$/.test(f));
+      assert.ok(stacks.length > 0);
+      for (const key of required) {
+        if ((everywhere as readonly string[]).includes(key)) continue; // a secret set per stack (README)
+        for (const file of stacks) {
+          const config = parse(fs.readFileSync(path.join(root, file), "utf8")).config ?? {};
+          assert.ok(`${project}:${key}` in config, `${file} must set the required ${key}`);
         }
       }
     });
@@ -350,11 +376,9 @@ describe("stack config", () => {
     assert.deepEqual(readStackConfig(all), { namespace: "x" }, "the token stays out of the spec");
   });
 
-  it("declares huggingFaceToken as a secret and no longer offers renderYamlToDirectory", () => {
+  it("does not declare the optional huggingFaceToken (the CLI would require it) nor renderYamlToDirectory", () => {
     const text = fs.readFileSync(path.join(__dirname, "..", "Pulumi.yaml"), "utf8");
-    const project = parse(text);
-    assert.equal(project.config.huggingFaceToken.secret, true);
-    assert.equal(project.config.huggingFaceToken.value, undefined);
+    assert.equal(parse(text).config.huggingFaceToken, undefined);
     assert.doesNotMatch(text, /renderYamlToDirectory/);
   });
 
