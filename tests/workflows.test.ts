@@ -359,8 +359,20 @@ describe("GitHub workflows", () => {
     assert.equal(pulumi.with?.["stack-name"], "${{ inputs.stack }}");
     assert.equal(pulumi.with?.diff, true);
     assert.equal(pulumi.with?.["comment-on-pr"], "${{ inputs.comment-on-pr }}");
-    assert.equal(pulumi.with?.policyPacks, "policies");
-    assert.equal(pulumi.with?.policyPackConfigs, "policies/config/${{ inputs.stack }}.json");
+    // The fleet (the default project) runs with the pack and the stack's config; the registry
+    // project, which has no Kubernetes objects, with neither: an empty input passes no
+    // --policy-pack (pulumi/actions src/config.ts, parseSemicolorToArray of an empty list).
+    assert.equal(stackAction.inputs.project.default, "fleet");
+    assert.equal(pulumi.with?.policyPacks, "${{ inputs.project == 'fleet' && 'policies' || '' }}");
+    assert.equal(
+      pulumi.with?.policyPackConfigs,
+      "${{ inputs.project == 'fleet' && format('policies/config/{0}.json', inputs.stack) || '' }}",
+    );
+    assert.equal(
+      pulumi.with?.["work-dir"],
+      "${{ inputs.project == 'registry' && 'registry-stack' || '.' }}",
+    );
+    assert.ok(fs.existsSync(path.join(ROOT, "registry-stack", "Pulumi.yaml")));
     assert.ok(fs.existsSync(path.join(ROOT, "policies", "PulumiPolicy.yaml")));
     for (const stack of STACKS) {
       assert.ok(
@@ -394,10 +406,11 @@ describe("GitHub workflows", () => {
     assert.equal(stackAction.inputs["registry-admin-password"].required, true);
   });
 
-  it("deploy runs on merge to main: router image, development, staging, then production", () => {
+  it("deploy runs on merge to main: router image and registry, development, staging, then production", () => {
     assert.deepEqual((deploy.on.push as { branches: string[] }).branches, ["main"]);
     assert.deepEqual(needsOf(deploy.jobs["router-image"]), ["checks"]);
-    assert.deepEqual(needsOf(deploy.jobs.development), ["router-image"]);
+    assert.deepEqual(needsOf(deploy.jobs.registry), ["checks"]);
+    assert.deepEqual(needsOf(deploy.jobs.development).sort(), ["registry", "router-image"]);
     assert.deepEqual(needsOf(deploy.jobs.staging).sort(), ["development", "router-image"]);
     assert.deepEqual(needsOf(deploy.jobs.production), ["staging"]);
     for (const stack of DEPLOY_STACKS) {
@@ -406,6 +419,29 @@ describe("GitHub workflows", () => {
       assert.equal(step.with?.stack, stack);
       assert.equal(deploy.jobs[stack].environment, stack);
     }
+  });
+
+  // Environment stacks read the registry stack's outputs (schema version, group roles) through a
+  // StackReference, so it is brought up first, in an environment of its own.
+  it("brings the shared registry stack up before any environment, without a cluster", () => {
+    const job = deploy.jobs.registry;
+    assert.equal(job.environment, "registry");
+    assert.equal(job.concurrency?.group, "pulumi-registry");
+    const step = stackStep(job);
+    assert.equal(step.with?.command, "up");
+    assert.equal(step.with?.project, "registry");
+    assert.equal(step.with?.stack, "${{ vars.REGISTRY_STACK || 'shared' }}");
+    assert.ok(
+      fs.existsSync(path.join(ROOT, "registry-stack", "Pulumi.shared.yaml")),
+      "the default registry stack exists",
+    );
+    assert.equal(step.with?.kubeconfig, undefined, "the registry stack has no cluster");
+    assert.equal(step.with?.["router-image"], undefined);
+    const previewStep = stackStep(preview.jobs["registry-preview"]);
+    assert.equal(preview.jobs["registry-preview"].environment, "preview-registry");
+    assert.equal(previewStep.with?.command, "preview");
+    assert.equal(previewStep.with?.project, "registry");
+    assert.equal(preview.jobs["registry-preview"].if, preview.jobs.preview.if, "forks skipped");
   });
 
   it("builds and pushes the router image once, with packages: write and a registry login first", () => {
@@ -643,7 +679,7 @@ describe("the stack action's run config (set-run-config.sh with a stand-in pulum
       path.join(dir, "pulumi"),
       `#!/usr/bin/env bash
 stdin=""; if [ "$1 $2" = "config set" ]; then stdin=$(cat); fi
-STDIN="$stdin" node -e 'require("fs").appendFileSync(process.env.CALLS, JSON.stringify({args: process.argv.slice(1), stdin: process.env.STDIN}) + "\\n")' -- "$@"
+STDIN="$stdin" node -e 'require("fs").appendFileSync(process.env.CALLS, JSON.stringify({args: process.argv.slice(1), stdin: process.env.STDIN, cwd: process.cwd()}) + "\\n")' -- "$@"
 if [ "$1 $2" = "stack output" ]; then
   if [ -n "$OUTPUT" ]; then printf '%s\\n' "$OUTPUT"; else echo "error: current stack does not have output property '$3'" >&2; exit 255; fi
 fi
@@ -669,9 +705,13 @@ fi
           .readFileSync(file, "utf8")
           .trim()
           .split("\n")
-          .map((l) => JSON.parse(l) as { args: string[]; stdin: string })
+          .map((l) => JSON.parse(l) as { args: string[]; stdin: string; cwd: string })
       : [];
-    return { ...r, calls };
+    return {
+      ...r,
+      calls: calls.map(({ args, stdin }) => ({ args, stdin })),
+      cwds: calls.map((c) => c.cwd),
+    };
   }
 
   // pulumi.com/docs/iac/cli/commands/pulumi_config_set: "If a value is not present on the command
@@ -687,6 +727,40 @@ fi
     assert.equal(r.calls.length, 2, "no huggingFaceToken or router.image when not given");
     for (const c of r.calls) assert.ok(!c.args.join(" ").includes("w#rd"));
     assert.ok(!`${r.stdout}${r.stderr}`.includes("w#rd"));
+  });
+
+  it("in the registry project (PROJECT=registry) sets its adminPassword, in registry-stack/", () => {
+    const project = fs.mkdtempSync(path.join(os.tmpdir(), "set-run-config-project-"));
+    fs.mkdirSync(path.join(project, "registry-stack"));
+    const r = spawnSync("bash", [SET_RUN_CONFIG], {
+      cwd: project,
+      encoding: "utf8",
+      env: {
+        PATH: `${dir}${path.delimiter}${process.env.PATH}`,
+        CALLS: path.join(dir, "calls.jsonl"),
+        STACK: "shared",
+        PROJECT: "registry",
+        REGISTRY_ADMIN_PASSWORD: PASSWORD,
+      },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const calls = fs
+      .readFileSync(path.join(dir, "calls.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { args: string[]; stdin: string; cwd: string });
+    assert.deepEqual(calls[1].args, [
+      "config",
+      "set",
+      "--secret",
+      "--stack",
+      "shared",
+      "adminPassword",
+    ]);
+    assert.equal(calls[1].stdin, PASSWORD);
+    for (const c of calls)
+      assert.equal(c.cwd, fs.realpathSync(path.join(project, "registry-stack")));
+    fs.rmSync(project, { recursive: true, force: true });
   });
 
   it("sets the Hugging Face token as a secret from stdin when the environment has one", () => {
