@@ -7,6 +7,8 @@ import {
   RegistryEntry,
   RegistryStatus,
   assertEntryInput,
+  reasonProblems,
+  RegistryInputError,
   rowToEntry,
 } from "./types";
 
@@ -99,8 +101,10 @@ export async function setStatus(
   status: RegistryStatus,
   reason?: string,
 ): Promise<RegistryEntry | undefined> {
-  if (status === "disabled" && !reason)
-    throw new Error("a reason is required to disable a model (e.g. --reason 'bad release')");
+  if (status === "disabled") {
+    const problems = reasonProblems(reason, "reason");
+    if (problems.length) throw new RegistryInputError(problems);
+  }
   const res = await db.query(
     `UPDATE ${REGISTRY_TABLE} SET status = $3, disabled_reason = $4
       WHERE deployment_environment = $1 AND model_name = $2

@@ -1,5 +1,6 @@
 // The registry row as every part of the platform sees it, and the rules its fields follow.
 // Shared by the Pulumi provider, the CLI, the local platform and the router: no Pulumi imports.
+import { quoted, UNSAFE_TEXT } from "./text";
 
 export const ENVIRONMENTS = ["development", "staging", "production"] as const;
 export type Environment = (typeof ENVIRONMENTS)[number];
@@ -14,8 +15,82 @@ export const REGISTRY_TABLE = "model_registry_entries";
 export const MODEL_NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 export const MODEL_NAME_MAX = 63;
 
-/** Endpoints are `host:port` without a scheme, e.g. `llama-2-7b-development.system.svc.cluster.local:8000`. */
-export const ENDPOINT = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?:[0-9]{1,5}$/;
+/** Endpoint example for messages. */
+const ENDPOINT_EXAMPLE = "llama-2-7b-development.system.svc.cluster.local:8000";
+
+/** Host name limits of RFC 1035 section 2.3.4 (as Kubernetes' IsDNS1123Subdomain applies them). */
+export const HOST_MAX = 253;
+export const LABEL_MAX = 63;
+/** Longest endpoint: a longest host name, ':' and a five-digit port. */
+export const ENDPOINT_MAX = HOST_MAX + 6;
+/** Longest disable reason (it is shown to clients in the router's 403 answer). */
+export const REASON_MAX = 500;
+/** Longest served model name, revision or manager (free text that is printed). */
+export const TEXT_MAX = 512;
+
+/** An RFC 1123 label, lowercase (k8s.io/apimachinery/pkg/util/validation dns1123LabelFmt). */
+const LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+/** Dotted-quad IPv4 without leading zeros (which URL parsers read as octal). */
+const IPV4 = new RegExp(`^${OCTET}(\\.${OCTET}){3}$`);
+/** A last label the WHATWG URL parser reads as an IPv4 number (its "ends in a number" checker). */
+const NUMERIC_LABEL = /^([0-9]+|0x[0-9a-f]*)$/;
+/** A port without sign or leading zero. */
+const PORT = /^[1-9][0-9]{0,4}$/;
+
+/**
+ * Why `host` is not a host the router reaches exactly as written (undefined when it is): an
+ * RFC 1123 host name (labels of 1-63 [a-z0-9-], not starting or ending with '-', <= 253 in all),
+ * a dotted-quad IPv4 address, or a bracketed IPv6 address in the form URL parsers write it.
+ */
+function hostProblem(host: string): string | undefined {
+  if (host.startsWith("[")) {
+    let canonical: string | undefined;
+    try {
+      canonical = new URL(`http://${host}`).hostname;
+    } catch {
+      // not an IPv6 literal
+    }
+    if (canonical === host) return undefined;
+    return canonical?.startsWith("[") && host.endsWith("]")
+      ? `the IPv6 address is not in canonical form; write ${canonical}`
+      : "the host is not a bracketed IPv6 address such as [fd00::1]";
+  }
+  if (IPV4.test(host)) return undefined;
+  if (host.length > HOST_MAX)
+    return `the host is ${host.length} characters; use at most ${HOST_MAX}`;
+  const labels = host.split(".");
+  for (const label of labels) {
+    if (label.length > LABEL_MAX)
+      return `the host's label ${quoted(label)} is ${label.length} characters; use at most ${LABEL_MAX}`;
+    if (!LABEL.test(label))
+      return `the host's label ${quoted(label)} is invalid: use lowercase letters, digits and '-', starting and ending with a letter or digit`;
+  }
+  if (NUMERIC_LABEL.test(labels[labels.length - 1]))
+    return "the host ends in a number, so URL parsers read it as an IPv4 address, but it is not one in the form a.b.c.d";
+  return undefined;
+}
+
+/** Problems with a `host:port` endpoint (no scheme); `field` is how the caller spells it. */
+export function endpointProblems(endpoint: unknown, field = "endpoint"): string[] {
+  if (typeof endpoint !== "string" || endpoint === "") return [`${field} is required`];
+  const usage = `use host:port without a scheme, e.g. ${ENDPOINT_EXAMPLE}`;
+  if (endpoint.length > ENDPOINT_MAX)
+    return [
+      `${field} ${quoted(endpoint)} is ${endpoint.length} characters; use at most ${ENDPOINT_MAX}: ${usage}`,
+    ];
+  const colon = endpoint.lastIndexOf(":");
+  const port = endpoint.slice(colon + 1);
+  // "" when the shape is wrong (no port, a scheme or path): the usage says it all.
+  const problem =
+    colon < 1 || endpoint.includes("/")
+      ? ""
+      : !PORT.test(port) || Number(port) > 65535
+        ? `the port ${quoted(port)} is not a number from 1 to 65535`
+        : hostProblem(endpoint.slice(0, colon));
+  if (problem === undefined) return [];
+  return [`${field} ${quoted(endpoint)} is invalid: ${usage}${problem ? ` (${problem})` : ""}`];
+}
 
 /** Redis key of a model's registry entry: `model_registry:{env}:{model}` (other cache readers use this format). */
 export function registryKey(environment: string, model: string): string {
@@ -78,10 +153,10 @@ export function isStatus(value: unknown): value is RegistryStatus {
 export function modelNameProblems(name: unknown, field = "modelName"): string[] {
   if (typeof name !== "string" || name === "") return [`${field} is required`];
   if (name.length > MODEL_NAME_MAX)
-    return [`${field} '${name}' is ${name.length} characters; use at most ${MODEL_NAME_MAX}`];
+    return [`${field} ${quoted(name)} is ${name.length} characters; use at most ${MODEL_NAME_MAX}`];
   if (!MODEL_NAME.test(name))
     return [
-      `${field} '${name}' is invalid: use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit (e.g. llama-2-7b)`,
+      `${field} ${quoted(name)} is invalid: use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit (e.g. llama-2-7b)`,
     ];
   return [];
 }
@@ -89,17 +164,37 @@ export function modelNameProblems(name: unknown, field = "modelName"): string[] 
 export function environmentProblems(env: unknown, field = "environment"): string[] {
   return isEnvironment(env)
     ? []
-    : [`${field} '${String(env ?? "")}' is invalid: use one of ${ENVIRONMENTS.join(", ")}`];
+    : [`${field} ${quoted(env)} is invalid: use one of ${ENVIRONMENTS.join(", ")}`];
 }
 
-export function endpointProblems(endpoint: unknown, field = "endpoint"): string[] {
-  if (typeof endpoint !== "string" || endpoint === "") return [`${field} is required`];
-  const port = Number(endpoint.slice(endpoint.lastIndexOf(":") + 1));
-  if (!ENDPOINT.test(endpoint) || port < 1 || port > 65535)
+/** Problems with a Kubernetes namespace name: an RFC 1123 label (apimachinery ValidateNamespaceName). */
+export function namespaceProblems(namespace: unknown, field = "namespace"): string[] {
+  if (typeof namespace !== "string" || namespace === "") return [`${field} is required`];
+  if (namespace.length > LABEL_MAX || !LABEL.test(namespace))
     return [
-      `${field} '${endpoint}' is invalid: use host:port without a scheme, e.g. llama-2-7b-development.system.svc.cluster.local:8000`,
+      `${field} ${quoted(namespace)} is invalid: use at most ${LABEL_MAX} lowercase letters, digits and '-', starting and ending with a letter or digit`,
     ];
   return [];
+}
+
+/**
+ * Problems with free text that operators read (a disable reason, a served model name): one
+ * line of at most `max` characters without control or bidirectional-override characters.
+ */
+export function textProblems(text: unknown, field: string, max = TEXT_MAX): string[] {
+  if (typeof text !== "string" || text.trim() === "") return [`${field} is required`];
+  if (text.length > max)
+    return [`${field} ${quoted(text)} is ${text.length} characters; use at most ${max}`];
+  if (UNSAFE_TEXT.test(text))
+    return [
+      `${field} ${quoted(text)} contains control or bidirectional-override characters; write it as one line of plain text`,
+    ];
+  return [];
+}
+
+/** Problems with the reason a model is disabled. */
+export function reasonProblems(reason: unknown, field = "disabledReason"): string[] {
+  return textProblems(reason, field, REASON_MAX);
 }
 
 /** Every problem with an entry input, each naming its field. */
@@ -108,13 +203,14 @@ export function entryInputProblems(input: Partial<EntryInput>): string[] {
     ...modelNameProblems(input.modelName),
     ...environmentProblems(input.environment),
     ...endpointProblems(input.endpoint),
+    ...namespaceProblems(input.namespace),
   ];
-  if (typeof input.namespace !== "string" || input.namespace === "")
-    problems.push("namespace is required");
+  // Optional free text: checked when given (empty means the default).
+  for (const field of ["servedModelName", "managedBy", "revision"] as const)
+    if (input[field]) problems.push(...textProblems(input[field], field));
   if (input.status !== undefined && !isStatus(input.status))
     problems.push(`status '${String(input.status)}' is invalid: use one of ${STATUSES.join(", ")}`);
-  if (input.status === "disabled" && !input.disabledReason)
-    problems.push("disabledReason is required when status is disabled");
+  if (input.status === "disabled") problems.push(...reasonProblems(input.disabledReason));
   (input.fallbacks ?? []).forEach((f, i) => {
     problems.push(...modelNameProblems(f, `fallbacks[${i}]`));
     if (f === input.modelName) problems.push(`fallbacks[${i}]: a model cannot fall back to itself`);
