@@ -9,6 +9,7 @@ import { PROJECT } from "../components/config";
 import { releaseRevision } from "../components/modelManifests";
 import { withRegistryClient } from "../router/src/registry/connect";
 import { listEntries } from "../router/src/registry/queries";
+import { printable } from "../router/src/registry/text";
 import type { RegistryEntry } from "../router/src/registry/types";
 import { commanderOutput, main, runScript, ScriptError, ScriptIo } from "./lib/cli";
 import { ConfigJson, stackShortName } from "./lib/pulumi";
@@ -67,12 +68,12 @@ export function releaseProblems(view: StackView, rows: RegistryEntry[]): string[
       ];
     if (row.status !== "ready")
       return [
-        `${m.name}: the ${env} registry row is ${row.status}${row.disabledReason ? ` (${row.disabledReason})` : ""}; only releases ${view.name} serves can be promoted`,
+        `${m.name}: the ${env} registry row is ${row.status}${row.disabledReason ? ` (${printable(row.disabledReason)})` : ""}; only releases ${view.name} serves can be promoted`,
       ];
     const expected = releaseRevision(m);
     if (row.revision !== expected)
       return [
-        `${m.name}: ${view.name} runs '${row.revision ?? "(no revision)"}' but Pulumi.${stackShortName(view.name)}.yaml says '${expected}'; run pulumi up on ${view.name} and verify it before promoting`,
+        `${m.name}: ${view.name} runs '${printable(row.revision ?? "(no revision)")}' but Pulumi.${stackShortName(view.name)}.yaml says '${expected}'; run pulumi up on ${view.name} and verify it before promoting`,
       ];
     return [];
   });

@@ -2,15 +2,10 @@
 // Reads DATABASE_URL (required) and REDIS_URL (optional, for cache invalidation and status).
 // Writes run in a transaction that --dry-run rolls back, so a dry run shows the exact result
 // (including constraint errors) and sends no NOTIFY.
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import type { Client } from "pg";
 import { decodeEntry, invalidateCache, InvalidateOutcome } from "../router/src/registry/cache";
-import {
-  connectClient,
-  connectRedis,
-  redactUrl,
-  RegistryUnavailableError,
-} from "../router/src/registry/connect";
+import { connectClient, connectRedis, redactUrl } from "../router/src/registry/connect";
 import { readCaFile } from "../router/src/registry/tls";
 import {
   currentVersion,
@@ -19,18 +14,24 @@ import {
   MigrateResult,
   planMigration,
 } from "../router/src/registry/migrations";
+import { printable, quoted } from "../router/src/registry/text";
 import { getEntry, listEntries, setStatus, upsertEntry } from "../router/src/registry/queries";
 import {
   endpointProblems,
   Environment,
   environmentProblems,
   modelNameProblems,
+  namespaceProblems,
+  REASON_MAX,
+  reasonProblems,
   RegistryEntry,
   RegistryInputError,
   registryKey,
   RegistryStatus,
   STATUSES,
+  textProblems,
 } from "../router/src/registry/types";
+import { commanderOutput, formatCsv, formatTable } from "./lib/cli";
 
 /** Exit codes (also listed in --help). */
 export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3 } as const;
@@ -60,27 +61,6 @@ class CliError extends Error {
 
 function minutes(iso: string | null): string {
   return iso ? iso.slice(0, 16).replace("T", " ") : "";
-}
-
-/** Left-aligned columns separated by two spaces (plain text, easy to grep). */
-export function formatTable(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  return [headers, ...rows]
-    .map((r) =>
-      r
-        .map((c, i) => c.padEnd(widths[i]))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n");
-}
-
-function csvCell(value: string): string {
-  return /[",\n\r]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
-}
-
-export function formatCsv(headers: string[], rows: string[][]): string {
-  return [headers, ...rows].map((r) => r.map(csvCell).join(",")).join("\n");
 }
 
 const TABLE_HEADERS = [
@@ -137,7 +117,7 @@ const csvRow = (e: RegistryEntry) => [
   e.updatedAt,
 ];
 
-/** `list` output: "Found N model deployment(s)" and a table, or JSON / CSV of the rows. */
+/** `list` output: "Found N model deployment(s)" and a table, or JSON / CSV of the rows (exact). */
 export function formatEntries(entries: RegistryEntry[], format: Format): string {
   if (format === "json") return JSON.stringify(entries, null, 2);
   if (format === "csv") return formatCsv(CSV_HEADERS, entries.map(csvRow));
@@ -233,7 +213,7 @@ async function write(
   const cache = opts.dryRun
     ? undefined
     : await invalidateCache(io.env.REDIS_URL, entry.environment, entry.modelName);
-  if (cache?.result === "failed") io.err(`warning: ${describeCache(cache)}`);
+  if (cache?.result === "failed") io.err(`warning: ${printable(describeCache(cache))}`);
   if (entry.managedBy && entry.managedBy !== CLI_MANAGER && !opts.dryRun)
     io.err(
       `note: this row is managed by stack ${entry.managedBy}; \`pulumi refresh\` shows the change as drift and \`pulumi up\` reverts it`,
@@ -245,25 +225,31 @@ async function write(
   } else if (opts.format === "csv") {
     io.out(formatCsv(CSV_HEADERS, [csvRow(entry)]));
   } else {
+    // Each line is one value's line, escaped: nothing a row holds can add a line of its own.
     const head = opts.dryRun
       ? `[dry-run] would be ${verb} (nothing written): ${entry.modelName} (${entry.environment})`
       : `✓ Model ${verb}: ${entry.modelName} (${entry.environment})`;
-    const reason = entry.disabledReason ? `\nReason: ${entry.disabledReason}` : "";
+    const reason = entry.disabledReason ? `\nReason: ${printable(entry.disabledReason)}` : "";
+    const cacheLine = cache ? describeCache(cache) : "Cache: untouched (dry run)";
     io.out(
-      `${head}${reason}\n\n${formatTable(TABLE_HEADERS, [tableRow(entry)])}\n\n${cache ? describeCache(cache) : "Cache: untouched (dry run)"}`,
+      `${printable(head)}${reason}\n\n${formatTable(TABLE_HEADERS, [tableRow(entry)])}\n\n${printable(cacheLine)}`,
     );
   }
 }
 
 // ---- option parsing --------------------------------------------------------------------
 
+/**
+ * An option parser from a registry rule. Its error is the rule's message (naming the flag, the
+ * value escaped and cut short), not commander's, which would echo the whole value raw.
+ */
 function validated<T extends string>(
   problems: (v: string, field: string) => string[],
   flag: string,
 ) {
   return (value: string): T => {
     const p = problems(value, flag);
-    if (p.length) throw new InvalidArgumentError(p.join("; "));
+    if (p.length) throw new CliError(p.join("; "), EXIT.usage);
     return value as T;
   };
 }
@@ -291,7 +277,7 @@ function parseFallbacks(value: string): string[] {
     .map((s) => s.trim())
     .filter(Boolean);
   const problems = names.flatMap((n, i) => modelNameProblems(n, `--fallbacks[${i}]`));
-  if (problems.length) throw new InvalidArgumentError(problems.join("; "));
+  if (problems.length) throw new CliError(problems.join("; "), EXIT.usage);
   return names;
 }
 
@@ -310,10 +296,7 @@ function buildProgram(io: CliIo): Command {
     )
     .showHelpAfterError("(add --help for usage)")
     .exitOverride()
-    .configureOutput({
-      writeOut: (s) => io.out(s.trimEnd()),
-      writeErr: (s) => io.err(s.trimEnd()),
-    })
+    .configureOutput(commanderOutput(io))
     .option(
       "--sslrootcert <file>",
       "PEM file of the registry's CA, for sslmode require/verify-ca/verify-full in DATABASE_URL (default: PGSSLROOTCERT)",
@@ -333,7 +316,10 @@ function buildProgram(io: CliIo): Command {
         (v) => {
           const n = Number(v);
           if (!Number.isInteger(n) || n < 0 || n > LATEST_VERSION)
-            throw new InvalidArgumentError(`use a version between 0 and ${LATEST_VERSION}`);
+            throw new CliError(
+              `--target ${quoted(v)} is invalid: use a version between 0 and ${LATEST_VERSION}`,
+              EXIT.usage,
+            );
           return n;
         },
       ),
@@ -410,6 +396,7 @@ function buildProgram(io: CliIo): Command {
       else if (o.format === "csv") io.out(formatCsv(CSV_HEADERS, [csvRow(entry)]));
       else
         io.out(
+          // One line per field, each escaped as a whole.
           [
             `Model: ${entry.modelName}`,
             `Environment: ${entry.environment}`,
@@ -423,7 +410,9 @@ function buildProgram(io: CliIo): Command {
             `Last health check: ${minutes(entry.lastHealthCheckAt) || "never"}`,
             `Updated: ${minutes(entry.updatedAt)}`,
             `Cache: ${cache.state}${cache.detail ? ` (${cache.detail})` : ""}`,
-          ].join("\n"),
+          ]
+            .map((line) => printable(line))
+            .join("\n"),
         );
     });
 
@@ -437,12 +426,16 @@ function buildProgram(io: CliIo): Command {
         .argParser(validated(endpointProblems, "--endpoint")),
     )
     .addOption(environmentOption(true))
-    .addOption(new Option("--namespace <namespace>", "Kubernetes namespace").default("system"))
+    .addOption(
+      new Option("--namespace <namespace>", "Kubernetes namespace")
+        .default("system")
+        .argParser(validated(namespaceProblems, "--namespace")),
+    )
     .addOption(
       new Option(
         "--served-model-name <name>",
         "name vLLM serves the model as (default: --model-name)",
-      ),
+      ).argParser(validated(textProblems, "--served-model-name")),
     )
     .addOption(
       new Option(
@@ -503,14 +496,21 @@ function buildProgram(io: CliIo): Command {
     "stop routing to a model (routers deny it at once)",
     "disabled",
     "disabled",
-    new Option("--reason <text>", "why (shown to clients and operators)").makeOptionMandatory(),
+    new Option(
+      "--reason <text>",
+      `why, one line of at most ${REASON_MAX} characters (shown to clients and operators)`,
+    )
+      .makeOptionMandatory()
+      .argParser(validated(reasonProblems, "--reason")),
   );
   statusCommand(
     "deregister",
     "remove a model from routing (the row stays, disabled, for the record)",
     "deregistered",
     "disabled",
-    new Option("--reason <text>", "why").default("deregistered"),
+    new Option("--reason <text>", `why, one line of at most ${REASON_MAX} characters`)
+      .default("deregistered")
+      .argParser(validated(reasonProblems, "--reason")),
   );
   return program;
 }
@@ -559,20 +559,10 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     return EXIT.ok;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
-    if (e instanceof CliError) {
-      io.err(`error: ${e.message}`);
-      return e.exitCode;
-    }
-    if (e instanceof RegistryInputError) {
-      io.err(`error: ${e.message}`);
-      return EXIT.usage;
-    }
-    if (e instanceof RegistryUnavailableError) {
-      io.err(`error: ${e.message}`);
-      return EXIT.failed;
-    }
-    io.err(`error: ${(e as Error).message}`);
-    return EXIT.failed;
+    // One line, escaped: database errors can echo values too.
+    io.err(`error: ${printable((e as Error).message)}`);
+    if (e instanceof CliError) return e.exitCode;
+    return e instanceof RegistryInputError ? EXIT.usage : EXIT.failed;
   }
 }
 

@@ -9,6 +9,7 @@ import { releaseRevision } from "../components/modelManifests";
 import { decodeEntry } from "../router/src/registry/cache";
 import { connectRedis, withRegistryClient } from "../router/src/registry/connect";
 import { listEntries } from "../router/src/registry/queries";
+import { printable } from "../router/src/registry/text";
 import { RegistryEntry, registryKey } from "../router/src/registry/types";
 import {
   commanderOutput,
@@ -238,11 +239,13 @@ export function formatStatus(
       m.drift.length ? `DRIFT (${m.drift.length})` : "ok",
     ]),
   );
-  const lines = s.models.flatMap((m) => m.drift.map((d) => `  ${m.model}: ${d}`));
+  // Drift lines quote registry and cache values: each line is escaped as a whole.
+  const lines = s.models.flatMap((m) => m.drift.map((d) => `  ${m.model}: ${printable(d)}`));
   lines.push(
-    ...s.orphans.map(
-      (o) =>
+    ...s.orphans.map((o) =>
+      printable(
         `  ${o.modelName}: ready registry row (managed by ${o.managedBy ?? "?"}) for a model the stack does not have`,
+      ),
     ),
   );
   const unreachable = s.models
@@ -253,7 +256,7 @@ export function formatStatus(
     "",
     table,
     ...(unreachable
-      ? ["", `cluster: unreachable (${unreachable.unreachable}); pods not checked`]
+      ? ["", printable(`cluster: unreachable (${unreachable.unreachable}); pods not checked`)]
       : []),
     "",
     lines.length ? `✗ drift:\n${lines.join("\n")}` : "✓ no drift: config, registry and cache agree",

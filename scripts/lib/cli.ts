@@ -1,9 +1,10 @@
 // What every operator script shares: where it reads its environment and writes its output
 // (a process, or a test calling run() in-process), confirmation prompts and result tables.
+// Values in human-readable output are escaped (router/src/registry/text.ts), so a registry value
+// cannot add lines, colours or cursor movements to what an operator reads.
 import * as readline from "node:readline/promises";
 import { CommanderError } from "commander";
-
-export { formatTable } from "../registry";
+import { printable } from "../../router/src/registry/text";
 
 /** A script's environment and output; tests pass their own. */
 export interface ScriptIo {
@@ -38,21 +39,61 @@ export async function runScript(
     return await body();
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : usageExit;
-    if (e instanceof ScriptError) {
-      io.err(`error: ${e.message}`);
-      return e.exitCode;
-    }
-    io.err(`error: ${(e as Error).message}`);
-    return 1;
+    // Messages may list problems one per line; the values in them are escaped where they
+    // are quoted, and nothing else in a message may steer the terminal.
+    io.err(`error: ${printable((e as Error).message, true)}`);
+    return e instanceof ScriptError ? e.exitCode : 1;
   }
 }
 
-/** Commander output goes through the script's io (so tests see --help and usage errors). */
+/**
+ * Commander output goes through the script's io (so tests see --help and usage errors). Its
+ * errors echo what was typed (`unknown option '...'`, `argument '...' is invalid`): escaped.
+ */
 export function commanderOutput(io: ScriptIo) {
   return {
     writeOut: (s: string) => io.out(s.trimEnd()),
     writeErr: (s: string) => io.err(s.trimEnd()),
+    outputError: (s: string, write: (s: string) => void) => write(printable(s.trimEnd())),
   };
+}
+
+/**
+ * Left-aligned columns separated by two spaces (plain text, easy to grep); every cell is
+ * escaped, so a value cannot break out of its cell, its row or the table.
+ */
+export function formatTable(headers: string[], rows: string[][]): string {
+  const cells = [headers, ...rows].map((r) => r.map((c) => printable(c)));
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+  return cells
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}
+
+/**
+ * Cells a spreadsheet would evaluate as a formula (OWASP "CSV Injection",
+ * https://owasp.org/www-community/attacks/CSV_Injection, and ASVS 5.0 V1.2.10): a leading
+ * '=', '+', '-', '@', tab, carriage return or NUL.
+ */
+const FORMULA_START = /^[=+\-@\t\r\0]/;
+
+/**
+ * One CSV cell: a formula cell gets a leading `'` (shown as text), and a cell with a quote,
+ * comma or line break, or a neutralised one, is quoted with inner quotes doubled (RFC 4180,
+ * section 2, rules 6 and 7). The value is otherwise exact.
+ */
+export function csvCell(value: string): string {
+  const cell = FORMULA_START.test(value) ? `'${value}` : value;
+  return cell !== value || /[",\n\r]/.test(cell) ? `"${cell.replace(/"/g, '""')}"` : cell;
+}
+
+export function formatCsv(headers: string[], rows: string[][]): string {
+  return [headers, ...rows].map((r) => r.map(csvCell).join(",")).join("\n");
 }
 
 /** The io of a real process: stdout/stderr, and a y/N prompt when stdin is a terminal. */
