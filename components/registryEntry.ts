@@ -123,6 +123,8 @@ export const registryEntryProvider: pulumi.dynamic.ResourceProvider = {
       ...known,
       endpoint: known.endpoint ?? "unknown:1",
       namespace: known.namespace ?? "unknown",
+      // A given reason is checked now rather than when the row is written.
+      ...(known.enabled === false && known.disabledReason ? { status: "disabled" as const } : {}),
     });
     // Each problem starts with its field name (`modelName 'X' is invalid: ...`).
     const failures = problems.map((reason) => ({ property: reason.split(/[ '[:]/)[0], reason }));

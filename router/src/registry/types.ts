@@ -40,22 +40,13 @@ const PORT = /^[1-9][0-9]{0,4}$/;
 
 /**
  * Why `host` is not a host the router reaches exactly as written (undefined when it is): an
- * RFC 1123 host name (labels of 1-63 [a-z0-9-], not starting or ending with '-', <= 253 in all),
- * a dotted-quad IPv4 address, or a bracketed IPv6 address in the form URL parsers write it.
+ * RFC 1123 host name (labels of 1-63 [a-z0-9-], not starting or ending with '-', <= 253 in all)
+ * or a dotted-quad IPv4 address. IPv6 literals are refused: the table's endpoint_format
+ * constraint (migration 1) cannot store them, so they would fail at the database instead.
  */
 function hostProblem(host: string): string | undefined {
-  if (host.startsWith("[")) {
-    let canonical: string | undefined;
-    try {
-      canonical = new URL(`http://${host}`).hostname;
-    } catch {
-      // not an IPv6 literal
-    }
-    if (canonical === host) return undefined;
-    return canonical?.startsWith("[") && host.endsWith("]")
-      ? `the IPv6 address is not in canonical form; write ${canonical}`
-      : "the host is not a bracketed IPv6 address such as [fd00::1]";
-  }
+  if (host.startsWith("["))
+    return "the registry stores no IPv6 literals; use the model Service's DNS name or an IPv4 address";
   if (IPV4.test(host)) return undefined;
   if (host.length > HOST_MAX)
     return `the host is ${host.length} characters; use at most ${HOST_MAX}`;
