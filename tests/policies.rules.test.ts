@@ -348,15 +348,15 @@ describe("policy rules (each with a passing and a failing fixture)", () => {
       failsWith(
         await checkResource(podSecurityRestricted, TYPES.deployment, r),
         /vllm-router-production: container 'router' does not meet the restricted Pod Security Standard/,
-        /allowPrivilegeEscalation: false, capabilities.drop: \["ALL"\]/,
-        /readOnlyRootFilesystem: true/,
+        /allowPrivilegeEscalation=false; capabilities_restricted: must set securityContext.capabilities.drop=\["ALL"\]/,
+        /readOnlyRootFilesystem=true/,
       );
     });
     it("fails on host namespaces", async () => {
       const r = router((r) => (r.spec.template.spec.hostNetwork = true));
       failsWith(
         await checkResource(podSecurityRestricted, TYPES.deployment, r),
-        /hostNetwork: true/,
+        /vllm-router-production: pod does not meet the restricted Pod Security Standard: hostNamespaces: host namespaces: hostNetwork=true/,
       );
     });
     it("fails when a pod mounts a service account token", async () => {
@@ -367,12 +367,135 @@ describe("policy rules (each with a passing and a failing fixture)", () => {
         /Set automountServiceAccountToken: false/,
       );
     });
-    it("fails when vLLM runs as root", async () => {
-      const d = model((d) => (d.spec.template.spec.securityContext = { runAsUser: 0 }));
+    it("fails when vLLM runs as root, set on the pod or on the container", async () => {
+      const pod = model((d) => (d.spec.template.spec.securityContext = { runAsUser: 0 }));
       failsWith(
-        await checkModel(podSecurityRestricted, d),
-        /container 'vllm' .* needs runAsUser: a non-zero UID/,
+        await checkModel(podSecurityRestricted, pod),
+        /llama-3-1-8b-instruct-production: pod does not meet the restricted Pod Security Standard: runAsUser: pod must not set runAsUser=0/,
       );
+      const ctr = model((d) => (vllm(d).securityContext.runAsUser = 0));
+      failsWith(
+        await checkModel(podSecurityRestricted, ctr),
+        /container 'vllm' does not meet the restricted Pod Security Standard: runAsUser: must not set runAsUser=0/,
+      );
+    });
+
+    // Every part of the restricted standard, one failing fixture each (kubernetes/pod-security-admission
+    // policy/check_*.go; the check's ID leads the message).
+    const pod = (d: Mutable) => d.spec.template.spec;
+    const cases: [string, (d: Mutable) => void, RegExp][] = [
+      [
+        "procMount Unmasked",
+        (d) => (vllm(d).securityContext.procMount = "Unmasked"),
+        /container 'vllm' .*procMount_restricted: must not set procMount to Unmasked/,
+      ],
+      [
+        "an unsafe sysctl",
+        (d) => (pod(d).securityContext.sysctls = [{ name: "kernel.msgmax", value: "65536" }]),
+        /pod .*sysctls: forbidden sysctl kernel.msgmax/,
+      ],
+      [
+        "an SELinux type outside the allowed set",
+        (d) => (pod(d).securityContext.seLinuxOptions = { type: "spc_t" }),
+        /pod .*seLinuxOptions: forbidden seLinuxOptions/,
+      ],
+      [
+        "an SELinux user",
+        (d) => (vllm(d).securityContext.seLinuxOptions = { user: "system_u" }),
+        /container 'vllm' .*seLinuxOptions/,
+      ],
+      [
+        "an SELinux role",
+        (d) => (vllm(d).securityContext.seLinuxOptions = { role: "sysadm_r" }),
+        /container 'vllm' .*seLinuxOptions/,
+      ],
+      [
+        "AppArmor Unconfined in the securityContext",
+        (d) => (vllm(d).securityContext.appArmorProfile = { type: "Unconfined" }),
+        /container 'vllm' .*appArmorProfile: forbidden AppArmor profile type/,
+      ],
+      [
+        "an unconfined AppArmor annotation",
+        (d) =>
+          (d.spec.template.metadata.annotations = {
+            "container.apparmor.security.beta.kubernetes.io/vllm": "unconfined",
+          }),
+        /pod .*appArmorProfile: forbidden AppArmor annotation container.apparmor.security.beta.kubernetes.io\/vllm=unconfined/,
+      ],
+      [
+        "an nfs volume",
+        (d) => (pod(d).volumes = [{ name: "weights", nfs: { server: "nfs", path: "/w" } }]),
+        /pod .*restrictedVolumes: volume 'weights' uses a restricted volume type/,
+      ],
+      [
+        "a hostPath volume",
+        (d) => (pod(d).volumes = [{ name: "host", hostPath: { path: "/" } }]),
+        /pod .*restrictedVolumes: volume 'host'/,
+      ],
+      [
+        "a Windows hostProcess container",
+        (d) => (vllm(d).securityContext.windowsOptions = { hostProcess: true }),
+        /container 'vllm' .*windowsHostProcess/,
+      ],
+      [
+        "a host port",
+        (d) => (vllm(d).ports = [{ containerPort: 8000, hostPort: 8000 }]),
+        /container 'vllm' .*hostPorts: hostPort 8000/,
+      ],
+      [
+        "hostPID",
+        (d) => (pod(d).hostPID = true),
+        /pod .*hostNamespaces: host namespaces: hostPID=true/,
+      ],
+      [
+        "a privileged container",
+        (d) => (vllm(d).securityContext.privileged = true),
+        /container 'vllm' .*privileged: must not set securityContext.privileged=true/,
+      ],
+      [
+        "an added capability",
+        (d) => (vllm(d).securityContext.capabilities.add = ["SYS_ADMIN"]),
+        /container 'vllm' .*capabilities_restricted: must not add SYS_ADMIN/,
+      ],
+      [
+        "runAsNonRoot: false",
+        (d) => (vllm(d).securityContext.runAsNonRoot = false),
+        /container 'vllm' .*runAsNonRoot: must not set securityContext.runAsNonRoot=false/,
+      ],
+      [
+        "seccomp Unconfined",
+        (d) => (vllm(d).securityContext.seccompProfile = { type: "Unconfined" }),
+        /container 'vllm' .*seccompProfile_restricted: must not set seccompProfile.type to Unconfined/,
+      ],
+      [
+        "a probe on another host",
+        (d) => (vllm(d).livenessProbe.httpGet.host = "10.0.0.1"),
+        /container 'vllm' .*hostProbesAndHostLifecycle/,
+      ],
+    ];
+    for (const [what, change, pattern] of cases) {
+      it(`fails on ${what}`, async () => {
+        failsWith(await checkModel(podSecurityRestricted, model(change)), pattern);
+      });
+    }
+
+    it("allows what the standard allows: safe sysctls, container_t, RuntimeDefault AppArmor, PVC/emptyDir/secret/projected/csi volumes", async () => {
+      const d = model((d) => {
+        pod(d).securityContext.sysctls = [{ name: "net.ipv4.tcp_keepalive_time", value: "60" }];
+        pod(d).securityContext.seLinuxOptions = { type: "container_t", level: "s0:c1,c2" };
+        vllm(d).securityContext.appArmorProfile = { type: "RuntimeDefault" };
+        d.spec.template.metadata.annotations = {
+          "container.apparmor.security.beta.kubernetes.io/vllm": "runtime/default",
+        };
+        pod(d).volumes = [
+          { name: "a", persistentVolumeClaim: { claimName: "c" } },
+          { name: "b", emptyDir: { medium: "Memory" } },
+          { name: "c", secret: { secretName: "s" } },
+          { name: "d", projected: { sources: [] } },
+          { name: "e", csi: { driver: "secrets-store.csi.k8s.io" } },
+        ];
+      });
+      passes(await checkModel(podSecurityRestricted, d));
     });
   });
 

@@ -86,7 +86,8 @@ export function modelDeployment(): Mutable {
                 periodSeconds: 15,
                 failureThreshold: 6,
               },
-              securityContext: restricted,
+              // A copy: tests mutate fixtures deeply.
+              securityContext: structuredClone(restricted),
             },
           ],
         },
