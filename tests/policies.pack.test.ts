@@ -30,10 +30,14 @@ const RULE_NAMES = [
   "service-links-disabled",
   "registry-endpoint-matches-service",
   "gpu-quota",
+  "replicas-spread-across-nodes",
+  "ephemeral-storage-requests",
+  "autoscaled-replicas-unset",
+  "selectors-match-pods",
 ];
 
 describe("policy pack", () => {
-  it("has the 14 rules the README lists, each described, with remediation and config", () => {
+  it("has the 18 rules the README lists, each described, with remediation and config", () => {
     assert.deepEqual(
       rules.map((r) => r.name),
       RULE_NAMES,

@@ -2,16 +2,23 @@
 import { strict as assert } from "node:assert";
 import { ResourceValidationPolicy } from "@pulumi/policy";
 import { TYPES } from "../policies/kube";
-import { minReplicas, pdbForReplicatedWorkloads } from "../policies/rules/availability";
+import {
+  autoscaledReplicasUnset,
+  minReplicas,
+  pdbForReplicatedWorkloads,
+  replicasSpreadAcrossNodes,
+} from "../policies/rules/availability";
 import {
   networkPolicySelectsModels,
   registryEndpointMatchesService,
+  selectorsMatchPods,
   serviceMonitorPerModel,
 } from "../policies/rules/coverage";
 import { gpuNodeSelector, gpuQuota, gpuRequestsEqualLimits } from "../policies/rules/gpu";
 import { probesConfigured, startupBudgetCovered } from "../policies/rules/probes";
 import {
   containerResources,
+  ephemeralStorageRequests,
   imagePinnedByDigest,
   podSecurityRestricted,
   serviceLinksDisabled,
@@ -27,6 +34,7 @@ import {
   fleetWith,
   fleetWithout,
   modelDeployment,
+  routerAutoscaler,
   routerDeployment,
 } from "./support/policyFixtures";
 
@@ -617,6 +625,202 @@ describe("policy rules (each with a passing and a failing fixture)", () => {
         await checkStack(gpuQuota, fleetWithout("gpu-budget")),
         /namespace llm-production: workloads request 2 nvidia.com\/gpu but no ResourceQuota/,
       );
+    });
+  });
+
+  // kube-score's deployment-pod-anti-affinity / kube-linter's no-anti-affinity, for GPU models:
+  // kubernetes.io/hostname is the node's own name (https://kubernetes.io/docs/reference/labels-annotations-taints/#kubernetesiohostname).
+  describe("replicas-spread-across-nodes", () => {
+    const spreadless = (d: Mutable) => delete d.spec.template.spec.topologySpreadConstraints;
+    it("passes with a hostname topology spread constraint selecting the model's pods", async () => {
+      passes(await checkModel(replicasSpreadAcrossNodes, model()));
+    });
+    it("passes with preferred or required pod anti-affinity on the hostname", async () => {
+      const term = {
+        topologyKey: "kubernetes.io/hostname",
+        labelSelector: { matchLabels: { "app.kubernetes.io/instance": NAME } },
+      };
+      const preferred = model((d) => {
+        spreadless(d);
+        d.spec.template.spec.affinity = {
+          podAntiAffinity: {
+            preferredDuringSchedulingIgnoredDuringExecution: [
+              { weight: 100, podAffinityTerm: term },
+            ],
+          },
+        };
+      });
+      passes(await checkModel(replicasSpreadAcrossNodes, preferred));
+      const required = model((d) => {
+        spreadless(d);
+        d.spec.template.spec.affinity = {
+          podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [term] },
+        };
+      });
+      passes(await checkModel(replicasSpreadAcrossNodes, required));
+    });
+    it("fails when two replicas may land on one node", async () => {
+      failsWith(
+        await checkModel(replicasSpreadAcrossNodes, model(spreadless)),
+        /llama-3-1-8b-instruct-production: runs 2 replicas but nothing spreads them across nodes/,
+        /topologyKey kubernetes.io\/hostname, whenUnsatisfiable: ScheduleAnyway/,
+      );
+    });
+    it("fails when the constraint spreads over zones only, or selects other pods, or none (null selector)", async () => {
+      const zone = model(
+        (d) =>
+          (d.spec.template.spec.topologySpreadConstraints[0].topologyKey =
+            "topology.kubernetes.io/zone"),
+      );
+      failsWith(await checkModel(replicasSpreadAcrossNodes, zone), /nothing spreads them/);
+      const other = model(
+        (d) =>
+          (d.spec.template.spec.topologySpreadConstraints[0].labelSelector = {
+            matchLabels: { "app.kubernetes.io/instance": "other" },
+          }),
+      );
+      failsWith(await checkModel(replicasSpreadAcrossNodes, other), /nothing spreads them/);
+      const none = model(
+        (d) => delete d.spec.template.spec.topologySpreadConstraints[0].labelSelector,
+      );
+      failsWith(await checkModel(replicasSpreadAcrossNodes, none), /nothing spreads them/);
+    });
+    it("does not apply to a single replica", async () => {
+      const one = model((d) => {
+        spreadless(d);
+        d.spec.replicas = 1;
+      });
+      assert.match(
+        (await checkModel(replicasSpreadAcrossNodes, one)).notApplicable ?? "",
+        /does not apply/,
+      );
+    });
+  });
+
+  // kube-score's container-ephemeral-storage-request-and-limit; node-pressure eviction ranks pods
+  // by usage above requests (https://kubernetes.io/docs/concepts/scheduling-eviction/node-pressure-eviction/).
+  describe("ephemeral-storage-requests", () => {
+    it("passes when vLLM and the router request ephemeral storage", async () => {
+      passes(await checkModel(ephemeralStorageRequests, model()));
+      passes(await checkResource(ephemeralStorageRequests, TYPES.deployment, router()));
+    });
+    it("fails for a container without an ephemeral-storage request", async () => {
+      const d = model((d) => delete vllm(d).resources.requests["ephemeral-storage"]);
+      failsWith(
+        await checkModel(ephemeralStorageRequests, d),
+        /llama-3-1-8b-instruct-production: container 'vllm' requests no ephemeral-storage/,
+        /Set resources.requests.ephemeral-storage/,
+      );
+    });
+    it("fails for an init container without one, and for a limit below the request", async () => {
+      const init = model(
+        (d) =>
+          (d.spec.template.spec.initContainers = [
+            { name: "fetch", image: "busybox", resources: { requests: { cpu: "1" } } },
+          ]),
+      );
+      failsWith(
+        await checkModel(ephemeralStorageRequests, init),
+        /init container 'fetch' requests no ephemeral-storage/,
+      );
+      const low = model((d) => (vllm(d).resources.limits["ephemeral-storage"] = "1Gi"));
+      failsWith(
+        await checkModel(ephemeralStorageRequests, low),
+        /limits ephemeral-storage to 1Gi, below its request of 10Gi/,
+      );
+    });
+  });
+
+  // https://kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/#migrating-deployments-and-statefulsets-to-horizontal-autoscaling
+  describe("autoscaled-replicas-unset", () => {
+    it("passes when the HPA-scaled router declares no replicas", async () => {
+      passes(await checkStack(autoscaledReplicasUnset, fleet()));
+    });
+    it("fails when the router also sets spec.replicas", async () => {
+      failsWith(
+        await checkStack(
+          autoscaledReplicasUnset,
+          fleetWith("vllm-router", (r) => (r.spec.replicas = 3)),
+        ),
+        /Deployment llm-production\/vllm-router-production: sets spec.replicas: 3 but HorizontalPodAutoscaler llm-production\/vllm-router-production scales it/,
+        /Omit spec.replicas .* or add ignoreChanges: \["spec.replicas"\]/,
+      );
+    });
+    it("passes with ignoreChanges on spec.replicas (Pulumi's other pattern)", async () => {
+      const resources = fleetWith("vllm-router", (r) => (r.spec.replicas = 3)).map((r) =>
+        r.name === "vllm-router" ? { ...r, opts: { ignoreChanges: ["spec.replicas"] } } : r,
+      );
+      passes(await checkStack(autoscaledReplicasUnset, resources));
+    });
+    it("reads what the program declared, not the live replicas in the outputs (pulumi-kubernetes checkpointObject keeps inputs under __inputs)", async () => {
+      // After `up`, outputs are the live object: the API server defaults spec.replicas (1) and the HPA changes it.
+      const live = fleet().map((r) => {
+        if (r.name !== "vllm-router") return r;
+        const inputs = structuredClone(r.inputs) as Mutable;
+        const outputs = structuredClone(inputs);
+        outputs.spec.replicas = 5;
+        outputs.__inputs = inputs;
+        return { ...r, outputs };
+      });
+      passes(await checkStack(autoscaledReplicasUnset, live));
+      const declared = live.map((r) => {
+        if (r.name !== "vllm-router") return r;
+        const outputs = structuredClone(r.outputs) as Mutable;
+        outputs.__inputs.spec.replicas = 2;
+        return { ...r, outputs };
+      });
+      failsWith(await checkStack(autoscaledReplicasUnset, declared), /sets spec.replicas: 2/);
+    });
+    it("ignores replicas on workloads no HPA scales", async () => {
+      const resources = fleetWith(
+        "vllm-router-hpa",
+        (h) => (h.spec.scaleTargetRef.name = "something-else"),
+      );
+      passes(await checkStack(autoscaledReplicasUnset, resources));
+      assert.equal(routerAutoscaler().spec.scaleTargetRef.kind, "Deployment");
+    });
+  });
+
+  // kube-linter's dangling-service and dangling-networkpolicy.
+  describe("selectors-match-pods", () => {
+    it("passes when every Service and NetworkPolicy selects pods of the stack", async () => {
+      passes(await checkStack(selectorsMatchPods, fleet()));
+    });
+    it("fails for a Service whose selector matches no pod template", async () => {
+      const resources = fleetWith(
+        `${NAME}-service`,
+        (s) => (s.spec.selector = { ...s.spec.selector, "app.kubernetes.io/instance": "llama" }),
+      );
+      failsWith(
+        await checkStack(selectorsMatchPods, resources),
+        /Service llm-production\/llama-3-1-8b-instruct-production: selector .* selects no pods of the stack in llm-production, so the Service has no endpoints/,
+      );
+    });
+    it("fails for a NetworkPolicy whose podSelector matches no pod template", async () => {
+      const resources = fleetWith(
+        `${NAME}-netpol`,
+        (p) =>
+          (p.spec.podSelector = {
+            matchExpressions: [{ key: "app.kubernetes.io/name", operator: "In", values: ["llm"] }],
+          }),
+      );
+      failsWith(
+        await checkStack(selectorsMatchPods, resources),
+        /NetworkPolicy llm-production\/llama-3-1-8b-instruct-production: podSelector .* selects no pods of the stack/,
+      );
+    });
+    it("fails for a selector that matches pods of another namespace only", async () => {
+      const resources = fleetWith(`${NAME}-service`, (s) => (s.metadata.namespace = "elsewhere"));
+      failsWith(
+        await checkStack(selectorsMatchPods, resources),
+        /selects no pods of the stack in elsewhere/,
+      );
+    });
+    it("skips Services without a selector and namespace-wide (empty) podSelectors", async () => {
+      const resources = fleetWith(`${NAME}-service`, (s) => delete s.spec.selector);
+      passes(await checkStack(selectorsMatchPods, resources));
+      // The default-deny's podSelector {} is in the fleet and must not be reported.
+      assert.ok(fleet().some((r) => r.name === "default-deny"));
     });
   });
 });

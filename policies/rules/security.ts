@@ -176,3 +176,31 @@ export const serviceLinksDisabled = workloadRule<BaseConfig>({
     }
   },
 });
+
+export const ephemeralStorageRequests = workloadRule<BaseConfig>({
+  name: "ephemeral-storage-requests",
+  description:
+    "Every container requests ephemeral-storage (writable layer, logs, disk emptyDirs), so the scheduler reserves node disk for it and disk-pressure evictions take the pods that overran their request first",
+  severity: "medium",
+  remediationSteps:
+    "Set resources.requests.ephemeral-storage on every container (vLLM: its compile caches under HOME=/tmp; the router: its /tmp emptyDir and logs); a limit, if set, must not be below it.",
+  defaults: { environments: [...ENVIRONMENTS] },
+  check: (w, { display, report }) => {
+    for (const c of containersOf(w.podSpec)) {
+      const res = obj(c.spec.resources);
+      const request = obj(res.requests)["ephemeral-storage"];
+      const limit = obj(res.limits)["ephemeral-storage"];
+      if (request === undefined) {
+        // https://kubernetes.io/docs/concepts/scheduling-eviction/node-pressure-eviction/: under
+        // disk pressure the kubelet first evicts pods whose usage exceeds their requests.
+        report(
+          `${display}: ${containerLabel(c)} requests no ephemeral-storage; the scheduler reserves no node disk for its writable layer, logs and emptyDirs, and under disk pressure it is among the first pods evicted. Set resources.requests.ephemeral-storage`,
+        );
+      } else if (limit !== undefined && (quantity(limit) ?? 0) < (quantity(request) ?? 0)) {
+        report(
+          `${display}: ${containerLabel(c)} limits ephemeral-storage to ${String(limit)}, below its request of ${String(request)}; Kubernetes rejects the pod. Raise the limit to at least the request`,
+        );
+      }
+    }
+  },
+});
