@@ -50,6 +50,16 @@ describe("policy pack", () => {
     }
   });
 
+  it("is documented: the README's policy section names every rule and their number", () => {
+    const readme = fs.readFileSync(path.resolve(__dirname, "../README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("## Policy pack and CI"));
+    assert.match(section, new RegExp(`Its ${rules.length} rules`));
+    for (const r of rules) assert.ok(section.includes(`\`${r.name}\``), `README names ${r.name}`);
+    for (const name of ADVISORY_IN_DEVELOPMENT) {
+      assert.match(section.split("only warn")[0].slice(-300), new RegExp(name), `${name} warns`);
+    }
+  });
+
   it("reports nothing on a compliant fleet", async () => {
     assert.deepEqual(await evaluatePolicies(rules, fleet(), packConfig("production")), []);
   });
