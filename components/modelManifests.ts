@@ -21,6 +21,11 @@ export const STARTUP_PERIOD_SECONDS = 10;
 export const CACHE_MOUNT = "/models";
 /** Annotation carrying the startup budget so policies can check the probes cover it. */
 export const STARTUP_BUDGET_ANNOTATION = "vllm.ai/startup-budget-minutes";
+/**
+ * Node disk a vLLM container reserves: its writable layer holds HOME=/tmp, where torch.compile,
+ * Triton and FlashInfer keep their kernel caches (weights live on the cache PVC, /dev/shm in memory).
+ */
+export const VLLM_EPHEMERAL_STORAGE = "10Gi";
 /** Key of the Hugging Face token in a gated model's token Secret. */
 export const HF_TOKEN_SECRET_KEY = "token";
 
@@ -188,6 +193,20 @@ export function buildModelDeployment(
           // A Service named like `vllm` would inject VLLM_PORT=tcp://... and break vLLM's config.
           enableServiceLinks: false,
           automountServiceAccountToken: false,
+          // Replicas on different nodes where possible, so one node does not take the model down;
+          // ScheduleAnyway, because GPU nodes are few and a Pending replica serves nobody.
+          ...(podCount(model) > 1
+            ? {
+                topologySpreadConstraints: [
+                  {
+                    maxSkew: 1,
+                    topologyKey: "kubernetes.io/hostname",
+                    whenUnsatisfiable: "ScheduleAnyway",
+                    labelSelector: { matchLabels: modelSelector(model.name, spec.environment) },
+                  },
+                ],
+              }
+            : {}),
           terminationGracePeriodSeconds: PRESTOP_SECONDS + DRAIN_SECONDS,
           securityContext: {
             runAsNonRoot: true,
@@ -232,6 +251,7 @@ export function buildModelDeployment(
                 requests: {
                   cpu: model.resources.cpu,
                   memory: model.resources.memory,
+                  "ephemeral-storage": VLLM_EPHEMERAL_STORAGE,
                   ...gpus,
                 },
                 limits,

@@ -167,7 +167,8 @@ export function buildRouterDeployment(spec: StackSpec, wiring: RouterWiring): Na
                 preStop: { exec: { command: ["sleep", String(ROUTER_PRESTOP_SECONDS)] } },
               },
               resources: {
-                requests: { cpu: "250m", memory: "128Mi" },
+                // The /tmp emptyDir (64Mi) and the container's logs live on node disk.
+                requests: { cpu: "250m", memory: "128Mi", "ephemeral-storage": "256Mi" },
                 limits: { cpu: "2", memory: "512Mi" },
               },
               securityContext: {

@@ -242,7 +242,7 @@ export type StackWorkload = Workload & {
   autoscaler?: string;
 };
 
-const HPA_TYPE = /^kubernetes:autoscaling\/v[0-9a-z]+:HorizontalPodAutoscaler$/;
+export const HPA_TYPE = /^kubernetes:autoscaling\/v[0-9a-z]+:HorizontalPodAutoscaler$/;
 
 /** Workloads of a stack that are in the rule's scope. */
 export function stackWorkloads(args: StackValidationArgs, cfg: BaseConfig): StackWorkload[] {

@@ -5,7 +5,7 @@ import { rules } from "./rules";
 
 new PolicyPack("vllm-fleet", {
   description:
-    "Guardrails for vLLM model fleets: GPUs, probes, startup budgets, pinned images, availability, network isolation, monitoring, registry endpoints and GPU quotas",
+    "Guardrails for vLLM model fleets: GPUs, probes, startup budgets, pinned images, availability and spreading, network isolation, selectors, the restricted Pod Security Standard, ephemeral storage, autoscaled replicas, monitoring, registry endpoints and GPU quotas",
   enforcementLevel: "mandatory",
   policies: rules,
 });

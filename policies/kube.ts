@@ -59,6 +59,8 @@ export interface Workload {
   labels: Record<string, string>;
   annotations: Record<string, string>;
   podLabels: Record<string, string>;
+  /** The pod template's metadata (annotations such as AppArmor's matter to Pod Security). */
+  podMeta: Obj;
   podSpec: Obj;
   longRunning: boolean;
   /** Desired replicas (1 when unset, as Kubernetes defaults it; 1 for non-replicated kinds). */
@@ -110,6 +112,7 @@ export function workloadOf(type: string, props: Obj, pulumiName: string): Worklo
     labels: strMap(meta.labels),
     annotations: strMap(meta.annotations),
     podLabels: strMap(obj(template.metadata).labels),
+    podMeta: obj(template.metadata),
     podSpec: obj(template.spec),
     longRunning: LONG_RUNNING.has(type),
     replicas,

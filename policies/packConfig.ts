@@ -10,6 +10,7 @@ export const ADVISORY_IN_DEVELOPMENT = [
   "pdb-for-replicated-workloads",
   "service-monitor-per-model",
   "container-resources",
+  "ephemeral-storage-requests",
 ];
 
 export type EnvironmentName = (typeof ENVIRONMENTS)[number];

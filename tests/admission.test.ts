@@ -395,7 +395,8 @@ describe("admission helper: each rule refuses what the API server refuses", () =
       [
         "procMount Unmasked",
         (d) => (ctr(d).securityContext.procMount = "Unmasked"),
-        "procMount: must not set procMount to Unmasked",
+        // check_procMount_restricted.go (1.35+) overrides the baseline procMount check.
+        "procMount_restricted: must not set procMount to Unmasked",
       ],
       [
         "unsafe sysctl",
@@ -456,6 +457,79 @@ describe("admission helper: each rule refuses what the API server refuses", () =
           { name: "c", secret: { secretName: "s" } },
           { name: "d", projected: { sources: [] } },
         ];
+      });
+      assert.deepEqual(vs, []);
+    });
+
+    it("allows the latest safe sysctls, SELinux container_engine_t and AppArmor RuntimeDefault/Localhost", () => {
+      // check_sysctls.go sysctlsAllowedV1Dot37, check_seLinuxOptions.go selinuxAllowedTypes1_31,
+      // check_appArmorProfile.go allowedProfileType / allowedAnnotationValue.
+      const vs = restricted((d) => {
+        const pod = d.spec.template.spec;
+        pod.securityContext.sysctls = [
+          { name: "net.ipv4.tcp_notsent_lowat", value: "16384" },
+          { name: "net.ipv4.tcp_slow_start_after_idle", value: "0" },
+        ];
+        pod.securityContext.seLinuxOptions = { type: "container_engine_t", level: "s0:c1,c2" };
+        pod.securityContext.appArmorProfile = { type: "RuntimeDefault" };
+        pod.containers[0].securityContext.appArmorProfile = {
+          type: "Localhost",
+          localhostProfile: "k8s-app",
+        };
+        d.spec.template.metadata.annotations = {
+          "container.apparmor.security.beta.kubernetes.io/app": "localhost/k8s-app",
+        };
+      });
+      assert.deepEqual(vs, []);
+    });
+
+    it("refuses an image, ephemeral or csi volume never; gitRepo and other inline sources always", () => {
+      const volumes = (vs: Mutable[]) =>
+        messages(restricted((d) => (d.spec.template.spec.volumes = vs)));
+      assert.deepEqual(
+        volumes([
+          { name: "a", image: { reference: "example/weights:1" } },
+          { name: "b", ephemeral: { volumeClaimTemplate: { spec: {} } } },
+          { name: "c", csi: { driver: "secrets-store.csi.k8s.io" } },
+          { name: "d", downwardAPI: { items: [] } },
+          { name: "e", configMap: { name: "x" } },
+        ]),
+        [],
+      );
+      assert.deepEqual(volumes([{ name: "g", gitRepo: { repository: "x" } }]), [
+        "PodSecurity: restrictedVolumes: volume 'g' uses a restricted volume type",
+      ]);
+    });
+
+    it("relaxes runAsNonRoot and runAsUser for user-namespace pods (hostUsers: false, 1.35+), never procMount in restricted", () => {
+      const root = (d: Mutable) => {
+        d.spec.template.spec.hostUsers = false;
+        delete d.spec.template.spec.securityContext.runAsNonRoot;
+        d.spec.template.spec.securityContext.runAsUser = 0;
+      };
+      assert.deepEqual(restricted(root), []);
+      const unmasked = (d: Mutable) => {
+        root(d);
+        d.spec.template.spec.containers[0].securityContext.procMount = "Unmasked";
+      };
+      assert.deepEqual(messages(restricted(unmasked)), [
+        "PodSecurity: procMount_restricted: must not set procMount to Unmasked",
+      ]);
+      // Baseline relaxes procMount for user-namespace pods (check_procMount_baseline.go 1.35).
+      const d = deployment();
+      unmasked(d);
+      assert.deepEqual(admit([namespace("baseline"), d]), []);
+      delete d.spec.template.spec.hostUsers;
+      assert.deepEqual(messages(admit([namespace("baseline"), d])), [
+        "PodSecurity: procMount: must not set procMount to Unmasked",
+      ]);
+    });
+
+    it("exempts Windows pods from seccomp, capabilities and allowPrivilegeEscalation (1.25+)", () => {
+      const vs = restricted((d) => {
+        d.spec.template.spec.os = { name: "windows" };
+        delete d.spec.template.spec.securityContext.seccompProfile;
+        d.spec.template.spec.containers[0].securityContext = {};
       });
       assert.deepEqual(vs, []);
     });

@@ -71,7 +71,11 @@ describe("models without GPUs", () => {
     const d = deployment();
     const pod = d.spec.template.spec;
     const c = pod.containers[0];
-    assert.deepEqual(Object.keys(c.resources.requests).sort(), ["cpu", "memory"]);
+    assert.deepEqual(Object.keys(c.resources.requests).sort(), [
+      "cpu",
+      "ephemeral-storage",
+      "memory",
+    ]);
     assert.deepEqual(Object.keys(c.resources.limits), ["memory"]);
     assert.deepEqual(pod.nodeSelector, {});
     assert.deepEqual(pod.tolerations, []);

@@ -228,3 +228,42 @@ describe("model manifests: the Hugging Face token of gated models", () => {
     assert.ok(!kinds.some((k) => k.startsWith("Secret/")), kinds.join(", "));
   });
 });
+
+describe("model manifests: replicas on different nodes, node disk reserved", () => {
+  const s = spec("production");
+  const pod = (m: ModelSpec) => buildModelDeployment(s, m).spec!.template.spec!;
+
+  it("spreads two or more replicas over kubernetes.io/hostname, never blocking scheduling", () => {
+    const m = withModel(s, s.models[0].name, { replicas: 2, enabled: true });
+    const [c] = pod(m).topologySpreadConstraints ?? [];
+    assert.ok(c, "a topology spread constraint");
+    // kubernetes.io/hostname is the node's own name
+    // (https://kubernetes.io/docs/reference/labels-annotations-taints/#kubernetesiohostname);
+    // the selector must select the model's own pods or it spreads nothing.
+    assert.equal(c.topologyKey, "kubernetes.io/hostname");
+    assert.equal(c.whenUnsatisfiable, "ScheduleAnyway");
+    assert.equal(c.maxSkew, 1);
+    const labels = buildModelDeployment(s, m).spec!.template.metadata!.labels!;
+    for (const [k, v] of Object.entries(c.labelSelector!.matchLabels!)) assert.equal(labels[k], v);
+  });
+
+  it("adds no constraint to a single replica or a disabled model", () => {
+    assert.equal(
+      pod(withModel(s, s.models[0].name, { replicas: 1 })).topologySpreadConstraints,
+      undefined,
+    );
+    assert.equal(
+      pod(withModel(s, s.models[0].name, { replicas: 3, enabled: false }))
+        .topologySpreadConstraints,
+      undefined,
+    );
+  });
+
+  it("requests ephemeral storage for vLLM's caches under HOME=/tmp on the writable layer", () => {
+    const c = pod(s.models[0]).containers[0];
+    assert.equal(c.resources!.requests!["ephemeral-storage"], "10Gi");
+    assert.equal(c.env!.find((e) => e.name === "HOME")?.value, "/tmp");
+    // No /tmp volume: the writable layer is what ephemeral-storage accounts for.
+    assert.ok(!(c.volumeMounts ?? []).some((v) => v.mountPath === "/tmp"));
+  });
+});

@@ -2,16 +2,23 @@
 import { strict as assert } from "node:assert";
 import { ResourceValidationPolicy } from "@pulumi/policy";
 import { TYPES } from "../policies/kube";
-import { minReplicas, pdbForReplicatedWorkloads } from "../policies/rules/availability";
+import {
+  autoscaledReplicasUnset,
+  minReplicas,
+  pdbForReplicatedWorkloads,
+  replicasSpreadAcrossNodes,
+} from "../policies/rules/availability";
 import {
   networkPolicySelectsModels,
   registryEndpointMatchesService,
+  selectorsMatchPods,
   serviceMonitorPerModel,
 } from "../policies/rules/coverage";
 import { gpuNodeSelector, gpuQuota, gpuRequestsEqualLimits } from "../policies/rules/gpu";
 import { probesConfigured, startupBudgetCovered } from "../policies/rules/probes";
 import {
   containerResources,
+  ephemeralStorageRequests,
   imagePinnedByDigest,
   podSecurityRestricted,
   serviceLinksDisabled,
@@ -27,6 +34,7 @@ import {
   fleetWith,
   fleetWithout,
   modelDeployment,
+  routerAutoscaler,
   routerDeployment,
 } from "./support/policyFixtures";
 
@@ -348,15 +356,15 @@ describe("policy rules (each with a passing and a failing fixture)", () => {
       failsWith(
         await checkResource(podSecurityRestricted, TYPES.deployment, r),
         /vllm-router-production: container 'router' does not meet the restricted Pod Security Standard/,
-        /allowPrivilegeEscalation: false, capabilities.drop: \["ALL"\]/,
-        /readOnlyRootFilesystem: true/,
+        /allowPrivilegeEscalation=false; capabilities_restricted: must set securityContext.capabilities.drop=\["ALL"\]/,
+        /readOnlyRootFilesystem=true/,
       );
     });
     it("fails on host namespaces", async () => {
       const r = router((r) => (r.spec.template.spec.hostNetwork = true));
       failsWith(
         await checkResource(podSecurityRestricted, TYPES.deployment, r),
-        /hostNetwork: true/,
+        /vllm-router-production: pod does not meet the restricted Pod Security Standard: hostNamespaces: host namespaces: hostNetwork=true/,
       );
     });
     it("fails when a pod mounts a service account token", async () => {
@@ -367,12 +375,135 @@ describe("policy rules (each with a passing and a failing fixture)", () => {
         /Set automountServiceAccountToken: false/,
       );
     });
-    it("fails when vLLM runs as root", async () => {
-      const d = model((d) => (d.spec.template.spec.securityContext = { runAsUser: 0 }));
+    it("fails when vLLM runs as root, set on the pod or on the container", async () => {
+      const pod = model((d) => (d.spec.template.spec.securityContext = { runAsUser: 0 }));
       failsWith(
-        await checkModel(podSecurityRestricted, d),
-        /container 'vllm' .* needs runAsUser: a non-zero UID/,
+        await checkModel(podSecurityRestricted, pod),
+        /llama-3-1-8b-instruct-production: pod does not meet the restricted Pod Security Standard: runAsUser: pod must not set runAsUser=0/,
       );
+      const ctr = model((d) => (vllm(d).securityContext.runAsUser = 0));
+      failsWith(
+        await checkModel(podSecurityRestricted, ctr),
+        /container 'vllm' does not meet the restricted Pod Security Standard: runAsUser: must not set runAsUser=0/,
+      );
+    });
+
+    // Every part of the restricted standard, one failing fixture each (kubernetes/pod-security-admission
+    // policy/check_*.go; the check's ID leads the message).
+    const pod = (d: Mutable) => d.spec.template.spec;
+    const cases: [string, (d: Mutable) => void, RegExp][] = [
+      [
+        "procMount Unmasked",
+        (d) => (vllm(d).securityContext.procMount = "Unmasked"),
+        /container 'vllm' .*procMount_restricted: must not set procMount to Unmasked/,
+      ],
+      [
+        "an unsafe sysctl",
+        (d) => (pod(d).securityContext.sysctls = [{ name: "kernel.msgmax", value: "65536" }]),
+        /pod .*sysctls: forbidden sysctl kernel.msgmax/,
+      ],
+      [
+        "an SELinux type outside the allowed set",
+        (d) => (pod(d).securityContext.seLinuxOptions = { type: "spc_t" }),
+        /pod .*seLinuxOptions: forbidden seLinuxOptions/,
+      ],
+      [
+        "an SELinux user",
+        (d) => (vllm(d).securityContext.seLinuxOptions = { user: "system_u" }),
+        /container 'vllm' .*seLinuxOptions/,
+      ],
+      [
+        "an SELinux role",
+        (d) => (vllm(d).securityContext.seLinuxOptions = { role: "sysadm_r" }),
+        /container 'vllm' .*seLinuxOptions/,
+      ],
+      [
+        "AppArmor Unconfined in the securityContext",
+        (d) => (vllm(d).securityContext.appArmorProfile = { type: "Unconfined" }),
+        /container 'vllm' .*appArmorProfile: forbidden AppArmor profile type/,
+      ],
+      [
+        "an unconfined AppArmor annotation",
+        (d) =>
+          (d.spec.template.metadata.annotations = {
+            "container.apparmor.security.beta.kubernetes.io/vllm": "unconfined",
+          }),
+        /pod .*appArmorProfile: forbidden AppArmor annotation container.apparmor.security.beta.kubernetes.io\/vllm=unconfined/,
+      ],
+      [
+        "an nfs volume",
+        (d) => (pod(d).volumes = [{ name: "weights", nfs: { server: "nfs", path: "/w" } }]),
+        /pod .*restrictedVolumes: volume 'weights' uses a restricted volume type/,
+      ],
+      [
+        "a hostPath volume",
+        (d) => (pod(d).volumes = [{ name: "host", hostPath: { path: "/" } }]),
+        /pod .*restrictedVolumes: volume 'host'/,
+      ],
+      [
+        "a Windows hostProcess container",
+        (d) => (vllm(d).securityContext.windowsOptions = { hostProcess: true }),
+        /container 'vllm' .*windowsHostProcess/,
+      ],
+      [
+        "a host port",
+        (d) => (vllm(d).ports = [{ containerPort: 8000, hostPort: 8000 }]),
+        /container 'vllm' .*hostPorts: hostPort 8000/,
+      ],
+      [
+        "hostPID",
+        (d) => (pod(d).hostPID = true),
+        /pod .*hostNamespaces: host namespaces: hostPID=true/,
+      ],
+      [
+        "a privileged container",
+        (d) => (vllm(d).securityContext.privileged = true),
+        /container 'vllm' .*privileged: must not set securityContext.privileged=true/,
+      ],
+      [
+        "an added capability",
+        (d) => (vllm(d).securityContext.capabilities.add = ["SYS_ADMIN"]),
+        /container 'vllm' .*capabilities_restricted: must not add SYS_ADMIN/,
+      ],
+      [
+        "runAsNonRoot: false",
+        (d) => (vllm(d).securityContext.runAsNonRoot = false),
+        /container 'vllm' .*runAsNonRoot: must not set securityContext.runAsNonRoot=false/,
+      ],
+      [
+        "seccomp Unconfined",
+        (d) => (vllm(d).securityContext.seccompProfile = { type: "Unconfined" }),
+        /container 'vllm' .*seccompProfile_restricted: must not set seccompProfile.type to Unconfined/,
+      ],
+      [
+        "a probe on another host",
+        (d) => (vllm(d).livenessProbe.httpGet.host = "10.0.0.1"),
+        /container 'vllm' .*hostProbesAndHostLifecycle/,
+      ],
+    ];
+    for (const [what, change, pattern] of cases) {
+      it(`fails on ${what}`, async () => {
+        failsWith(await checkModel(podSecurityRestricted, model(change)), pattern);
+      });
+    }
+
+    it("allows what the standard allows: safe sysctls, container_t, RuntimeDefault AppArmor, PVC/emptyDir/secret/projected/csi volumes", async () => {
+      const d = model((d) => {
+        pod(d).securityContext.sysctls = [{ name: "net.ipv4.tcp_keepalive_time", value: "60" }];
+        pod(d).securityContext.seLinuxOptions = { type: "container_t", level: "s0:c1,c2" };
+        vllm(d).securityContext.appArmorProfile = { type: "RuntimeDefault" };
+        d.spec.template.metadata.annotations = {
+          "container.apparmor.security.beta.kubernetes.io/vllm": "runtime/default",
+        };
+        pod(d).volumes = [
+          { name: "a", persistentVolumeClaim: { claimName: "c" } },
+          { name: "b", emptyDir: { medium: "Memory" } },
+          { name: "c", secret: { secretName: "s" } },
+          { name: "d", projected: { sources: [] } },
+          { name: "e", csi: { driver: "secrets-store.csi.k8s.io" } },
+        ];
+      });
+      passes(await checkModel(podSecurityRestricted, d));
     });
   });
 
@@ -494,6 +625,202 @@ describe("policy rules (each with a passing and a failing fixture)", () => {
         await checkStack(gpuQuota, fleetWithout("gpu-budget")),
         /namespace llm-production: workloads request 2 nvidia.com\/gpu but no ResourceQuota/,
       );
+    });
+  });
+
+  // kube-score's deployment-pod-anti-affinity / kube-linter's no-anti-affinity, for GPU models:
+  // kubernetes.io/hostname is the node's own name (https://kubernetes.io/docs/reference/labels-annotations-taints/#kubernetesiohostname).
+  describe("replicas-spread-across-nodes", () => {
+    const spreadless = (d: Mutable) => delete d.spec.template.spec.topologySpreadConstraints;
+    it("passes with a hostname topology spread constraint selecting the model's pods", async () => {
+      passes(await checkModel(replicasSpreadAcrossNodes, model()));
+    });
+    it("passes with preferred or required pod anti-affinity on the hostname", async () => {
+      const term = {
+        topologyKey: "kubernetes.io/hostname",
+        labelSelector: { matchLabels: { "app.kubernetes.io/instance": NAME } },
+      };
+      const preferred = model((d) => {
+        spreadless(d);
+        d.spec.template.spec.affinity = {
+          podAntiAffinity: {
+            preferredDuringSchedulingIgnoredDuringExecution: [
+              { weight: 100, podAffinityTerm: term },
+            ],
+          },
+        };
+      });
+      passes(await checkModel(replicasSpreadAcrossNodes, preferred));
+      const required = model((d) => {
+        spreadless(d);
+        d.spec.template.spec.affinity = {
+          podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [term] },
+        };
+      });
+      passes(await checkModel(replicasSpreadAcrossNodes, required));
+    });
+    it("fails when two replicas may land on one node", async () => {
+      failsWith(
+        await checkModel(replicasSpreadAcrossNodes, model(spreadless)),
+        /llama-3-1-8b-instruct-production: runs 2 replicas but nothing spreads them across nodes/,
+        /topologyKey kubernetes.io\/hostname, whenUnsatisfiable: ScheduleAnyway/,
+      );
+    });
+    it("fails when the constraint spreads over zones only, or selects other pods, or none (null selector)", async () => {
+      const zone = model(
+        (d) =>
+          (d.spec.template.spec.topologySpreadConstraints[0].topologyKey =
+            "topology.kubernetes.io/zone"),
+      );
+      failsWith(await checkModel(replicasSpreadAcrossNodes, zone), /nothing spreads them/);
+      const other = model(
+        (d) =>
+          (d.spec.template.spec.topologySpreadConstraints[0].labelSelector = {
+            matchLabels: { "app.kubernetes.io/instance": "other" },
+          }),
+      );
+      failsWith(await checkModel(replicasSpreadAcrossNodes, other), /nothing spreads them/);
+      const none = model(
+        (d) => delete d.spec.template.spec.topologySpreadConstraints[0].labelSelector,
+      );
+      failsWith(await checkModel(replicasSpreadAcrossNodes, none), /nothing spreads them/);
+    });
+    it("does not apply to a single replica", async () => {
+      const one = model((d) => {
+        spreadless(d);
+        d.spec.replicas = 1;
+      });
+      assert.match(
+        (await checkModel(replicasSpreadAcrossNodes, one)).notApplicable ?? "",
+        /does not apply/,
+      );
+    });
+  });
+
+  // kube-score's container-ephemeral-storage-request-and-limit; node-pressure eviction ranks pods
+  // by usage above requests (https://kubernetes.io/docs/concepts/scheduling-eviction/node-pressure-eviction/).
+  describe("ephemeral-storage-requests", () => {
+    it("passes when vLLM and the router request ephemeral storage", async () => {
+      passes(await checkModel(ephemeralStorageRequests, model()));
+      passes(await checkResource(ephemeralStorageRequests, TYPES.deployment, router()));
+    });
+    it("fails for a container without an ephemeral-storage request", async () => {
+      const d = model((d) => delete vllm(d).resources.requests["ephemeral-storage"]);
+      failsWith(
+        await checkModel(ephemeralStorageRequests, d),
+        /llama-3-1-8b-instruct-production: container 'vllm' requests no ephemeral-storage/,
+        /Set resources.requests.ephemeral-storage/,
+      );
+    });
+    it("fails for an init container without one, and for a limit below the request", async () => {
+      const init = model(
+        (d) =>
+          (d.spec.template.spec.initContainers = [
+            { name: "fetch", image: "busybox", resources: { requests: { cpu: "1" } } },
+          ]),
+      );
+      failsWith(
+        await checkModel(ephemeralStorageRequests, init),
+        /init container 'fetch' requests no ephemeral-storage/,
+      );
+      const low = model((d) => (vllm(d).resources.limits["ephemeral-storage"] = "1Gi"));
+      failsWith(
+        await checkModel(ephemeralStorageRequests, low),
+        /limits ephemeral-storage to 1Gi, below its request of 10Gi/,
+      );
+    });
+  });
+
+  // https://kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/#migrating-deployments-and-statefulsets-to-horizontal-autoscaling
+  describe("autoscaled-replicas-unset", () => {
+    it("passes when the HPA-scaled router declares no replicas", async () => {
+      passes(await checkStack(autoscaledReplicasUnset, fleet()));
+    });
+    it("fails when the router also sets spec.replicas", async () => {
+      failsWith(
+        await checkStack(
+          autoscaledReplicasUnset,
+          fleetWith("vllm-router", (r) => (r.spec.replicas = 3)),
+        ),
+        /Deployment llm-production\/vllm-router-production: sets spec.replicas: 3 but HorizontalPodAutoscaler llm-production\/vllm-router-production scales it/,
+        /Omit spec.replicas .* or add ignoreChanges: \["spec.replicas"\]/,
+      );
+    });
+    it("passes with ignoreChanges on spec.replicas (Pulumi's other pattern)", async () => {
+      const resources = fleetWith("vllm-router", (r) => (r.spec.replicas = 3)).map((r) =>
+        r.name === "vllm-router" ? { ...r, opts: { ignoreChanges: ["spec.replicas"] } } : r,
+      );
+      passes(await checkStack(autoscaledReplicasUnset, resources));
+    });
+    it("reads what the program declared, not the live replicas in the outputs (pulumi-kubernetes checkpointObject keeps inputs under __inputs)", async () => {
+      // After `up`, outputs are the live object: the API server defaults spec.replicas (1) and the HPA changes it.
+      const live = fleet().map((r) => {
+        if (r.name !== "vllm-router") return r;
+        const inputs = structuredClone(r.inputs) as Mutable;
+        const outputs = structuredClone(inputs);
+        outputs.spec.replicas = 5;
+        outputs.__inputs = inputs;
+        return { ...r, outputs };
+      });
+      passes(await checkStack(autoscaledReplicasUnset, live));
+      const declared = live.map((r) => {
+        if (r.name !== "vllm-router") return r;
+        const outputs = structuredClone(r.outputs) as Mutable;
+        outputs.__inputs.spec.replicas = 2;
+        return { ...r, outputs };
+      });
+      failsWith(await checkStack(autoscaledReplicasUnset, declared), /sets spec.replicas: 2/);
+    });
+    it("ignores replicas on workloads no HPA scales", async () => {
+      const resources = fleetWith(
+        "vllm-router-hpa",
+        (h) => (h.spec.scaleTargetRef.name = "something-else"),
+      );
+      passes(await checkStack(autoscaledReplicasUnset, resources));
+      assert.equal(routerAutoscaler().spec.scaleTargetRef.kind, "Deployment");
+    });
+  });
+
+  // kube-linter's dangling-service and dangling-networkpolicy.
+  describe("selectors-match-pods", () => {
+    it("passes when every Service and NetworkPolicy selects pods of the stack", async () => {
+      passes(await checkStack(selectorsMatchPods, fleet()));
+    });
+    it("fails for a Service whose selector matches no pod template", async () => {
+      const resources = fleetWith(
+        `${NAME}-service`,
+        (s) => (s.spec.selector = { ...s.spec.selector, "app.kubernetes.io/instance": "llama" }),
+      );
+      failsWith(
+        await checkStack(selectorsMatchPods, resources),
+        /Service llm-production\/llama-3-1-8b-instruct-production: selector .* selects no pods of the stack in llm-production, so the Service has no endpoints/,
+      );
+    });
+    it("fails for a NetworkPolicy whose podSelector matches no pod template", async () => {
+      const resources = fleetWith(
+        `${NAME}-netpol`,
+        (p) =>
+          (p.spec.podSelector = {
+            matchExpressions: [{ key: "app.kubernetes.io/name", operator: "In", values: ["llm"] }],
+          }),
+      );
+      failsWith(
+        await checkStack(selectorsMatchPods, resources),
+        /NetworkPolicy llm-production\/llama-3-1-8b-instruct-production: podSelector .* selects no pods of the stack/,
+      );
+    });
+    it("fails for a selector that matches pods of another namespace only", async () => {
+      const resources = fleetWith(`${NAME}-service`, (s) => (s.metadata.namespace = "elsewhere"));
+      failsWith(
+        await checkStack(selectorsMatchPods, resources),
+        /selects no pods of the stack in elsewhere/,
+      );
+    });
+    it("skips Services without a selector and namespace-wide (empty) podSelectors", async () => {
+      const resources = fleetWith(`${NAME}-service`, (s) => delete s.spec.selector);
+      passes(await checkStack(selectorsMatchPods, resources));
+      // The default-deny's podSelector {} is in the fleet and must not be reported.
+      assert.ok(fleet().some((r) => r.name === "default-deny"));
     });
   });
 });

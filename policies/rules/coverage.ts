@@ -1,11 +1,12 @@
 // Cross-object rules: every model is fenced by a NetworkPolicy, scraped by a ServiceMonitor and
-// registered under the DNS name of its Service.
+// registered under the DNS name of its Service; every selector selects pods of the stack.
 import { StackValidationArgs } from "@pulumi/policy";
 import {
   BaseConfig,
   ENVIRONMENTS,
   MODEL_LABEL,
   VLLM_PORT,
+  environmentOf,
   inScope,
   resourcesOfType,
   roleOf,
@@ -16,6 +17,7 @@ import {
 import {
   Obj,
   TYPES,
+  Workload,
   describe,
   list,
   mapSelects,
@@ -24,6 +26,7 @@ import {
   selectorMatches,
   str,
   strMap,
+  workloadOf,
 } from "../kube";
 
 const namespaceOf = (props: Obj) => str(obj(props.metadata).namespace) ?? "default";
@@ -211,6 +214,47 @@ export const registryEndpointMatchesService = stackRule<BaseConfig>({
         report(
           `${w.display}: serves model '${model ?? "?"}' but no registry entry registers it, so the router answers model_not_found. Register it (ModelDeployment creates the entry) or label the pods with ${MODEL_LABEL}`,
           w.urn,
+        );
+      }
+    }
+  },
+});
+
+export const selectorsMatchPods = stackRule<BaseConfig>({
+  name: "selectors-match-pods",
+  description:
+    "Every Service selector and every NetworkPolicy podSelector selects the pods of some workload of the stack in its namespace",
+  severity: "high",
+  remediationSteps:
+    "Make the selector a subset of the pod template labels of the workload it is for (same namespace), or remove the object.",
+  defaults: { environments: [...ENVIRONMENTS] },
+  check: ({ args, cfg, report }) => {
+    // Every workload counts as a target, whatever its environment: only the selecting object is scoped.
+    const workloads = args.resources
+      .map((r) => workloadOf(r.type, stackProps(r), r.name))
+      .filter((w): w is Workload => w !== undefined);
+    const inNamespace = (ns: string) => workloads.filter((w) => w.namespace === ns);
+    for (const s of resourcesOfType(args, TYPES.service)) {
+      const spec = obj(s.props.spec);
+      const selector = strMap(spec.selector);
+      // No selector (or ExternalName): endpoints are managed elsewhere, nothing to match.
+      if (!inScope(cfg, environmentOf(s.props)) || Object.keys(selector).length === 0) continue;
+      if (spec.type === "ExternalName") continue;
+      if (!inNamespace(namespaceOf(s.props)).some((w) => mapSelects(selector, w.podLabels))) {
+        report(
+          `${describe(s.type, s.props, s.name)}: selector ${JSON.stringify(selector)} selects no pods of the stack in ${namespaceOf(s.props)}, so the Service has no endpoints and every connection to it fails. Use the labels of the pods it fronts`,
+          s.urn,
+        );
+      }
+    }
+    for (const p of resourcesOfType(args, TYPES.networkPolicy)) {
+      const selector = obj(p.props.spec).podSelector;
+      // An empty podSelector selects every pod in the namespace (a namespace-wide policy).
+      if (!inScope(cfg, environmentOf(p.props)) || selectorIsEmpty(selector)) continue;
+      if (!inNamespace(namespaceOf(p.props)).some((w) => selectorMatches(selector, w.podLabels))) {
+        report(
+          `${describe(p.type, p.props, p.name)}: podSelector ${JSON.stringify(selector)} selects no pods of the stack in ${namespaceOf(p.props)}, so it isolates nothing and the pods it was meant for are governed by other policies only. Use the labels of the pods it is for`,
+          p.urn,
         );
       }
     }

@@ -1,15 +1,22 @@
 // Every rule of the pack (README: "Policy pack and CI"), importable without starting the policy server.
 import { Policies } from "@pulumi/policy";
-import { minReplicas, pdbForReplicatedWorkloads } from "./availability";
+import {
+  autoscaledReplicasUnset,
+  minReplicas,
+  pdbForReplicatedWorkloads,
+  replicasSpreadAcrossNodes,
+} from "./availability";
 import {
   networkPolicySelectsModels,
   registryEndpointMatchesService,
+  selectorsMatchPods,
   serviceMonitorPerModel,
 } from "./coverage";
 import { gpuNodeSelector, gpuQuota, gpuRequestsEqualLimits } from "./gpu";
 import { probesConfigured, startupBudgetCovered } from "./probes";
 import {
   containerResources,
+  ephemeralStorageRequests,
   imagePinnedByDigest,
   podSecurityRestricted,
   serviceLinksDisabled,
@@ -30,4 +37,8 @@ export const rules: Policies = [
   serviceLinksDisabled,
   registryEndpointMatchesService,
   gpuQuota,
+  replicasSpreadAcrossNodes,
+  ephemeralStorageRequests,
+  autoscaledReplicasUnset,
+  selectorsMatchPods,
 ];

@@ -1,6 +1,7 @@
 // Container hygiene: pinned images, the restricted Pod Security Standard, resources, service links.
 import { BaseConfig, ENVIRONMENTS, Role, roleOf, workloadRule } from "../fleet";
-import { Container, containerLabel, containersOf, list, obj, quantity, str } from "../kube";
+import { Container, containerLabel, containersOf, obj, quantity, str } from "../kube";
+import { podSecurityFindings } from "../podSecurity";
 
 const DIGEST = /@sha256:[a-f0-9]{64}$/;
 
@@ -33,36 +34,13 @@ interface PodSecurityConfig extends BaseConfig {
   noServiceAccountTokenRoles: Role[];
 }
 
-/** Violations of the restricted Pod Security Standard by one container of a pod. */
-function restrictedProblems(podSpec: Record<string, unknown>, c: Container): string[] {
-  const pod = obj(podSpec.securityContext);
-  const sc = obj(c.spec.securityContext);
-  const problems: string[] = [];
-  if (sc.privileged === true) problems.push("privileged: false");
-  if (sc.allowPrivilegeEscalation !== false) problems.push("allowPrivilegeEscalation: false");
-  const caps = obj(sc.capabilities);
-  if (!list(caps.drop).includes("ALL")) problems.push('capabilities.drop: ["ALL"]');
-  const added = list(caps.add).filter((cap) => cap !== "NET_BIND_SERVICE");
-  if (added.length) problems.push(`capabilities.add without ${added.join(", ")}`);
-  if ((sc.runAsNonRoot ?? pod.runAsNonRoot) !== true) problems.push("runAsNonRoot: true");
-  if ((sc.runAsUser ?? pod.runAsUser) === 0) problems.push("runAsUser: a non-zero UID");
-  const seccomp = str(obj(sc.seccompProfile ?? pod.seccompProfile).type);
-  if (seccomp !== "RuntimeDefault" && seccomp !== "Localhost") {
-    problems.push('seccompProfile.type: "RuntimeDefault"');
-  }
-  if (list(c.spec.ports).some((p) => obj(p).hostPort !== undefined)) {
-    problems.push("ports without hostPort");
-  }
-  return problems;
-}
-
 export const podSecurityRestricted = workloadRule<PodSecurityConfig>({
   name: "pod-security-restricted",
   description:
     "Router and vLLM pods meet the restricted Pod Security Standard and mount no service account token; the router also runs read-only",
   severity: "high",
   remediationSteps:
-    'Set runAsNonRoot, seccompProfile RuntimeDefault, allowPrivilegeEscalation: false and capabilities.drop ["ALL"]; no host namespaces or hostPath; automountServiceAccountToken: false; readOnlyRootFilesystem on the router.',
+    'Set runAsNonRoot, seccompProfile RuntimeDefault, allowPrivilegeEscalation: false and capabilities.drop ["ALL"]; no privileged, host namespaces, host ports, hostProcess, procMount, unsafe sysctls, custom SELinux user/role/type or unconfined AppArmor; only configMap, csi, downwardAPI, emptyDir, ephemeral, image, persistentVolumeClaim, projected and secret volumes; automountServiceAccountToken: false; readOnlyRootFilesystem on the router.',
   defaults: {
     environments: [...ENVIRONMENTS],
     roles: ["router", "model"],
@@ -92,19 +70,6 @@ export const podSecurityRestricted = workloadRule<PodSecurityConfig>({
   applies: (w, cfg) => cfg.roles.includes(roleOf(w)),
   check: (w, { cfg, display, report }) => {
     const spec = w.podSpec;
-    for (const field of ["hostNetwork", "hostPID", "hostIPC"]) {
-      if (spec[field] === true) {
-        report(`${display}: pod sets ${field}: true; remove it (restricted Pod Security Standard)`);
-      }
-    }
-    const hostPaths = list(spec.volumes)
-      .filter((v) => obj(v).hostPath !== undefined)
-      .map((v) => str(obj(v).name));
-    if (hostPaths.length) {
-      report(
-        `${display}: hostPath volumes ${hostPaths.join(", ")} are not allowed under the restricted Pod Security Standard; use a PVC or emptyDir`,
-      );
-    }
     if (
       cfg.noServiceAccountTokenRoles.includes(roleOf(w)) &&
       spec.automountServiceAccountToken !== false
@@ -113,17 +78,30 @@ export const podSecurityRestricted = workloadRule<PodSecurityConfig>({
         `${display}: pod mounts a service account token it never uses (automountServiceAccountToken is not false); a compromised container could call the Kubernetes API with it. Set automountServiceAccountToken: false`,
       );
     }
-    const readOnly = cfg.readOnlyRootFilesystemRoles.includes(roleOf(w));
-    for (const c of containersOf(spec)) {
-      const problems = restrictedProblems(spec, c);
-      if (readOnly && obj(c.spec.securityContext).readOnlyRootFilesystem !== true) {
-        problems.push("readOnlyRootFilesystem: true (mount an emptyDir where it must write)");
+    // What a namespace labelled pod-security.kubernetes.io/enforce: restricted refuses, grouped
+    // by the pod or container that breaks it.
+    const problems = new Map<string, string[]>();
+    const add = (c: Container | undefined, p: string) => {
+      const where = c ? containerLabel(c) : "pod";
+      problems.set(where, [...(problems.get(where) ?? []), p]);
+    };
+    for (const f of podSecurityFindings("restricted", w.podMeta, spec)) {
+      add(f.container, `${f.check}: ${f.message}`);
+    }
+    if (cfg.readOnlyRootFilesystemRoles.includes(roleOf(w))) {
+      for (const c of containersOf(spec)) {
+        if (obj(c.spec.securityContext).readOnlyRootFilesystem !== true) {
+          add(
+            c,
+            "readOnlyRootFilesystem: must set securityContext.readOnlyRootFilesystem=true (mount an emptyDir where it must write)",
+          );
+        }
       }
-      if (problems.length) {
-        report(
-          `${display}: ${containerLabel(c)} does not meet the restricted Pod Security Standard; it needs ${problems.join(", ")} in its securityContext (or the pod's)`,
-        );
-      }
+    }
+    for (const [where, found] of problems) {
+      report(
+        `${display}: ${where} does not meet the restricted Pod Security Standard: ${found.join("; ")}`,
+      );
     }
   },
 });
@@ -195,6 +173,34 @@ export const serviceLinksDisabled = workloadRule<BaseConfig>({
       report(
         `${display}: enableServiceLinks is ${w.podSpec.enableServiceLinks === undefined ? "unset (defaults to true)" : String(w.podSpec.enableServiceLinks)}; any Service named 'vllm' in the namespace injects VLLM_PORT=tcp://..., which vLLM reads as its own config and fails. Set enableServiceLinks: false in the pod spec`,
       );
+    }
+  },
+});
+
+export const ephemeralStorageRequests = workloadRule<BaseConfig>({
+  name: "ephemeral-storage-requests",
+  description:
+    "Every container requests ephemeral-storage (writable layer, logs, disk emptyDirs), so the scheduler reserves node disk for it and disk-pressure evictions take the pods that overran their request first",
+  severity: "medium",
+  remediationSteps:
+    "Set resources.requests.ephemeral-storage on every container (vLLM: its compile caches under HOME=/tmp; the router: its /tmp emptyDir and logs); a limit, if set, must not be below it.",
+  defaults: { environments: [...ENVIRONMENTS] },
+  check: (w, { display, report }) => {
+    for (const c of containersOf(w.podSpec)) {
+      const res = obj(c.spec.resources);
+      const request = obj(res.requests)["ephemeral-storage"];
+      const limit = obj(res.limits)["ephemeral-storage"];
+      if (request === undefined) {
+        // https://kubernetes.io/docs/concepts/scheduling-eviction/node-pressure-eviction/: under
+        // disk pressure the kubelet first evicts pods whose usage exceeds their requests.
+        report(
+          `${display}: ${containerLabel(c)} requests no ephemeral-storage; the scheduler reserves no node disk for its writable layer, logs and emptyDirs, and under disk pressure it is among the first pods evicted. Set resources.requests.ephemeral-storage`,
+        );
+      } else if (limit !== undefined && (quantity(limit) ?? 0) < (quantity(request) ?? 0)) {
+        report(
+          `${display}: ${containerLabel(c)} limits ephemeral-storage to ${String(limit)}, below its request of ${String(request)}; Kubernetes rejects the pod. Raise the limit to at least the request`,
+        );
+      }
     }
   },
 });

@@ -67,12 +67,25 @@ export function modelDeployment(): Mutable {
           automountServiceAccountToken: false,
           securityContext: { runAsNonRoot: true, runAsUser: 1000 },
           nodeSelector: { "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB" },
+          topologySpreadConstraints: [
+            {
+              maxSkew: 1,
+              topologyKey: "kubernetes.io/hostname",
+              whenUnsatisfiable: "ScheduleAnyway",
+              labelSelector: { matchLabels: modelSelector },
+            },
+          ],
           containers: [
             {
               name: "vllm",
               image: DIGEST_IMAGE,
               resources: {
-                requests: { cpu: "8", memory: "48Gi", "nvidia.com/gpu": "1" },
+                requests: {
+                  cpu: "8",
+                  memory: "48Gi",
+                  "ephemeral-storage": "10Gi",
+                  "nvidia.com/gpu": "1",
+                },
                 limits: { memory: "56Gi", "nvidia.com/gpu": "1" },
               },
               startupProbe: {
@@ -86,7 +99,8 @@ export function modelDeployment(): Mutable {
                 periodSeconds: 15,
                 failureThreshold: 6,
               },
-              securityContext: restricted,
+              // A copy: tests mutate fixtures deeply.
+              securityContext: structuredClone(restricted),
             },
           ],
         },
@@ -113,7 +127,7 @@ export function routerDeployment(): Mutable {
               name: "router",
               image: `registry.example.com/vllm-router@sha256:${"1".repeat(64)}`,
               resources: {
-                requests: { cpu: "250m", memory: "256Mi" },
+                requests: { cpu: "250m", memory: "256Mi", "ephemeral-storage": "256Mi" },
                 limits: { memory: "512Mi" },
               },
               readinessProbe: { httpGet: { path: "/readyz", port: 8080 } },
