@@ -18,6 +18,8 @@ import type { ListenLossReason, RouterMetrics } from "./metrics";
 export const LISTEN_PING_INTERVAL_MS = 200;
 /** Default silence after which the connection counts as dead; bounds how stale caches get. */
 export const LISTEN_TIMEOUT_MS = 600;
+/** Longest pause between reconnect attempts (backoff from 100 ms). */
+export const LISTEN_RETRY_MAX_MS = 2000;
 /**
  * TCP keep-alive idle time: a backstop below the pings (which keep the connection busy) for
  * the kernel to notice a dead peer and for middleboxes to keep the flow's state. pg passes it to
@@ -196,7 +198,7 @@ export class RegistryListener {
 
   private retry(reason: string): void {
     if (this.closed) return;
-    const delay = Math.min(100 * 2 ** this.attempt++, 2000);
+    const delay = Math.min(100 * 2 ** this.attempt++, LISTEN_RETRY_MAX_MS);
     if (this.attempt === 1)
       this.o.logger.warn({ reason, retryInMs: delay }, "registry LISTEN unavailable; retrying");
     this.retryTimer = setTimeout(() => void this.connect(), delay);
