@@ -78,6 +78,7 @@ export const RUNBOOKS = {
   VllmQueueDepth: "runbook-queue-depth",
   RouterRegistryErrors: "runbook-registry-errors",
   RouterDegraded: "runbook-router-degraded",
+  RouterRegistryListenStale: "runbook-registry-listener-stale",
   ModelRegistryRowNotReady: "runbook-registry-row-not-ready",
 } as const;
 
@@ -90,6 +91,13 @@ export interface AlertRule {
   labels: Record<string, string>;
   annotations: { summary: string; description: string; runbook_url: string };
 }
+
+/**
+ * Seconds without proof of life from a router's LISTEN connection before alerting. A healthy
+ * router proves it every ping (ROUTER_REGISTRY_PING_INTERVAL_MS, 0.2 s) and replaces a silent
+ * connection within a second or two, so 10 s means it cannot get one working.
+ */
+export const LISTEN_STALE_SECONDS = 10;
 
 /** Regex alternation of literal values for a PromQL `=~` matcher. */
 function alternation(values: string[]): string {
@@ -238,6 +246,18 @@ export function buildPrometheusRule(
         description:
           "PostgreSQL is unreachable: enabled models keep working from cache, but no change (enable, disable, new model) reaches the routers until it is back.",
         runbook_url: runbook("RouterDegraded"),
+      },
+    },
+    {
+      alert: "RouterRegistryListenStale",
+      expr: `max by (pod) (${R.listenAge}{namespace="${ns}"}) > ${LISTEN_STALE_SECONDS}`,
+      for: t.for,
+      // A ticket: disables still arrive (lookups bypass the caches), at the cost of more queries.
+      labels: { severity: t.ticket },
+      annotations: {
+        summary: "A router cannot keep a working LISTEN connection to the registry",
+        description: `Router {{ $labels.pod }} has had no notification or ping back on its LISTEN connection for {{ $value | humanizeDuration }} (threshold ${LISTEN_STALE_SECONDS}s): it answers every lookup from PostgreSQL instead of its caches. router_registry_listen_reconnects_total says why it keeps losing the connection.`,
+        runbook_url: runbook("RouterRegistryListenStale"),
       },
     },
   ];

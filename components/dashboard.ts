@@ -144,6 +144,18 @@ export function buildDashboard(spec: StackSpec) {
       [`sum(${R.degraded}{namespace="${ns}"})`, "degraded routers"],
       [`sum(${R.inflight}{namespace="${ns}"})`, "in-flight requests"],
     ]),
+    panel(
+      "Registry listener",
+      "Seconds since each router's LISTEN connection last proved alive, and connections replaced",
+      "s",
+      [
+        [`max by (pod) (${R.listenAge}{namespace="${ns}"})`, "{{pod}} age"],
+        [
+          `sum by (reason) (increase(${R.listenReconnects}{namespace="${ns}"}[$__rate_interval]))`,
+          "reconnects {{reason}}",
+        ],
+      ],
+    ),
   ];
   return {
     uid: `vllm-fleet-${env}`,

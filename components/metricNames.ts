@@ -13,6 +13,8 @@ export const ROUTER_METRICS = {
   inflight: "router_inflight_requests",
   degraded: "router_degraded",
   entryReady: "router_registry_entry_ready",
+  listenAge: "router_registry_listen_age_seconds",
+  listenReconnects: "router_registry_listen_reconnects_total",
 } as const;
 
 /** vLLM server metrics; `gpuCacheUsage` is the pre-0.10 name of `kvCacheUsage`. */

@@ -5,7 +5,12 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
 import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
-import { ALERT_THRESHOLDS, RUNBOOKS, buildPrometheusRule } from "../components/alerts";
+import {
+  ALERT_THRESHOLDS,
+  LISTEN_STALE_SECONDS,
+  RUNBOOKS,
+  buildPrometheusRule,
+} from "../components/alerts";
 import { StackSpec, parseStackConfig, readStackConfig } from "../components/config";
 import { Panel, buildDashboard, buildDashboardConfigMap } from "../components/dashboard";
 import {
@@ -18,6 +23,8 @@ import {
 import { ENVIRONMENTS } from "../components/naming";
 import { loadStackConfig } from "../components/stackFile";
 import { RouterMetrics } from "../router/src/metrics";
+import { PG_TIMEOUTS } from "../router/src/registry/connect";
+import { LISTEN_RETRY_MAX_MS, LISTEN_TIMEOUT_MS } from "../router/src/registryListener";
 import { SimulatorMetrics } from "../scripts/simulator/metrics";
 
 const specOf = (stack: string): StackSpec =>
@@ -149,6 +156,35 @@ describe("alerts (PrometheusRule)", () => {
     assert.equal(down?.for, `${qwen.startupBudgetMinutes + 5}m`);
   });
 
+  it("tickets a router whose LISTEN connection stays silent longer than replacing it takes", async () => {
+    for (const stack of ENVIRONMENTS) {
+      const spec = specOf(stack);
+      const t = ALERT_THRESHOLDS[spec.environment];
+      const stale = (buildPrometheusRule(spec).spec.groups ?? [])
+        .flatMap((g) => g.rules ?? [])
+        .find((r) => r.alert === "RouterRegistryListenStale");
+      assert.equal(
+        stale?.expr,
+        `max by (pod) (${ROUTER_METRICS.listenAge}{namespace="${spec.namespace}"}) > ${LISTEN_STALE_SECONDS}`,
+      );
+      assert.equal(stale?.labels?.severity, t.ticket);
+      assert.equal(stale?.for, t.for);
+    }
+    // A healthy router replaces a silent connection within: the timeout, the longest backoff, a
+    // connect timeout and a LISTEN timeout. Only a router that cannot do so reaches the threshold.
+    const replaceMs = LISTEN_TIMEOUT_MS + LISTEN_RETRY_MAX_MS + PG_TIMEOUTS.connectionTimeoutMillis;
+    assert.ok(LISTEN_STALE_SECONDS * 1000 > replaceMs + LISTEN_TIMEOUT_MS);
+    // The gauge the alert reads is the age of the listener's last proof of life, in seconds.
+    const age = async (silentMs: number) => {
+      const m = new RouterMetrics();
+      m.listenProofAt = () => Date.now() - silentMs;
+      const json = await m.registry.getMetricsAsJSON();
+      return Number(json.find((x) => x.name === ROUTER_METRICS.listenAge)?.values[0]?.value);
+    };
+    assert.ok((await age(LISTEN_TIMEOUT_MS)) < LISTEN_STALE_SECONDS);
+    assert.ok((await age((LISTEN_STALE_SECONDS + 1) * 1000)) > LISTEN_STALE_SECONDS);
+  });
+
   it("escapes served model names used as regular expressions", () => {
     const rule = buildPrometheusRule(specOf("production"));
     const kv = (rule.spec.groups ?? [])
@@ -189,6 +225,7 @@ describe("dashboard (Grafana ConfigMap)", () => {
         "Errors",
         "GPU KV-cache use",
         "Queue",
+        "Registry listener",
       ]) {
         assert.ok(titles.includes(t), `panel ${t}`);
       }

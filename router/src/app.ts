@@ -72,10 +72,14 @@ export class RouterApp {
       registryCa: config.registryCa,
       environment: this.env,
       logger: this.logger,
+      metrics: this.metrics,
+      pingIntervalMs: config.registryPingIntervalMs,
+      timeoutMs: config.registryListenTimeoutMs,
       onChange: (model) => this.resolver.invalidate(model),
       onConnected: () => this.resolver.resync(),
       onLost: () => this.resolver.listenerLost(),
     });
+    this.metrics.listenProofAt = () => this.listener.proofOfLifeAt;
     this.upstream = new Upstream({
       connectTimeoutMs: config.upstreamConnectTimeoutMs,
       firstByteTimeoutMs: config.upstreamFirstByteTimeoutMs,

@@ -1,5 +1,6 @@
 // Router settings, read once from the environment. Every error names the variable and the fix.
 import { readCaFile, registryPgConfig } from "./registry/tls";
+import { LISTEN_PING_INTERVAL_MS, LISTEN_TIMEOUT_MS } from "./registryListener";
 
 const ENVIRONMENTS = ["development", "staging", "production"] as const;
 
@@ -35,6 +36,10 @@ export interface RouterConfig {
   drainTimeoutMs: number;
   /** How long a looked-up entry is answered from memory while LISTEN delivers changes. */
   registryMemoryTtlMs: number;
+  /** How often the LISTEN connection proves it delivers changes (a NOTIFY to itself). */
+  registryPingIntervalMs: number;
+  /** Silence after which the LISTEN connection is replaced and caches are bypassed meanwhile. */
+  registryListenTimeoutMs: number;
   /** pino log level. */
   logLevel: string;
 }
@@ -93,6 +98,23 @@ export function readRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
     );
   }
   const upstreamKeepAliveMs = int("ROUTER_UPSTREAM_KEEPALIVE_MS", 4000, 100, 4900);
+  const registryPingIntervalMs = int(
+    "ROUTER_REGISTRY_PING_INTERVAL_MS",
+    LISTEN_PING_INTERVAL_MS,
+    10,
+    60000,
+  );
+  const registryListenTimeoutMs = int(
+    "ROUTER_REGISTRY_LISTEN_TIMEOUT_MS",
+    LISTEN_TIMEOUT_MS,
+    50,
+    600000,
+  );
+  if (registryPingIntervalMs >= registryListenTimeoutMs) {
+    problems.push(
+      `ROUTER_REGISTRY_PING_INTERVAL_MS (${registryPingIntervalMs}) must be below ROUTER_REGISTRY_LISTEN_TIMEOUT_MS (${registryListenTimeoutMs}), or every ping times out; lower the interval or raise the timeout`,
+    );
+  }
   const config: RouterConfig = {
     port: int("PORT", 8080, 0, 65535),
     host: env.HOST || "0.0.0.0",
@@ -109,6 +131,8 @@ export function readRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
     shutdownDelayMs: int("ROUTER_SHUTDOWN_DELAY_MS", 3000, 0, 600000),
     drainTimeoutMs: int("ROUTER_DRAIN_TIMEOUT_MS", 20000, 0, 3600000),
     registryMemoryTtlMs: int("ROUTER_REGISTRY_MEMORY_TTL_MS", 60000, 0, 3600000),
+    registryPingIntervalMs,
+    registryListenTimeoutMs,
     logLevel: env.LOG_LEVEL || "info",
   };
   if (problems.length) throw new RouterConfigError(problems);

@@ -4,6 +4,9 @@ import type { RegistryEntry } from "./registry/types";
 
 export type LookupSource = "memory" | "redis" | "postgres" | "stale" | "negative";
 
+/** Why the registry LISTEN connection was replaced: no ping back in time, or closed/failed. */
+export type ListenLossReason = "ping_timeout" | "connection_lost";
+
 /** One registry of metrics per router instance (tests run several in one process). */
 export class RouterMetrics {
   readonly registry = new client.Registry();
@@ -58,6 +61,23 @@ export class RouterMetrics {
   readonly degraded = new client.Gauge({
     name: "router_degraded",
     help: "1 while the registry database is unreachable and answers come from the last known good entries",
+    registers: [this.registry],
+  });
+
+  /** When the registry listener last heard from PostgreSQL (epoch ms); set by the app. */
+  listenProofAt?: () => number;
+  readonly listenAge = new client.Gauge({
+    name: "router_registry_listen_age_seconds",
+    help: "Seconds since the registry LISTEN connection last proved alive (a change notification or its own ping coming back)",
+    registers: [this.registry],
+    collect: () => {
+      if (this.listenProofAt) this.listenAge.set((Date.now() - this.listenProofAt()) / 1000);
+    },
+  });
+  readonly listenReconnects = new client.Counter({
+    name: "router_registry_listen_reconnects_total",
+    help: "Registry LISTEN connections replaced, by reason (ping_timeout: silently dead; connection_lost: closed or failed)",
+    labelNames: ["reason"] as const,
     registers: [this.registry],
   });
 

@@ -63,7 +63,8 @@ export class ModelResolver {
 
   constructor(private readonly o: ResolverOptions) {
     this.memoryTtlMs = o.memoryTtlMs ?? 60_000;
-    this.unlistenedTtlMs = Math.min(o.unlistenedTtlMs ?? 1_000, this.memoryTtlMs);
+    // Well under a second, so a disable reaches a router that cannot LISTEN within 1 s.
+    this.unlistenedTtlMs = Math.min(o.unlistenedTtlMs ?? 500, this.memoryTtlMs);
     this.negativeTtlMs = o.negativeTtlMs ?? 5_000;
     this.postgresRetryMs = o.postgresRetryMs ?? 1_000;
   }
@@ -126,6 +127,8 @@ export class ModelResolver {
       for (const e of entries) {
         this.memory.set(e.modelName, { entry: e, freshUntil });
         this.lastKnown.set(e.modelName, e);
+        // Redis may hold what a change we did not hear made stale: overwrite it with the truth.
+        this.writeRedis(e, epoch);
       }
       this.synced = true;
       this.o.logger.info({ models: entries.length }, "registry resynced");
@@ -147,12 +150,15 @@ export class ModelResolver {
     this.resyncTimer = setTimeout(() => void this.resync(), RESYNC_RETRY_MS);
   }
 
-  /** LISTEN lost its connection: shorten memory freshness until it is back. */
+  /**
+   * LISTEN lost its connection, possibly after a silence in which changes went unheard: nothing
+   * cached is trusted, and until it is back lookups skip Redis and are kept only briefly.
+   */
   listenerLost(): void {
     this.listening = false;
     clearTimeout(this.resyncTimer);
-    const limit = Date.now() + this.unlistenedTtlMs;
-    for (const c of this.memory.values()) c.freshUntil = Math.min(c.freshUntil, limit);
+    this.epoch++;
+    this.memory.clear();
   }
 
   /** Every entry of this environment, from PostgreSQL or (degraded) last known good. */
@@ -178,7 +184,8 @@ export class ModelResolver {
 
   private async fetch(model: string): Promise<Resolution> {
     const epoch = this.epoch;
-    const fromRedis = await this.readRedis(model);
+    // Only a listening router hears the changes that make Redis values stale.
+    const fromRedis = this.listening ? await this.readRedis(model) : undefined;
     if (fromRedis) {
       this.remember(model, fromRedis, epoch);
       this.o.metrics.lookups.inc({ source: "redis" });
