@@ -3,6 +3,7 @@
 import * as assert from "node:assert/strict";
 import * as http from "node:http";
 import * as net from "node:net";
+import { readRouterConfig, RouterConfigError } from "../router/src/config";
 import { startSimulator, Simulator } from "../scripts/simulator";
 import { createTestDatabase } from "./support/services";
 import { eventually, RouterProcess, seedRegistry, startRouter } from "./support/router";
@@ -384,6 +385,19 @@ describe("router protocol edges and metrics exposure", function () {
       assert.equal((await fetch(`${router.metricsUrl}${p}`)).status, 404, p);
   });
 
+  it("refuses a metrics port equal to the API port, naming the variables", () => {
+    const env = {
+      DATABASE_URL: "postgresql://router@db.example:5432/model_registry",
+      ROUTER_ENVIRONMENT: ENV,
+    };
+    assert.equal(readRouterConfig(env).metricsPort, 9090);
+    assert.throws(
+      () => readRouterConfig({ ...env, PORT: "9090" }),
+      (e: unknown) =>
+        e instanceof RouterConfigError && /METRICS_PORT must differ from PORT/.test(e.message),
+    );
+  });
+
   it("reads the registry at most once per interval however hard /metrics is scraped", async () => {
     await fetch(`${router.metricsUrl}/metrics`).then((r) => r.text());
     const before = pg.queries();
@@ -410,7 +424,6 @@ describe("router protocol edges and metrics exposure", function () {
     await request(`${router.url}/v1/completions${query}`, `{"model":"hop","x":${deep}}`);
     await fetch(`${router.url}/nowhere${query}`);
     await fetch(`${router.url}/v1/models${query}`);
-    await fetch(`${router.metricsUrl}/metrics${query}`);
     await eventually(
       "the request log lines",
       async () =>

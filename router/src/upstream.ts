@@ -1,6 +1,8 @@
 // Forwarding to model servers: one keep-alive pool per endpoint (keep-alive below vLLM's 5 s),
 // fallbacks only before the first byte, streaming passthrough with backpressure, upstream
-// abort when the client goes away, and an SSE error event when a stream breaks midway.
+// abort when the client goes away, and an SSE error event when a stream breaks midway or ends
+// without [DONE]. 1xx are skipped, invalid statuses and 5xx fall back, hop-by-hop fields stay
+// on their connection, and the router's own response headers cannot be overridden.
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { Agent, Dispatcher, errors as undiciErrors } from "undici";
 import type { RegistryEntry } from "./registry/types";
