@@ -19,6 +19,11 @@ export const ROUTER_NAME = "vllm-router";
 /** Port the router process listens on; the Service exposes it on port 80. */
 export const ROUTER_PORT = 8080;
 export const ROUTER_SERVICE_PORT = 80;
+/**
+ * Port of the router's metrics (`METRICS_PORT`), apart from the API: metrics name every
+ * model, so only Prometheus may reach it (NetworkPolicy), and API clients cannot.
+ */
+export const ROUTER_METRICS_PORT = 9090;
 /** Namespaces whose pods may call the router carry this label with value "true". */
 export const ROUTER_CLIENT_LABEL = "vllm.ai/router-client";
 /** Secret (created by the router component) holding the Redis URL, which may carry a password. */
@@ -94,6 +99,7 @@ export function buildRouterDeployment(spec: StackSpec, wiring: RouterWiring): Na
   const env = [
     { name: "ROUTER_ENVIRONMENT", value: spec.environment },
     { name: "PORT", value: String(ROUTER_PORT) },
+    { name: "METRICS_PORT", value: String(ROUTER_METRICS_PORT) },
     { name: "LOG_LEVEL", value: "info" },
     { name: "ROUTER_SHUTDOWN_DELAY_MS", value: String(ROUTER_SHUTDOWN_DELAY_SECONDS * 1000) },
     { name: "ROUTER_DRAIN_TIMEOUT_MS", value: String(ROUTER_DRAIN_SECONDS * 1000) },
@@ -151,7 +157,10 @@ export function buildRouterDeployment(spec: StackSpec, wiring: RouterWiring): Na
               image: wiring.image,
               imagePullPolicy: "IfNotPresent",
               env,
-              ports: [{ name: "http", containerPort: ROUTER_PORT, protocol: "TCP" }],
+              ports: [
+                { name: "http", containerPort: ROUTER_PORT, protocol: "TCP" },
+                { name: "metrics", containerPort: ROUTER_METRICS_PORT, protocol: "TCP" },
+              ],
               readinessProbe: {
                 httpGet: { path: "/readyz", port: "http" },
                 periodSeconds: 5,
@@ -222,7 +231,12 @@ export function buildRouterService(spec: StackSpec): Named<IService> {
     spec: {
       type: "ClusterIP",
       selector: routerSelector(spec.environment),
-      ports: [{ name: "http", port: ROUTER_SERVICE_PORT, targetPort: "http", protocol: "TCP" }],
+      // The ServiceMonitor scrapes through the Service's named `metrics` port; the
+      // NetworkPolicy keeps everyone but Prometheus off it.
+      ports: [
+        { name: "http", port: ROUTER_SERVICE_PORT, targetPort: "http", protocol: "TCP" },
+        { name: "metrics", port: ROUTER_METRICS_PORT, targetPort: "metrics", protocol: "TCP" },
+      ],
     },
   };
 }
@@ -290,8 +304,11 @@ function egressTo(host: string, port: number): INetworkPolicyEgressRule {
 }
 
 /**
- * Ingress from namespaces labelled `vllm.ai/router-client: "true"` and from Prometheus; egress
- * only to vLLM pods of this namespace, the registry's PostgreSQL and Redis, and DNS.
+ * Ingress from namespaces labelled `vllm.ai/router-client: "true"` to the API port only, and
+ * from Prometheus to the metrics port only (a NetworkPolicy port is the pod's port, after the
+ * Service's translation); egress only to vLLM pods of this namespace, the registry's
+ * PostgreSQL and Redis, and DNS. Kubelet probes come from the node, which NetworkPolicy
+ * always allows (https://kubernetes.io/docs/concepts/services-networking/network-policies/).
  */
 export function buildRouterNetworkPolicy(spec: StackSpec): Named<INetworkPolicy> {
   const redis = spec.redis.url ? hostPort(spec.redis.url, 6379) : undefined;
@@ -315,7 +332,7 @@ export function buildRouterNetworkPolicy(spec: StackSpec): Named<INetworkPolicy>
               },
             },
           ],
-          ports: [{ port: ROUTER_PORT, protocol: "TCP" }],
+          ports: [{ port: ROUTER_METRICS_PORT, protocol: "TCP" }],
         },
       ],
       egress: [
@@ -354,7 +371,7 @@ export function buildRouterServiceMonitor(spec: StackSpec): Named<IServiceMonito
     spec: {
       selector: { matchLabels: routerSelector(spec.environment) },
       namespaceSelector: { matchNames: [spec.namespace] },
-      endpoints: [{ port: "http", path: "/metrics", interval: "15s", scrapeTimeout: "10s" }],
+      endpoints: [{ port: "metrics", path: "/metrics", interval: "15s", scrapeTimeout: "10s" }],
     },
   };
 }

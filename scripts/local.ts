@@ -116,6 +116,7 @@ async function startPostgres(teardown: Teardown) {
 
 interface RouterChild {
   url: string;
+  metricsUrl: string;
   child: ChildProcess;
   exited: Promise<number | null>;
 }
@@ -147,6 +148,7 @@ async function startRouter(
     clearTimeout(timer);
     await new Promise((r) => log.end(r));
   });
+  let metricsPort = 0;
   const port = await new Promise<number>((resolve, reject) => {
     let buf = "";
     const onData = (d: string) => {
@@ -157,7 +159,8 @@ async function startRouter(
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
         try {
-          const rec = JSON.parse(line) as { msg?: string; port?: number };
+          const rec = JSON.parse(line) as { msg?: string; port?: number; metricsPort?: number };
+          metricsPort = rec.metricsPort ?? metricsPort;
           if (rec.msg === "router listening" && rec.port) resolve(rec.port);
         } catch {
           // not a log record (e.g. a configuration error): kept in the log file
@@ -198,7 +201,7 @@ async function startRouter(
       );
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { url, child, exited };
+  return { url, metricsUrl: `http://127.0.0.1:${metricsPort}`, child, exited };
 }
 
 /**
@@ -308,6 +311,7 @@ export async function startLocal(
           ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
           ROUTER_ENVIRONMENT: spec.environment,
           PORT: String(port),
+          METRICS_PORT: "0",
           HOST: "127.0.0.1",
           // Nothing balances traffic away from a local router: stop at once on Ctrl-C.
           ROUTER_SHUTDOWN_DELAY_MS: "0",
@@ -328,6 +332,7 @@ export async function startLocal(
       verifyPlatform({
         environment: spec.environment,
         routerUrl: router.url,
+        metricsUrl: router.metricsUrl,
         databaseUrl: pg.url,
         models: spec.models.map((m, i) => ({
           name: m.name,

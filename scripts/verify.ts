@@ -52,7 +52,7 @@ export async function run(args: string[], io: ScriptIo): Promise<number> {
   return runScript(io, EXIT.usage, async () => {
     const program = new Command("npm run verify --")
       .description(
-        "Verify a deployed stack: registry rows ready at the Service endpoints, a completion per model through the router within the budget, disabled models denied, /metrics answering.",
+        "Verify a deployed stack: registry rows ready at the Service endpoints, a completion per model through the router within the budget, disabled models denied, /metrics only on the metrics port.",
       )
       .option("--stack <name>", "stack whose config (and outputs) say what should be deployed")
       .addOption(
@@ -85,7 +85,8 @@ export async function run(args: string[], io: ScriptIo): Promise<number> {
         "after",
         `
 Environment: DATABASE_URL (registry, required), PGSSLROOTCERT (the registry's CA, default the
-stack's registry.sslrootcert), ROUTER_URL, ROUTER_API_KEY (when the router authenticates). With \`pulumi\` on PATH the stack's config and outputs come from
+stack's registry.sslrootcert), ROUTER_URL, ROUTER_METRICS_URL (the router's metrics port, e.g.
+http://127.0.0.1:9090; checked when set), ROUTER_API_KEY (when the router authenticates). With \`pulumi\` on PATH the stack's config and outputs come from
 \`pulumi config --json\` / \`pulumi stack output --json\`; otherwise from Pulumi.<stack>.yaml.
 
 Exit codes: 0 all checks passed, 1 a check failed, 2 invalid usage or config.`,
@@ -120,6 +121,7 @@ Exit codes: 0 all checks passed, 1 a check failed, 2 invalid usage or config.`,
       results = await verifyPlatform({
         environment,
         routerUrl: routerUrl.replace(/\/+$/, ""),
+        metricsUrl: io.env.ROUTER_METRICS_URL?.replace(/\/+$/, ""),
         databaseUrl,
         registryCa: ca,
         apiKey: io.env.ROUTER_API_KEY,

@@ -118,12 +118,21 @@ describe("npm run local", () => {
       /✓ registering the models \(the Pulumi program's registry provider\): qwen2-5-1-5b-instruct ready/,
     );
     assert.match(stdout, /completion\s+qwen2-5-1-5b-instruct\s+PASS\s+HTTP 200/);
-    assert.match(stdout, /✓ all 4 checks passed/);
+    // Metrics on a port of their own, not on the API port.
+    assert.match(
+      stdout,
+      /metrics\s+http:\/\/127\.0\.0\.1:\d+\/metrics\s+PASS\s+not served to API clients/,
+    );
+    const metricsPort = Number(
+      /metrics\s+http:\/\/127\.0\.0\.1:(\d+)\/metrics\s+PASS\s+HTTP 200/.exec(stdout)?.[1],
+    );
+    assert.ok(metricsPort, "the metrics port answered");
+    assert.match(stdout, /✓ all 5 checks passed/);
     assert.match(stdout, /curl -s http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions/);
     assert.doesNotMatch(stdout + stderr, /postgres:[0-9a-f]{16,}@/, "no password in the output");
     const a = addresses(stdout);
     assert.ok(a.pgPort, "the embedded PostgreSQL is listed");
-    for (const port of [a.routerPort, a.pgPort!, a.simPort])
+    for (const port of [a.routerPort, a.pgPort!, a.simPort, metricsPort])
       assert.ok(await refused(port), `port ${port} is closed after exit`);
     assert.equal(alive(a.routerPid), false, "the router process is gone");
     const ps = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" });

@@ -92,6 +92,7 @@ describe("npm run verify", () => {
     const results = await verifyPlatform({
       environment: "development",
       routerUrl: router.url,
+      metricsUrl: router.metricsUrl,
       databaseUrl: db,
       models: [
         { name: "healthy", enabled: true, endpoint: healthy.endpoint },
@@ -117,7 +118,11 @@ describe("npm run verify", () => {
     assert.match(r["registry missing"].detail, /no row in development/);
     assert.equal(r["completion missing"].ok, false);
     assert.match(r["completion missing"].detail, /HTTP 404 model_not_found/);
-    assert.equal(r[`metrics ${router.url}/metrics`].ok, true);
+    assert.deepEqual(
+      [r[`metrics ${router.url}/metrics`].ok, r[`metrics ${router.url}/metrics`].detail],
+      [true, "not served to API clients (404)"],
+    );
+    assert.equal(r[`metrics ${router.metricsUrl}/metrics`].ok, true);
 
     const drift = await verifyPlatform({
       environment: "development",

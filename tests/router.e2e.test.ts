@@ -217,7 +217,7 @@ describe("router end to end", function () {
       .withResponse();
     assert.equal(response.headers.get("x-vllm-router-model"), "beta");
     assert.equal(data.model, "beta");
-    const metrics = await (await fetch(`${router.url}/metrics`)).text();
+    const metrics = await (await fetch(`${router.metricsUrl}/metrics`)).text();
     assert.match(
       metrics,
       /router_upstream_errors_total\{model="down",reason="connection_refused"\} [1-9]/,
@@ -372,7 +372,7 @@ describe("router end to end", function () {
   it("exports the router metrics and health endpoints", async () => {
     assert.equal((await fetch(`${router.url}/healthz`)).status, 200);
     assert.equal((await fetch(`${router.url}/readyz`)).status, 200);
-    const text = await (await fetch(`${router.url}/metrics`)).text();
+    const text = await (await fetch(`${router.metricsUrl}/metrics`)).text();
     for (const name of [
       `router_requests_total{model="alpha",status="200",environment="${ENV}"}`,
       `router_request_duration_seconds_bucket{le="0.005",model="alpha",environment="${ENV}"}`,

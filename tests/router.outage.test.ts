@@ -86,7 +86,7 @@ describe("router with registry outages", function () {
       });
       await new Promise((r) => setTimeout(r, 500));
       const fromRedis = metric(
-        await (await fetch(`${router.url}/metrics`)).text(),
+        await (await fetch(`${router.metricsUrl}/metrics`)).text(),
         'router_registry_lookups_total{source="redis"}',
       );
       await redis.stop();
@@ -103,7 +103,7 @@ describe("router with registry outages", function () {
         Math.max(...results.map((r) => r.ms)) < 1000,
         "no request waited on the dead Redis for long",
       );
-      const during = await (await fetch(`${router.url}/metrics`)).text();
+      const during = await (await fetch(`${router.metricsUrl}/metrics`)).text();
       const fromPostgres = metric(during, 'router_registry_lookups_total{source="postgres"}');
       assert.ok(fromPostgres > 0, "PostgreSQL answered while Redis was down");
       assert.equal(metric(during, "router_degraded"), 0, "Redis alone down is not degraded");
@@ -113,7 +113,7 @@ describe("router with registry outages", function () {
         "lookups from Redis again",
         async () => {
           await complete(router, "live");
-          const now = await (await fetch(`${router.url}/metrics`)).text();
+          const now = await (await fetch(`${router.metricsUrl}/metrics`)).text();
           return metric(now, 'router_registry_lookups_total{source="redis"}') > fromRedis;
         },
         8000,
@@ -207,7 +207,7 @@ describe("router with registry outages", function () {
       const ready = await fetch(`${router.url}/readyz`);
       assert.equal(ready.status, 200, "a warm cache keeps the router ready");
       assert.equal(
-        metric(await (await fetch(`${router.url}/metrics`)).text(), "router_degraded"),
+        metric(await (await fetch(`${router.metricsUrl}/metrics`)).text(), "router_degraded"),
         1,
       );
       const models = await fetch(`${router.url}/v1/models`);
@@ -224,7 +224,7 @@ describe("router with registry outages", function () {
         15000,
       );
       assert.equal(
-        metric(await (await fetch(`${router.url}/metrics`)).text(), "router_degraded"),
+        metric(await (await fetch(`${router.metricsUrl}/metrics`)).text(), "router_degraded"),
         0,
       );
     });

@@ -12,6 +12,8 @@ import {
   ROUTER_DRAIN_SECONDS,
   ROUTER_PRESTOP_SECONDS,
   ROUTER_SHUTDOWN_DELAY_SECONDS,
+  ROUTER_METRICS_PORT,
+  ROUTER_PORT,
   routerUrl,
 } from "../components/routerManifests";
 import { loadStackConfig } from "../components/stackFile";
@@ -137,6 +139,26 @@ describe("router manifests", () => {
     assert.ok(!JSON.stringify(none.deployment).includes("REGISTRY_SSLROOTCERT"));
   });
 
+  it("serves metrics on a port of their own that the ServiceMonitor scrapes by name, apart from the API port", () => {
+    const objs = buildRouterObjects(spec("production"), wiring);
+    const container = objs.deployment.spec!.template.spec!.containers[0];
+    const env = Object.fromEntries(container.env!.map((e) => [e.name, e.value]));
+    assert.equal(env.PORT, String(ROUTER_PORT));
+    assert.equal(env.METRICS_PORT, String(ROUTER_METRICS_PORT));
+    assert.notEqual(ROUTER_METRICS_PORT, ROUTER_PORT);
+    const containerPort = (name: unknown) =>
+      container.ports!.find((p) => p.name === name)?.containerPort;
+    // ServiceMonitor endpoints[].port is the *name* of a Service port (prometheus-operator
+    // API, Endpoint.port); the Service port's targetPort names the container port.
+    const endpoint = objs.serviceMonitor!.spec.endpoints![0];
+    const servicePort = (name: unknown) => objs.service.spec!.ports!.find((p) => p.name === name);
+    assert.equal(endpoint.path, "/metrics");
+    assert.equal(containerPort(servicePort(endpoint.port)?.targetPort), ROUTER_METRICS_PORT);
+    assert.equal(containerPort(servicePort("http")?.targetPort), ROUTER_PORT);
+    // Probes stay on the API port (kubelet probes from the node pass any NetworkPolicy).
+    assert.equal(container.readinessProbe!.httpGet!.port, "http");
+  });
+
   it("lets traffic in from client namespaces and Prometheus, and out only to vLLM, the registry, Redis and DNS", () => {
     const s = spec("staging");
     const np = buildRouterObjects(s, wiring).networkPolicy.spec!;
@@ -146,6 +168,13 @@ describe("router manifests", () => {
       { "vllm.ai/router-client": "true" },
       { "kubernetes.io/metadata.name": s.monitoring.prometheusNamespace },
     ]);
+    // NetworkPolicyPort.port is the pod's port (numeric or named), not the Service's
+    // (k8s.io/api networking/v1 types.go): clients reach the API port only, Prometheus the
+    // metrics port only.
+    assert.deepEqual(
+      np.ingress!.map((r) => r.ports),
+      [[{ port: ROUTER_PORT, protocol: "TCP" }], [{ port: ROUTER_METRICS_PORT, protocol: "TCP" }]],
+    );
     const [vllm, postgres, redis, dns] = np.egress!;
     for (const m of s.models)
       assert.ok(

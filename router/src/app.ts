@@ -1,5 +1,6 @@
-// The router's HTTP server: endpoints, authentication, model resolution, metrics and the
-// SIGTERM lifecycle (fail readiness, keep serving through the preStop window, drain, close).
+// The router's HTTP servers: the API (endpoints, authentication, model resolution) and, on a
+// port of its own, Prometheus metrics; and the SIGTERM lifecycle (fail readiness, keep
+// serving through the preStop window, drain, close).
 import { randomUUID } from "node:crypto";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -10,7 +11,7 @@ import { parseRequest, readBody } from "./body";
 import type { RouterConfig } from "./config";
 import { RouterError, sendError } from "./errors";
 import { createLogger, Logger } from "./logger";
-import { RouterMetrics } from "./metrics";
+import { atMostEvery, RouterMetrics } from "./metrics";
 import { createPool, createRedis, redactUrl } from "./registry/connect";
 import type { Environment, RegistryEntry } from "./registry/types";
 import { RegistryListener } from "./registryListener";
@@ -27,6 +28,8 @@ export class RouterApp {
   readonly metrics = new RouterMetrics();
   readonly logger: Logger;
   private readonly server: http.Server;
+  /** Metrics list every model of the environment: only Prometheus reaches this port. */
+  private readonly metricsServer: http.Server;
   private readonly pool: Pool;
   private readonly redis?: Redis;
   private readonly resolver: ModelResolver;
@@ -65,7 +68,10 @@ export class RouterApp {
       logger: this.logger,
       memoryTtlMs: config.registryMemoryTtlMs,
     });
-    this.metrics.registryEntries = async () => (await this.resolver.listAll()).entries;
+    this.metrics.registryEntries = atMostEvery(
+      config.metricsRegistryIntervalMs,
+      async () => (await this.resolver.listAll()).entries,
+    );
     this.metrics.inflightNow = () => this.inflight;
     this.listener = new RegistryListener({
       databaseUrl: config.databaseUrl,
@@ -89,19 +95,18 @@ export class RouterApp {
       logger: this.logger,
     });
     this.server = http.createServer((req, res) => void this.handle(req, res));
+    this.metricsServer = http.createServer((req, res) => void this.serveMetrics(req, res));
   }
 
   /** Starts listening; resolves with the bound port. */
   async start(): Promise<number> {
     this.listener.start();
-    await new Promise<void>((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(this.config.port, this.config.host, () => resolve());
-    });
-    const port = (this.server.address() as AddressInfo).port;
+    const port = await listen(this.server, this.config.port, this.config.host);
+    const metricsPort = await listen(this.metricsServer, this.config.metricsPort, this.config.host);
     this.logger.info(
       {
         port,
+        metricsPort,
         environment: this.env,
         database: redactUrl(this.config.databaseUrl),
         redis: this.config.redisUrl ? redactUrl(this.config.redisUrl) : null,
@@ -145,6 +150,7 @@ export class RouterApp {
       );
     this.server.closeAllConnections();
     await closed;
+    await new Promise<void>((resolve) => this.metricsServer.close(() => resolve()));
     this.resolver.close();
     await Promise.allSettled([this.listener.close(), this.pool.end(), this.upstream.close()]);
     this.redis?.disconnect();
@@ -152,14 +158,11 @@ export class RouterApp {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = req.url ?? "/";
-    const q = url.indexOf("?");
-    const path = q === -1 ? url : url.slice(0, q);
+    const path = pathOf(req);
     if (this.draining) res.setHeader("connection", "close");
     try {
       if (path === "/healthz") return this.sendJson(res, 200, { status: "ok" });
       if (path === "/readyz") return this.readyz(res);
-      if (path === "/metrics") return await this.sendMetrics(res);
       if (path === "/v1/models") {
         if (req.method !== "GET") throw methodNotAllowed(req.method, path, "GET");
         this.authenticate(req);
@@ -196,7 +199,7 @@ export class RouterApp {
           );
     if (this.resolver.degraded) res.setHeader(DEGRADED_HEADER, "1");
     if (!(err instanceof RouterError))
-      this.logger.error({ err: (err as Error).message, path: req.url }, "unhandled error");
+      this.logger.error({ err: (err as Error).message, path: pathOf(req) }, "unhandled error");
     // Discard the rest of an oversized body so the client, still sending, can read the 413.
     if (e.status === 413) req.resume();
     sendError(res, e);
@@ -305,10 +308,20 @@ export class RouterApp {
     this.sendJson(res, 200, { status: "ready", degraded: this.resolver.degraded });
   }
 
-  private async sendMetrics(res: http.ServerResponse): Promise<void> {
-    const text = await this.metrics.registry.metrics();
-    res.writeHead(200, { "content-type": this.metrics.registry.contentType });
-    res.end(text);
+  /** The metrics port: GET /metrics and nothing else. */
+  private async serveMetrics(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (pathOf(req) !== "/metrics" || (req.method !== "GET" && req.method !== "HEAD")) {
+      res.writeHead(404, { "content-type": "text/plain" }).end("metrics are at GET /metrics\n");
+      return;
+    }
+    try {
+      const text = await this.metrics.registry.metrics();
+      res.writeHead(200, { "content-type": this.metrics.registry.contentType });
+      res.end(text);
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message }, "metrics failed");
+      res.writeHead(500).end();
+    }
   }
 
   private sendJson(
@@ -337,6 +350,21 @@ function methodNotAllowed(method: string | undefined, path: string, allowed: str
       allow: allowed,
     },
   );
+}
+
+/** The request's path without its query string: queries may carry credentials, so they are never logged. */
+function pathOf(req: http.IncomingMessage): string {
+  const url = req.url ?? "/";
+  const q = url.indexOf("?");
+  return q === -1 ? url : url.slice(0, q);
+}
+
+/** Listens on `port` (0: any free one) and resolves with the bound port. */
+function listen(server: http.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
+  });
 }
 
 function sleep(ms: number): Promise<void> {

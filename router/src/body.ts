@@ -36,6 +36,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 
 /** Parses an OpenAI request body: a JSON object with a non-empty string `model`. */
 export function parseRequest(body: Buffer): Record<string, unknown> & { model: string } {
+  checkNesting(body);
   let json: unknown;
   try {
     json = JSON.parse(body.toString("utf8"));
@@ -58,4 +59,34 @@ export function parseRequest(body: Buffer): Record<string, unknown> & { model: s
     );
   }
   return json as Record<string, unknown> & { model: string };
+}
+
+/**
+ * Deepest nesting of arrays and objects accepted: serde_json's default recursion limit
+ * (https://github.com/serde-rs/json, `Error::RecursionLimitExceeded`, "more than 128 layers
+ * deep"). OpenAI request bodies nest a few levels; a deeper one would overflow the stack of
+ * the JSON.stringify that rewrites `model`.
+ */
+export const MAX_JSON_DEPTH = 128;
+
+/** Rejects JSON nested deeper than MAX_JSON_DEPTH with a 400: a linear scan, strings skipped. */
+function checkNesting(body: Buffer): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i];
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: the next byte is escaped
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > MAX_JSON_DEPTH)
+        throw new RouterError(
+          400,
+          "json_too_deep",
+          `Request body nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep; flatten it`,
+        );
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
 }

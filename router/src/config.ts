@@ -8,7 +8,11 @@ const ENVIRONMENTS = ["development", "staging", "production"] as const;
 export interface RouterConfig {
   /** Port the HTTP server listens on. */
   port: number;
-  /** Address the HTTP server binds to. */
+  /** Port of the metrics server (Prometheus only; never the API port clients use). */
+  metricsPort: number;
+  /** `/metrics` reads the registry at most once per this interval, however often it is scraped. */
+  metricsRegistryIntervalMs: number;
+  /** Address the HTTP servers bind to. */
   host: string;
   /** Registry PostgreSQL URL (the router role needs SELECT only). */
   databaseUrl: string;
@@ -115,8 +119,16 @@ export function readRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
       `ROUTER_REGISTRY_PING_INTERVAL_MS (${registryPingIntervalMs}) must be below ROUTER_REGISTRY_LISTEN_TIMEOUT_MS (${registryListenTimeoutMs}), or every ping times out; lower the interval or raise the timeout`,
     );
   }
+  const port = int("PORT", 8080, 0, 65535);
+  const metricsPort = int("METRICS_PORT", 9090, 0, 65535);
+  if (metricsPort !== 0 && metricsPort === port)
+    problems.push(
+      `METRICS_PORT must differ from PORT (both ${port}): metrics are served apart from the API`,
+    );
   const config: RouterConfig = {
-    port: int("PORT", 8080, 0, 65535),
+    port,
+    metricsPort,
+    metricsRegistryIntervalMs: int("ROUTER_METRICS_REGISTRY_INTERVAL_MS", 15000, 1000, 3600000),
     host: env.HOST || "0.0.0.0",
     databaseUrl,
     registryCa,

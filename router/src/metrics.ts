@@ -2,6 +2,9 @@
 import * as client from "prom-client";
 import type { RegistryEntry } from "./registry/types";
 
+/** Most registry entries `router_registry_entry_ready` reports (one series each). */
+export const MAX_ENTRY_SERIES = 1000;
+
 export type LookupSource = "memory" | "redis" | "postgres" | "stale" | "negative";
 
 /** Why the registry LISTEN connection was replaced: no ping back in time, or closed/failed. */
@@ -81,7 +84,7 @@ export class RouterMetrics {
     registers: [this.registry],
   });
 
-  /** Where `router_registry_entry_ready` reads the registry at scrape time; set by the app. */
+  /** Where `router_registry_entry_ready` reads the registry at scrape time; set by the app (see `atMostEvery`). */
   registryEntries?: () => Promise<RegistryEntry[]>;
   readonly entryReady = new client.Gauge({
     name: "router_registry_entry_ready",
@@ -94,7 +97,7 @@ export class RouterMetrics {
       const entries = await this.registryEntries().catch(() => undefined);
       if (!entries) return; // registry unreachable: keep the last values (router_degraded says why)
       this.entryReady.reset();
-      for (const e of entries) {
+      for (const e of entries.slice(0, MAX_ENTRY_SERIES)) {
         this.entryReady.set(
           { model: e.modelName, environment: e.environment },
           e.status === "ready" ? 1 : 0,
@@ -106,4 +109,17 @@ export class RouterMetrics {
   constructor() {
     client.collectDefaultMetrics({ register: this.registry });
   }
+}
+
+/**
+ * `read`, called at most once per `intervalMs` however often and concurrently it is asked:
+ * a scrape storm costs the registry one query per interval. Failures are kept as long.
+ */
+export function atMostEvery<T>(intervalMs: number, read: () => Promise<T>): () => Promise<T> {
+  let last: { at: number; value: Promise<T> } | undefined;
+  return () => {
+    const now = Date.now();
+    if (!last || now - last.at >= intervalMs) last = { at: now, value: read() };
+    return last.value;
+  };
 }

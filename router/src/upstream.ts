@@ -1,6 +1,8 @@
 // Forwarding to model servers: one keep-alive pool per endpoint (keep-alive below vLLM's 5 s),
 // fallbacks only before the first byte, streaming passthrough with backpressure, upstream
-// abort when the client goes away, and an SSE error event when a stream breaks midway.
+// abort when the client goes away, and an SSE error event when a stream breaks midway or ends
+// without [DONE]. 1xx are skipped, invalid statuses and 5xx fall back, hop-by-hop fields stay
+// on their connection, and the router's own response headers cannot be overridden.
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { Agent, Dispatcher, errors as undiciErrors } from "undici";
 import type { RegistryEntry } from "./registry/types";
@@ -35,16 +37,55 @@ export interface ForwardRequest {
   onFirstByte(): void;
 }
 
-// Hop-by-hop headers (RFC 9110 section 7.6.1) are the connection's business, not the message's.
+// Hop-by-hop fields are the connection's business, not the message's: RFC 9110 section 7.6.1
+// (Connection and the fields it names; Proxy-Connection, Keep-Alive, TE, Transfer-Encoding,
+// Upgrade), 11.7.1-2 (Proxy-Authenticate, Proxy-Authorization: for the next hop only). Trailer
+// announces trailers the router does not forward. Requests to model servers are built from
+// scratch (content type, accept, request id), so nothing of the client's reaches them.
 const HOP_BY_HOP = new Set([
   "connection",
   "keep-alive",
   "proxy-connection",
-  "transfer-encoding",
+  "proxy-authenticate",
+  "proxy-authorization",
   "te",
   "trailer",
+  "transfer-encoding",
   "upgrade",
 ]);
+
+/** Response headers the router sets itself; a model server cannot replace them. */
+function routerOwned(name: string): boolean {
+  return name === "x-request-id" || name.startsWith("x-vllm-router-");
+}
+
+/** A model server's response headers as the client may see them. */
+export function clientHeaders(
+  upstream: Record<string, string | string[] | undefined>,
+): OutgoingHttpHeaders {
+  const named = new Set(
+    [upstream.connection ?? []]
+      .flat()
+      .flatMap((v) => v.split(","))
+      .map((v) => v.trim().toLowerCase()),
+  );
+  const out: OutgoingHttpHeaders = {};
+  for (const k in upstream)
+    if (!HOP_BY_HOP.has(k) && !named.has(k) && !routerOwned(k)) out[k] = upstream[k];
+  return out;
+}
+
+/**
+ * A failed model server's error body is read (so its connection can be reused) for at most
+ * this long and this much, then the connection is dropped: a 5xx whose body never ends must
+ * not hold the request, and fallbacks are waiting.
+ */
+const ERROR_BODY_DRAIN_MS = 1000;
+const ERROR_BODY_MAX_BYTES = 64 * 1024;
+
+/** An SSE stream is complete only when its last event is `data: [DONE]` (with the blank line that dispatches it). */
+const SSE_DONE = /(?:^|[\r\n])data: ?\[DONE\](?:\r\n|\r|\n)(?:\r\n|\r|\n)$/;
+const SSE_TAIL_BYTES = 32;
 
 type Failure = { model: string; reason: string };
 
@@ -130,7 +171,10 @@ export class Upstream {
       let clientGone = false;
       let committed = false;
       let isSse = false;
+      let sseTail = Buffer.alloc(0);
       let failed: Failure | undefined;
+      let errorBytes = 0;
+      let drainTimer: NodeJS.Timeout | undefined;
       let waitingForDrain = false;
       const onClose = () => {
         if (res.writableFinished) return;
@@ -142,6 +186,7 @@ export class Upstream {
         controller?.resume();
       };
       const finish = (outcome: "done" | Failure) => {
+        clearTimeout(drainTimer);
         res.off("close", onClose);
         res.off("drain", onDrain);
         resolve(outcome);
@@ -152,21 +197,45 @@ export class Upstream {
           controller = c;
           if (clientGone) c.abort(new ClientGoneError());
         },
-        onResponseStart: (_c, statusCode, headers) => {
+        onResponseStart: (c, statusCode, headers) => {
+          // undici calls this once per 1xx before the final response (its Dispatcher docs,
+          // onHeaders). Towards the model server the router is a user agent, which MAY ignore
+          // 1xx (RFC 9110 section 15.2); passing one on would commit the client before the
+          // final status decides between this answer and a fallback.
+          if (statusCode >= 100 && statusCode < 200) return;
+          // RFC 9110 section 15: codes outside 100..599 are invalid, and a client SHOULD treat
+          // them as 5xx. Nothing is sent yet, so the next candidate gets the request.
+          if (statusCode < 100 || statusCode > 599) {
+            failed = { model: entry.modelName, reason: "invalid_status" };
+            c.abort(new Abandoned(`invalid status ${statusCode}`));
+            return;
+          }
           if (statusCode >= 500) {
-            // Nothing sent yet: read the error body to its end (keeping the connection) and fall back.
             failed = { model: entry.modelName, reason: `http_${statusCode}` };
+            drainTimer = setTimeout(
+              () => c.abort(new Abandoned("error body too slow")),
+              ERROR_BODY_DRAIN_MS,
+            );
             return;
           }
           committed = true;
           f.onFirstByte();
-          const out: OutgoingHttpHeaders = { ...f.headers, "x-vllm-router-model": entry.modelName };
-          for (const k in headers) if (!HOP_BY_HOP.has(k)) out[k] = headers[k];
           isSse = String(headers["content-type"] ?? "").startsWith("text/event-stream");
-          res.writeHead(statusCode, out);
+          res.writeHead(statusCode, {
+            ...clientHeaders(headers),
+            ...f.headers,
+            "x-request-id": f.requestId,
+            "x-vllm-router-model": entry.modelName,
+          });
         },
         onResponseData: (c, chunk) => {
-          if (failed || res.destroyed) return;
+          if (failed) {
+            errorBytes += chunk.length;
+            if (errorBytes > ERROR_BODY_MAX_BYTES) c.abort(new Abandoned("error body too long"));
+            return;
+          }
+          if (res.destroyed) return;
+          if (isSse) sseTail = Buffer.concat([sseTail, chunk]).subarray(-SSE_TAIL_BYTES);
           if (!res.write(chunk) && !waitingForDrain) {
             waitingForDrain = true;
             c.pause();
@@ -175,13 +244,19 @@ export class Upstream {
         },
         onResponseEnd: () => {
           if (failed) return finish(failed);
-          res.end();
+          // A stream that stops without [DONE] was cut short, however cleanly the connection ended.
+          if (isSse && !SSE_DONE.test(sseTail.toString("latin1"))) {
+            this.brokenMidway(f, entry, sseTail, "stream_incomplete");
+          } else {
+            res.end();
+          }
           finish("done");
         },
         onResponseError: (_c, err) => {
+          if (failed) return finish(failed);
           if (clientGone || res.destroyed) return finish("done");
           if (!committed) return finish({ model: entry.modelName, reason: classify(err) });
-          this.brokenMidway(f, entry, isSse, err);
+          this.brokenMidway(f, entry, isSse ? sseTail : undefined, classify(err));
           finish("done");
         },
       };
@@ -202,14 +277,22 @@ export class Upstream {
     });
   }
 
-  /** The model server failed after the response began: the client must see a failure, not a clean end. */
-  private brokenMidway(f: ForwardRequest, entry: RegistryEntry, isSse: boolean, err: Error): void {
+  /**
+   * The model server failed after the response began: the client must see a failure, not a
+   * clean end. `sseTail` (the stream's last bytes) is set for event streams.
+   */
+  private brokenMidway(
+    f: ForwardRequest,
+    entry: RegistryEntry,
+    sseTail: Buffer | undefined,
+    reason: string,
+  ): void {
     this.o.metrics.upstreamErrors.inc({ model: entry.modelName, reason: "stream_broken" });
     this.o.logger.warn(
-      { requestId: f.requestId, model: entry.modelName, reason: classify(err) },
+      { requestId: f.requestId, model: entry.modelName, reason },
       "model server failed mid-response",
     );
-    if (!isSse) {
+    if (!sseTail) {
       f.res.destroy(); // a truncated JSON body must not look complete
       return;
     }
@@ -221,8 +304,10 @@ export class Upstream {
         code: "upstream_stream_broken",
       },
     };
-    // An error event and no [DONE]: OpenAI clients raise it.
-    f.res.end(`data: ${JSON.stringify(event)}\n\n`);
+    // Close whatever event the model server left open, then an error event and no [DONE]:
+    // OpenAI clients raise it. Blank lines between events dispatch nothing.
+    const boundary = /(?:\r\n|\r|\n){2}$/.test(sseTail.toString("latin1")) ? "" : "\n\n";
+    f.res.end(`${boundary}data: ${JSON.stringify(event)}\n\n`);
   }
 }
 
@@ -231,6 +316,14 @@ class ClientGoneError extends Error {
   constructor() {
     super("client went away");
     this.name = "ClientGoneError";
+  }
+}
+
+/** Abort reason when the router gives up on a response it already counts as failed. */
+class Abandoned extends Error {
+  constructor(why: string) {
+    super(why);
+    this.name = "Abandoned";
   }
 }
 

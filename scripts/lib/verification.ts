@@ -26,6 +26,8 @@ export interface ExpectedModel {
 export interface VerifyTarget {
   environment: Environment;
   routerUrl: string;
+  /** Base URL of the router's metrics port (ROUTER_METRICS_URL); unset: only checks they are not on the API port. */
+  metricsUrl?: string;
   /** Registry database (read access is enough). */
   databaseUrl: string;
   /** CA certificate (PEM) of the registry's TLS. */
@@ -174,14 +176,36 @@ async function checkRouter(t: VerifyTarget): Promise<CheckResult> {
     : { ...at, ok: false, detail: `/readyz answered ${a.status}: ${a.body.slice(0, 120)}` };
 }
 
-async function checkMetrics(t: VerifyTarget): Promise<CheckResult> {
-  const a = await http(`${t.routerUrl}/metrics`, { timeoutMs: 3000 });
-  const at = { check: "metrics" as const, target: `${t.routerUrl}/metrics` };
-  if ("error" in a) return { ...at, ok: false, detail: `unreachable: ${a.error}` };
-  if (a.status !== 200) return { ...at, ok: false, detail: `HTTP ${a.status}` };
-  return a.body.includes("router_requests_total")
-    ? { ...at, ok: true, detail: `HTTP 200 in ${a.ms} ms` }
-    : { ...at, ok: false, detail: "HTTP 200 but router_requests_total is missing" };
+/**
+ * Metrics name every model, so the API port must not serve them (404); the metrics port, when
+ * known, must answer with the router's metrics.
+ */
+async function checkMetrics(t: VerifyTarget): Promise<CheckResult[]> {
+  const api = await http(`${t.routerUrl}/metrics`, { timeoutMs: 3000 });
+  const atApi = { check: "metrics" as const, target: `${t.routerUrl}/metrics` };
+  const results: CheckResult[] = [
+    "error" in api
+      ? { ...atApi, ok: false, detail: `unreachable: ${api.error}` }
+      : api.status === 404
+        ? { ...atApi, ok: true, detail: "not served to API clients (404)" }
+        : {
+            ...atApi,
+            ok: false,
+            detail: `HTTP ${api.status}: metrics must not be on the API port`,
+          },
+  ];
+  if (!t.metricsUrl) return results;
+  const a = await http(`${t.metricsUrl}/metrics`, { timeoutMs: 3000 });
+  const at = { check: "metrics" as const, target: `${t.metricsUrl}/metrics` };
+  if ("error" in a) results.push({ ...at, ok: false, detail: `unreachable: ${a.error}` });
+  else if (a.status !== 200) results.push({ ...at, ok: false, detail: `HTTP ${a.status}` });
+  else
+    results.push(
+      a.body.includes("router_requests_total")
+        ? { ...at, ok: true, detail: `HTTP 200 in ${a.ms} ms` }
+        : { ...at, ok: false, detail: "HTTP 200 but router_requests_total is missing" },
+    );
+  return results;
 }
 
 /** Runs every check; never throws (an unreachable part is a failed check). */
@@ -189,7 +213,7 @@ export async function verifyPlatform(t: VerifyTarget): Promise<CheckResult[]> {
   const results: CheckResult[] = [await checkRouter(t), ...(await checkRegistry(t))];
   for (const m of t.models)
     results.push(m.enabled ? await checkCompletion(t, m.name) : await checkDenied(t, m.name));
-  results.push(await checkMetrics(t));
+  results.push(...(await checkMetrics(t)));
   return results;
 }
 
@@ -236,6 +260,7 @@ export async function verifyStack(
   return verifyPlatform({
     environment: view.spec.environment,
     routerUrl: url.replace(/\/+$/, ""),
+    metricsUrl: io.env.ROUTER_METRICS_URL?.replace(/\/+$/, ""),
     databaseUrl: requireDatabaseUrl(io.env),
     registryCa: registryCa(io.env, view.spec),
     apiKey: io.env.ROUTER_API_KEY,

@@ -26,6 +26,8 @@ export function buildRouter(): Promise<void> {
 export interface RouterProcess {
   url: string;
   port: number;
+  /** Base URL of the metrics port (`${metricsUrl}/metrics`). */
+  metricsUrl: string;
   child: ChildProcess;
   /** Every stdout/stderr line so far (JSON log lines, or plain text). */
   output: string[];
@@ -46,18 +48,27 @@ export async function startRouter(
 ): Promise<RouterProcess> {
   await buildRouter();
   const child = spawn(process.execPath, [ROUTER_ENTRY], {
-    env: { PATH: process.env.PATH, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info", ...env },
+    env: {
+      PATH: process.env.PATH,
+      PORT: "0",
+      METRICS_PORT: "0",
+      HOST: "127.0.0.1",
+      LOG_LEVEL: "info",
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const output: string[] = [];
   const exited = new Promise<number | null>((resolve) =>
     child.once("exit", (code) => resolve(code)),
   );
+  let metricsPort = 0;
   const port = await new Promise<number>((resolve, reject) => {
     const onLine = (line: string) => {
       output.push(line);
       try {
-        const rec = JSON.parse(line) as { msg?: string; port?: number };
+        const rec = JSON.parse(line) as { msg?: string; port?: number; metricsPort?: number };
+        metricsPort = rec.metricsPort ?? metricsPort;
         if (rec.msg === "router listening" && rec.port) resolve(rec.port);
       } catch {
         // not a log record
@@ -94,6 +105,7 @@ export async function startRouter(
   return {
     url: `http://127.0.0.1:${port}`,
     port,
+    metricsUrl: `http://127.0.0.1:${metricsPort}`,
     child,
     output,
     exited,
