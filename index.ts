@@ -33,7 +33,7 @@ const providers = { kubernetes: provider };
 const environment = new Environment(spec.environment, { stack: spec }, { providers });
 
 // The registry's database and schema belong to the registry stack; this stack owns only its
-// environment's roles, grants and rows.
+// environment's login roles and rows.
 const registryDb = new RegistryAccess(spec.environment, {
   registry: spec.registry,
   adminPassword: new pulumi.Config().requireSecret("registryAdminPassword"),
@@ -47,7 +47,7 @@ const registry = {
   connectionString: registryDb.writerConnectionString,
   caCertificate: spec.registry.caCertificate,
   redisUrl: spec.redis.url,
-  dependsOn: registryDb.writerGrants,
+  dependsOn: [registryDb.writerRole],
 };
 
 const deployments = spec.models.map(

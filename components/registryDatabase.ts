@@ -1,37 +1,25 @@
 // An environment's access to the shared registry: its login roles (a writer for the program's
-// registry entries and the CLI, a read-only router role), both members of the environment's
-// group role so that row-level security confines them to its rows, their grants, and the
-// Kubernetes Secret that hands the router its connection string. The database, the schema and
-// the group roles belong to the registry stack (RegistrySchema); nothing here owns an object
-// of the database, so destroying an environment stack leaves the registry as it was.
+// registry entries and the CLI, a read-only router role) and the Kubernetes Secret that hands
+// the router its connection string. Each login role is a member of two NOLOGIN roles of the
+// registry stack: the environment's group role, which row-level security checks, and the access
+// role (writers or readers) that holds the table privileges. Those privileges are granted once,
+// by the table's owner, in the registry stack (RegistrySchema): an admin that is not superuser
+// owns nothing there, so a grant of its own would be a no-op. This stack grants nothing, owns
+// no object of the database, and destroying it leaves the registry as it was.
 import * as k8s from "@pulumi/kubernetes";
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { REGISTRY_TABLE } from "../router/src/registry/types";
 import type { RegistryServer } from "./config";
 import { Environment, routerLabels } from "./naming";
-import type { RegistryStackOutputs } from "./registryStack";
-
-/** The `id` bigserial's sequence: inserting a row draws from it. */
-export const REGISTRY_SEQUENCE = `${REGISTRY_TABLE}_id_seq`;
-
-// Explicit privilege lists: `ALL` diffs forever in @pulumi/postgresql, and says too much.
-/** Both login roles connect and resolve names in `public`. */
-export const LOGIN_DATABASE_PRIVILEGES = ["CONNECT"];
-export const LOGIN_SCHEMA_PRIVILEGES = ["USAGE"];
-/** Table and sequence privileges per login role; row-level security narrows them to the environment's rows. */
-export const LOGIN_ROLE_PRIVILEGES = {
-  writer: { table: ["SELECT", "INSERT", "UPDATE", "DELETE"], sequence: ["USAGE"] },
-  router: { table: ["SELECT"], sequence: [] as string[] },
-} as const;
+import type { LoginKind, RegistryStackOutputs } from "./registryStack";
 
 /** Name and key of the Kubernetes Secret holding the router's connection string. */
 export const ROUTER_SECRET_NAME = "vllm-router-registry";
 export const ROUTER_SECRET_KEY = "DATABASE_URL";
 
 /** Login role names per environment, so stacks sharing one server do not share credentials. */
-export function registryRoleNames(environment: Environment): { writer: string; router: string } {
+export function registryRoleNames(environment: Environment): Record<LoginKind, string> {
   return { writer: `vllm_registry_writer_${environment}`, router: `vllm_router_${environment}` };
 }
 
@@ -70,20 +58,29 @@ export function secretRegistryUrl(
   );
 }
 
-/** The postgresql provider for the registry server, connected as its admin user. */
+/** Who the postgresql provider connects as. */
+export interface RegistryLogin {
+  user: pulumi.Input<string>;
+  password: pulumi.Input<string>;
+  /** Database the provider connects to first (the provider's default is `postgres`). */
+  database?: pulumi.Input<string>;
+}
+
+/** The postgresql provider for the registry server, connected as `login`. */
 export function registryProvider(
   name: string,
   server: RegistryServer,
-  adminPassword: pulumi.Input<string>,
+  login: RegistryLogin,
   parent: pulumi.Resource,
 ): postgresql.Provider {
   return new postgresql.Provider(
-    `${name}-postgresql`,
+    name,
     {
       host: server.host,
       port: server.port,
-      username: server.adminUser,
-      password: pulumi.secret(adminPassword),
+      username: login.user,
+      password: pulumi.secret(login.password),
+      database: login.database,
       sslmode: server.sslmode,
       // A path: the provider reads the file itself, from the project directory (its cwd).
       sslrootcert: server.sslrootcert,
@@ -110,7 +107,7 @@ export interface RegistryAccessArgs {
   registry: RegistryServer;
   /** Password of `registry.adminUser` (the `registryAdminPassword` config secret). */
   adminPassword: pulumi.Input<string>;
-  /** The registry stack's outputs: the database and the environment's group role. */
+  /** The registry stack's outputs: the database, the environment's group role, the access roles. */
   shared: pulumi.Input<RegistryStackOutputs>;
   /** Stack environment; names the roles and picks the group role. */
   environment: Environment;
@@ -123,31 +120,28 @@ export interface RegistryAccessArgs {
 }
 
 /**
- * An environment's login roles, grants and router Secret on the shared registry. Outputs the
- * writer's connection string (a secret) for registry entries and the CLI.
+ * An environment's login roles and router Secret on the shared registry. Outputs the writer's
+ * connection string (a secret) for registry entries and the CLI.
  */
 export class RegistryAccess extends pulumi.ComponentResource {
   /** Writer role URL of the registry database (secret): for RegistryEntry and the CLI. */
   readonly writerConnectionString: pulumi.Output<string>;
   /** Name of the Secret whose `DATABASE_URL` key is the router's (read-only) URL. */
   readonly routerSecretName: pulumi.Output<string>;
-  /** The writer's grants; registry entries wait for them. */
-  readonly writerGrants: postgresql.Grant[];
+  /** The writer's login role; registry entries wait for it. */
+  readonly writerRole: postgresql.Role;
 
   constructor(name: string, args: RegistryAccessArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vllm:registry:RegistryAccess", name, {}, opts);
     const { registry, environment } = args;
     const shared = pulumi.output(args.shared);
-    const database = shared.database;
+    const login = { user: registry.adminUser, password: args.adminPassword };
     const pg = {
       parent: this,
-      provider: registryProvider(name, registry, args.adminPassword, this),
+      provider: registryProvider(`${name}-postgresql`, registry, login, this),
     };
 
-    const login = (
-      kind: keyof typeof LOGIN_ROLE_PRIVILEGES,
-      extra: { connectionLimit?: number },
-    ) => {
+    const loginRole = (kind: LoginKind, extra: { connectionLimit?: number }) => {
       const password = generatedPassword(`${name}-${kind}-password`, this);
       const role = new postgresql.Role(
         `${name}-${kind}-role`,
@@ -155,43 +149,19 @@ export class RegistryAccess extends pulumi.ComponentResource {
           name: registryRoleNames(environment)[kind],
           login: true,
           password,
-          // Membership in the environment's group role is what row-level security checks.
-          roles: [shared.environmentRoles[environment]],
+          // Membership is all this stack gives: the environment's group role confines the role
+          // to the environment's rows, the access role carries the privileges.
+          roles: [shared.environmentRoles[environment], shared.accessRoles[kind]],
           ...extra,
         },
         pg,
       );
-      const grant = (object: string, grantArgs: Omit<postgresql.GrantArgs, "database" | "role">) =>
-        new postgresql.Grant(
-          `${name}-${kind}-${object}`,
-          { database, role: role.name, schema: "public", ...grantArgs },
-          pg,
-        );
-      const privileges = LOGIN_ROLE_PRIVILEGES[kind];
-      const grants = [
-        grant("database", { objectType: "database", privileges: LOGIN_DATABASE_PRIVILEGES }),
-        grant("schema", { objectType: "schema", privileges: LOGIN_SCHEMA_PRIVILEGES }),
-        grant("table", {
-          objectType: "table",
-          objects: [REGISTRY_TABLE],
-          privileges: [...privileges.table],
-        }),
-        ...(privileges.sequence.length
-          ? [
-              grant("sequence", {
-                objectType: "sequence",
-                objects: [REGISTRY_SEQUENCE],
-                privileges: [...privileges.sequence],
-              }),
-            ]
-          : []),
-      ];
-      return { url: secretRegistryUrl(registry, role.name, password, database), grants };
+      return { role, url: secretRegistryUrl(registry, role.name, password, shared.database) };
     };
-    const writer = login("writer", {});
-    const router = login("router", { connectionLimit: 100 });
+    const writer = loginRole("writer", {});
+    const router = loginRole("router", { connectionLimit: 100 });
     this.writerConnectionString = writer.url;
-    this.writerGrants = writer.grants;
+    this.writerRole = writer.role;
 
     const secret = new k8s.core.v1.Secret(
       `${name}-router-secret`,
@@ -207,7 +177,7 @@ export class RegistryAccess extends pulumi.ComponentResource {
       {
         parent: this,
         provider: args.kubernetesProvider,
-        dependsOn: [...router.grants, ...(args.dependsOn ?? [])],
+        dependsOn: [router.role, ...(args.dependsOn ?? [])],
       },
     );
     this.routerSecretName = secret.metadata.name;

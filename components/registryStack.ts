@@ -6,16 +6,24 @@ import { LATEST_VERSION } from "../router/src/registry/migrations";
 import { StackConfigError, StackSpec } from "./config";
 import { ENVIRONMENTS, Environment } from "./naming";
 
+/** What an environment's login roles do: the writer registers models, the router reads them. */
+export type LoginKind = "writer" | "router";
+export const LOGIN_KINDS: readonly LoginKind[] = ["writer", "router"];
+
 /** Outputs of a registry stack. */
 export interface RegistryStackOutputs {
   host: string;
   port: number;
   database: string;
   sslmode: string;
+  /** The admin user that created the registry's roles; environment stacks must use the same. */
+  adminUser: string;
   /** Schema version the registry stack migrated the database to. */
   schemaVersion: number;
   /** NOLOGIN group role per environment; an environment's login roles are made its members. */
   environmentRoles: Record<Environment, string>;
+  /** NOLOGIN role holding the table privileges per kind of login role; login roles are made its members. */
+  accessRoles: Record<LoginKind, string>;
 }
 
 /** Settings an environment keeps in its own config (offline scripts read them) and must share. */
@@ -42,6 +50,19 @@ export function registryStackProblems(
   if (version < LATEST_VERSION)
     problems.push(
       `registry.stack: ${source} is at schema version ${version} but this program needs ${LATEST_VERSION}; ${update}`,
+    );
+  if (outputs.adminUser === undefined)
+    problems.push(`registry.stack: ${source} exports no 'adminUser'; ${update}`);
+  else if (outputs.adminUser !== registry.adminUser)
+    problems.push(
+      // PostgreSQL 16+: adding members to a role needs ADMIN OPTION on it, and a CREATEROLE
+      // role that is not superuser holds ADMIN OPTION only on the roles it created itself.
+      `registry.adminUser: is '${registry.adminUser}' but ${source} created the registry's roles as '${String(outputs.adminUser)}'; on PostgreSQL 16 and later only a role with ADMIN OPTION on a group role may add members to it, and an admin that is not superuser holds it only on the roles it created (https://www.postgresql.org/docs/16/sql-createrole.html), so '${registry.adminUser}' fails with "permission denied to grant role"; set registry.adminUser to '${String(outputs.adminUser)}' and registryAdminPassword to its password`,
+    );
+  const access = (outputs.accessRoles ?? {}) as Partial<Record<LoginKind, string>>;
+  if (LOGIN_KINDS.some((kind) => !access[kind]))
+    problems.push(
+      `registry.stack: ${source} has no access roles for the writer and router logins; ${update}`,
     );
   const roles = (outputs.environmentRoles ?? {}) as Partial<Record<Environment, string>>;
   if (!roles[environment])

@@ -20,7 +20,18 @@ const outputs: { [K in keyof RegistryStackOutputs]: pulumi.Input<RegistryStackOu
   port: server.port,
   database: registry.database,
   sslmode: server.sslmode,
+  adminUser: server.adminUser,
   schemaVersion: registry.schemaVersion,
   environmentRoles: registry.environmentRoles,
+  accessRoles: registry.accessRoles,
 };
-export const { host, port, database, sslmode, schemaVersion, environmentRoles } = outputs;
+export const {
+  host,
+  port,
+  database,
+  sslmode,
+  adminUser,
+  schemaVersion,
+  environmentRoles,
+  accessRoles,
+} = outputs;

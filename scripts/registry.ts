@@ -12,6 +12,7 @@ import {
   LATEST_VERSION,
   migrate,
   MigrateResult,
+  migrationRoleProblem,
   planMigration,
 } from "../router/src/registry/migrations";
 import { printable, quoted } from "../router/src/registry/text";
@@ -309,7 +310,11 @@ function buildProgram(io: CliIo): Command {
 
   program
     .command("migrate")
-    .description("apply (or revert) registry schema migrations under an advisory lock")
+    .description(
+      "apply (or revert) registry schema migrations under an advisory lock, as the role that owns the registry " +
+        "(a database of your own, or the registry's owner role); environments' login roles cannot, and " +
+        "`pulumi -C registry-stack up` migrates the shared registry",
+    )
     .addOption(new Option("--down", "revert instead of apply"))
     .addOption(
       new Option("--target <version>", `version to end at (0..${LATEST_VERSION})`).argParser(
@@ -329,6 +334,12 @@ function buildProgram(io: CliIo): Command {
     .action(async (o: { down?: boolean; target?: number; dryRun?: boolean; format: Format }) => {
       const direction: "up" | "down" = o.down ? "down" : "up";
       const result: MigrateResult = await withDb(io, async (db) => {
+        const problem = await migrationRoleProblem(db);
+        if (problem)
+          throw new CliError(
+            `${problem} (DATABASE_URL); \`pulumi -C registry-stack up\` migrates the shared registry as its owner role`,
+            EXIT.usage,
+          );
         if (!o.dryRun)
           return migrate(db, {
             direction,

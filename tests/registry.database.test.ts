@@ -4,12 +4,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import {
-  LOGIN_DATABASE_PRIVILEGES,
-  LOGIN_SCHEMA_PRIVILEGES,
-  RegistryAccess,
-  registryUrl,
-} from "../components/registryDatabase";
+import { RegistryAccess, registryUrl } from "../components/registryDatabase";
 import { RegistrySchema } from "../components/registrySchema";
 import { registryStackOutputsFor } from "./support/program";
 
@@ -119,45 +114,29 @@ describe("registry access component (mocks)", () => {
       assert.match(r.provider ?? "", /pulumi:providers:postgresql::registry-postgresql::/);
   });
 
-  it("creates no database, and two login roles in the environment's group with generated passwords", () => {
+  it("creates no database, and two login roles in the environment's group and their access role, with generated passwords", () => {
     assert.equal(ofType("postgresql:index/database:Database").length, 0);
     const roles = ofType("postgresql:index/role:Role")
       .map((r) => [r.inputs.name, r.inputs.login, r.inputs.roles])
       .sort();
     assert.deepEqual(roles, [
-      ["vllm_registry_writer_staging", true, ["vllm_registry_env_staging"]],
-      ["vllm_router_staging", true, ["vllm_registry_env_staging"]],
+      [
+        "vllm_registry_writer_staging",
+        true,
+        ["vllm_registry_env_staging", "vllm_registry_writers"],
+      ],
+      ["vllm_router_staging", true, ["vllm_registry_env_staging", "vllm_registry_readers"]],
     ]);
     const passwords = ofType("random:index/randomPassword:RandomPassword");
     assert.equal(passwords.length, 2);
     for (const p of passwords) assert.ok(p.inputs.length >= 32);
   });
 
-  it("grants explicit privilege lists only, on the registry stack's database", () => {
-    const grants = ofType("postgresql:index/grant:Grant");
-    for (const g of grants) assert.ok(!g.inputs.privileges.includes("ALL"), `${g.name} grants ALL`);
-    const byName = Object.fromEntries(grants.map((g) => [g.name, g.inputs]));
-    assert.deepEqual(byName["registry-router-table"], {
-      database: "model_registry",
-      role: "vllm_router_staging",
-      objectType: "table",
-      schema: "public",
-      objects: ["model_registry_entries"],
-      privileges: ["SELECT"],
-    });
-    assert.deepEqual(byName["registry-writer-sequence"], {
-      database: "model_registry",
-      role: "vllm_registry_writer_staging",
-      objectType: "sequence",
-      schema: "public",
-      objects: ["model_registry_entries_id_seq"],
-      privileges: ["USAGE"],
-    });
-    for (const kind of ["router", "writer"]) {
-      assert.deepEqual(byName[`registry-${kind}-database`].privileges, LOGIN_DATABASE_PRIVILEGES);
-      assert.deepEqual(byName[`registry-${kind}-schema`].privileges, LOGIN_SCHEMA_PRIVILEGES);
-    }
-    assert.equal(byName["registry-router-sequence"], undefined, "the router inserts nothing");
+  // An admin that is not superuser owns nothing in the registry database, and the provider's
+  // database grant borrows no owner (cyrilgdn/terraform-provider-postgresql
+  // postgresql/resource_postgresql_grant.go getRolesToGrant): its grants there would be no-ops.
+  it("grants nothing: the registry stack's owner granted the access roles", () => {
+    assert.deepEqual(ofType("postgresql:index/grant:Grant"), []);
   });
 
   it("gives registry entries the writer's URL, as a secret", async () => {
@@ -179,12 +158,13 @@ describe("registry access component (mocks)", () => {
     assert.deepEqual(ofType("pulumi-nodejs:dynamic/vllm-registry:RegistryMigrations"), []);
   });
 
-  it("the registry stack gives its migrations the CA as PEM text, its provider the path", async () => {
+  it("the registry stack gives its migrations the CA as PEM text, its providers the path", async () => {
     const { created: schema } = await declare("model_registry", (server) => {
       new RegistrySchema("registry", { server, adminPassword: pulumi.secret(ADMIN_PASSWORD) });
     });
-    const [p] = schema.filter((r) => r.type === "pulumi:providers:postgresql");
-    assert.equal(p.inputs.sslrootcert, "certs/registry-ca.pem");
+    const providers = schema.filter((r) => r.type === "pulumi:providers:postgresql");
+    assert.equal(providers.length, 2);
+    for (const p of providers) assert.equal(p.inputs.sslrootcert, "certs/registry-ca.pem");
     const [m] = schema.filter(
       (r) => r.type === "pulumi-nodejs:dynamic/vllm-registry:RegistryMigrations",
     );
@@ -207,9 +187,46 @@ describe("registry access component (mocks)", () => {
   });
 
   it("uses the database the registry stack names", async () => {
-    const { created: other } = await declare("registry_b");
-    const grants = other.filter((r) => r.type === "postgresql:index/grant:Grant");
-    assert.ok(grants.length === 7 && grants.every((g) => g.inputs.database === "registry_b"));
+    const { db: other } = await declare("registry_b");
+    assert.match(await value(other.writerConnectionString), /:5432\/registry_b\?sslmode=/);
+  });
+
+  // Each grant is made by the table's owner, so it really happens (tests/registry.isolation.test.ts
+  // replays them as the owner against PostgreSQL).
+  it("the registry stack grants the access roles as the owner role, connected to the registry database", async () => {
+    const { created: schema } = await declare("model_registry", (server) => {
+      new RegistrySchema("registry", { server, adminPassword: pulumi.secret(ADMIN_PASSWORD) });
+    });
+    const [owner] = schema.filter(
+      (r) => r.type === "pulumi:providers:postgresql" && r.name === "registry-owner-postgresql",
+    );
+    assert.deepEqual(
+      [owner.inputs.username, owner.inputs.database, owner.inputs.superuser],
+      ["vllm_registry_owner", "model_registry", "false"],
+    );
+    assert.match(
+      secretValue(owner.inputs.password),
+      /^generated/,
+      "the owner's generated password",
+    );
+    const grants = schema.filter((r) => r.type === "postgresql:index/grant:Grant");
+    for (const g of grants)
+      assert.match(g.provider ?? "", /pulumi:providers:postgresql::registry-owner-postgresql::/);
+    const byRole = (role: string) =>
+      grants
+        .filter((g) => g.inputs.role === role)
+        .map((g) => [g.inputs.objectType, g.inputs.objects ?? [], g.inputs.privileges])
+        .sort((a, b) => a[0].localeCompare(b[0]));
+    assert.deepEqual(byRole("vllm_registry_readers"), [
+      ["database", [], ["CONNECT"]],
+      ["table", ["model_registry_entries"], ["SELECT"]],
+    ]);
+    assert.deepEqual(byRole("vllm_registry_writers"), [
+      ["database", [], ["CONNECT"]],
+      ["sequence", ["model_registry_entries_id_seq"], ["USAGE"]],
+      ["table", ["model_registry_entries"], ["SELECT", "INSERT", "UPDATE", "DELETE"]],
+    ]);
+    assert.ok(grants.every((g) => !g.inputs.privileges.includes("ALL")));
   });
 
   it("builds URLs with encoded credentials", () => {

@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { loadStackConfig } from "../../components/stackFile";
 import { PROJECT, REGISTRY_PROJECT } from "../../components/config";
 import type { RegistryStackOutputs } from "../../components/registryStack";
+import { ACCESS_ROLES } from "../../components/registrySchema";
 import { ENVIRONMENTS } from "../../components/naming";
 import { LATEST_VERSION, environmentRole } from "../../router/src/registry/migrations";
 
@@ -80,16 +81,19 @@ export function registryStackOutputsFor(registry: {
   port?: number;
   database?: string;
   sslmode?: string;
+  adminUser?: string;
 }): RegistryStackOutputs {
   return {
     host: registry.host,
     port: registry.port ?? 5432,
     database: registry.database ?? "model_registry",
     sslmode: registry.sslmode ?? "require",
+    adminUser: registry.adminUser ?? "postgres",
     schemaVersion: LATEST_VERSION,
     environmentRoles: Object.fromEntries(
       ENVIRONMENTS.map((e) => [e, environmentRole(e)]),
     ) as RegistryStackOutputs["environmentRoles"],
+    accessRoles: { ...ACCESS_ROLES },
   };
 }
 

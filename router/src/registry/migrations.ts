@@ -174,6 +174,31 @@ export async function currentVersion(db: Queryable): Promise<number> {
 }
 
 /**
+ * Why the connected role cannot migrate the registry, or undefined when it can. Migrations create
+ * objects in `public` (CREATE TABLE IF NOT EXISTS checks CREATE on the schema before it looks
+ * for the table: https://www.postgresql.org/docs/current/ddl-priv.html) and alter the registry's
+ * tables, which only their owner may (https://www.postgresql.org/docs/current/sql-altertable.html).
+ * An environment's login role has neither.
+ */
+export async function migrationRoleProblem(db: Queryable): Promise<string | undefined> {
+  const { rows } = await db.query<{ role: string; create: boolean; owners: string | null }>(
+    `SELECT current_user AS role, has_schema_privilege('public', 'CREATE') AS create,
+       (SELECT string_agg(DISTINCT pg_get_userbyid(relowner), ', ') FROM pg_class
+         WHERE oid IN (to_regclass($1), to_regclass($2)) AND NOT pg_has_role(relowner, 'USAGE')) AS owners`,
+    [MIGRATIONS_TABLE, REGISTRY_TABLE],
+  );
+  const { role, create, owners } = rows[0];
+  const why = owners
+    ? `the registry's tables belong to ${owners}`
+    : !create
+      ? "it has no CREATE privilege on schema public"
+      : undefined;
+  return (
+    why && `role ${role} cannot migrate the registry: ${why}; migrate as the role that owns it`
+  );
+}
+
+/**
  * Migrates the registry schema up or down to a target version. Takes a client or a pool
  * (the lock is session-level, so a pool lends one client for the whole run).
  */
@@ -184,6 +209,8 @@ export async function migrate(db: Queryable, options: MigrateOptions = {}): Prom
   const target = options.target;
   if (target !== undefined && (!Number.isInteger(target) || target < 0 || target > LATEST_VERSION))
     throw new Error(`target ${target} is invalid: use a version between 0 and ${LATEST_VERSION}`);
+  const problem = await migrationRoleProblem(db);
+  if (problem) throw new Error(problem);
   const client: ClientBase = isPool(db) ? await db.connect() : db;
   try {
     await client.query(`SELECT pg_advisory_lock($1)`, [MIGRATION_LOCK_KEY]);
