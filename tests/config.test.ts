@@ -533,6 +533,27 @@ describe("environment stacks against the registry stack's outputs", () => {
     );
   });
 
+  // PostgreSQL 16 restricted CREATEROLE: adding members to a role needs ADMIN OPTION on it, which a
+  // CREATEROLE role that is not superuser holds only on the roles it created
+  // (https://www.postgresql.org/docs/16/release-16.html, "Restrict the privileges of CREATEROLE";
+  // https://www.postgresql.org/docs/16/sql-createrole.html). tests/registry.isolation.test.ts
+  // shows the "permission denied to grant role" this check prevents.
+  it("fails, naming registry.adminUser, the PostgreSQL 16 rule and the fix, when the admin differs from the registry stack's", () => {
+    const outputs = { ...registryStackOutputsFor(spec()), adminUser: "registry_admin" };
+    assert.throws(
+      () => checkRegistryStack(spec(), "production", outputs),
+      (e: Error) =>
+        e instanceof pulumi.RunError &&
+        /registry\.adminUser: is 'postgres' but registry stack acme-ml\/vllm-registry\/shared created the registry's roles as 'registry_admin'; on PostgreSQL 16 and later only a role with ADMIN OPTION on a group role may add members to it, .*https:\/\/www\.postgresql\.org\/docs\/16\/sql-createrole\.html.*"permission denied to grant role"; set registry\.adminUser to 'registry_admin' and registryAdminPassword to its password/.test(
+          e.message,
+        ),
+    );
+    assert.deepEqual(
+      checkRegistryStack({ ...spec(), adminUser: "registry_admin" }, "production", outputs),
+      outputs,
+    );
+  });
+
   it("fails when the registry stack is not deployed or not migrated to this program's schema", () => {
     assert.throws(
       () => checkRegistryStack(spec(), "production", {}),
@@ -553,6 +574,20 @@ describe("environment stacks against the registry stack's outputs", () => {
           environmentRoles: { staging: "vllm_registry_env_staging" },
         }),
       /has no group role for environment 'production' \(it has staging\)/,
+    );
+    // A registry stack from before the access roles and the adminUser output.
+    const older: Record<string, unknown> = { ...registryStackOutputsFor(spec()) };
+    delete older.accessRoles;
+    delete older.adminUser;
+    assert.throws(
+      () => checkRegistryStack(spec(), "production", older),
+      (e: Error) =>
+        /registry\.stack: .* exports no 'adminUser'; run `pulumi -C registry-stack up --stack shared` first/.test(
+          e.message,
+        ) &&
+        /has no access roles for the writer and router logins; run `pulumi -C registry-stack up/.test(
+          e.message,
+        ),
     );
   });
 });

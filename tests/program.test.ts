@@ -459,35 +459,18 @@ describe("program under mocks: environment stacks share the registry stack's dat
       assert.deepEqual(
         roles.map((r) => [r.inputs.name, r.inputs.login, r.inputs.roles]),
         [
-          [`vllm_registry_writer_${stack}`, true, [`vllm_registry_env_${stack}`]],
-          [`vllm_router_${stack}`, true, [`vllm_registry_env_${stack}`]],
+          [
+            `vllm_registry_writer_${stack}`,
+            true,
+            [`vllm_registry_env_${stack}`, "vllm_registry_writers"],
+          ],
+          [`vllm_router_${stack}`, true, [`vllm_registry_env_${stack}`, "vllm_registry_readers"]],
         ],
-        "two login roles, both members of the environment's group role",
+        "two login roles, members of the environment's group role and of their access role",
       );
-      for (const g of run.ofType(PG.grant)) assert.equal(g.inputs.database, "model_registry");
+      assert.deepEqual(run.ofType(PG.grant), [], "the registry stack's owner grants");
     });
   }
-
-  it("grants the router SELECT and the writer SELECT, INSERT, UPDATE, DELETE and the id sequence", async () => {
-    const run = await runProgram("staging");
-    const byRole = (role: string) =>
-      run
-        .ofType(PG.grant)
-        .filter((g) => g.inputs.role === role)
-        .map((g) => [g.inputs.objectType, g.inputs.objects ?? [], g.inputs.privileges])
-        .sort((a, b) => a[0].localeCompare(b[0]));
-    assert.deepEqual(byRole("vllm_router_staging"), [
-      ["database", [], ["CONNECT"]],
-      ["schema", [], ["USAGE"]],
-      ["table", ["model_registry_entries"], ["SELECT"]],
-    ]);
-    assert.deepEqual(byRole("vllm_registry_writer_staging"), [
-      ["database", [], ["CONNECT"]],
-      ["schema", [], ["USAGE"]],
-      ["sequence", ["model_registry_entries_id_seq"], ["USAGE"]],
-      ["table", ["model_registry_entries"], ["SELECT", "INSERT", "UPDATE", "DELETE"]],
-    ]);
-  });
 
   it("takes the database name from the registry stack", async () => {
     const run = await runProgram("staging", {
@@ -500,8 +483,11 @@ describe("program under mocks: environment stacks share the registry stack's dat
         },
       },
     });
-    const grants = run.ofType(PG.grant);
-    assert.ok(grants.length > 0 && grants.every((g) => g.inputs.database === "registry_two"));
+    const [entry] = run.ofType("pulumi-nodejs:dynamic/vllm-registry:RegistryEntry");
+    assert.match(
+      (entry.inputs.connectionString as { value: string }).value,
+      /@model-registry\.db\.acme-ml\.internal:5432\/registry_two\?/,
+    );
   });
 });
 
@@ -524,6 +510,8 @@ describe("registry stack program under mocks (registry-stack/)", () => {
           ["vllm_registry_env_production", false, true, true],
           ["vllm_registry_env_staging", false, true, true],
           ["vllm_registry_owner", true, true, true],
+          ["vllm_registry_readers", false, true, true],
+          ["vllm_registry_writers", false, true, true],
         ],
       );
       const [migrations] = run.ofType(PG.migrations);
@@ -542,8 +530,30 @@ describe("registry stack program under mocks (registry-stack/)", () => {
         production: "vllm_registry_env_production",
       });
       assert.equal(run.outputs.database, "model_registry");
+      assert.equal(run.outputs.adminUser, "postgres");
+      assert.deepEqual(run.outputs.accessRoles, {
+        writer: "vllm_registry_writers",
+        router: "vllm_registry_readers",
+      });
     });
   }
+
+  // A grant of the table needs the table: the engine creates a resource only after its
+  // dependencies, so with migrations that take a while every grant still comes after them.
+  it("grants the access roles, protected, only after the migrations created the table", async () => {
+    const run = await runProgram("shared", {
+      project: "vllm-registry",
+      createDelays: { [PG.migrations]: 200 },
+    });
+    const [migrations] = run.ofType(PG.migrations);
+    const grants = run.ofType(PG.grant);
+    assert.equal(grants.length, 5);
+    for (const g of grants) {
+      assert.ok(g.createdSeq! > migrations.createdSeq!, `${g.name} waits for the migrations`);
+      assert.deepEqual([g.protect, g.retainOnDelete], [true, true], g.name);
+      assert.match(g.provider ?? "", /::registry-owner-postgresql::/);
+    }
+  });
 
   it("ci: reaches the end-to-end test server without TLS", async () => {
     const run = await runProgram("ci", { project: "vllm-registry" });
