@@ -1,18 +1,20 @@
 // PostgreSQL keeps the environments of one registry apart, and destroying an environment stack
-// leaves the registry intact. Every role, grant and database comes from what the programs
-// declare under mocks (the registry stack and the development, staging and production stacks),
-// turned into the SQL the postgresql provider runs for it
-// (cyrilgdn/terraform-provider-postgresql, postgresql/resource_postgresql_role.go,
-// resource_postgresql_grant.go: createGrantQuery / createRevokeQuery, resource_postgresql_database.go).
+// leaves the registry intact, on a managed server whose admin is not superuser (RDS, Cloud SQL:
+// NOSUPERUSER CREATEDB CREATEROLE). Every role, database and grant comes from what the programs
+// declare under mocks (the registry stack and the development, staging and production stacks)
+// and runs as the SQL the postgresql provider sends for it, as the user of the provider it was
+// declared with (tests/support/postgresqlProvider.ts): the admin for roles and the database, the
+// registry's owner role for the grants.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import * as pulumi from "@pulumi/pulumi";
 import { Client } from "pg";
 import { RegistryEntryInputs, registryEntryProvider } from "../components/registryEntry";
 import { registryMigrationsProvider } from "../components/registryMigrations";
+import { registryStackProblems } from "../components/registryStack";
+import { parseStackConfig, PROJECT, readStackConfig } from "../components/config";
 import {
   LATEST_VERSION,
   REGISTRY_CHANNEL,
@@ -22,19 +24,22 @@ import {
 import { listEntries, setStatus, upsertEntry } from "../router/src/registry/queries";
 import type { EntryInput, Environment } from "../router/src/registry/types";
 import { runHost, serializeToFile } from "./support/dynamicProviderHost";
-import { PROJECT } from "../components/config";
 import { loadStackConfig } from "../components/stackFile";
-import { MockedResource, runProgram } from "./support/program";
+import { MOCK_ADMIN_PASSWORD, MockedResource, runProgram } from "./support/program";
+import { plain, providerOf, ProviderSession, q } from "./support/postgresqlProvider";
 import { postgresUrl, redisUrl } from "./support/services";
 
 const T = {
   role: "postgresql:index/role:Role",
   grant: "postgresql:index/grant:Grant",
   database: "postgresql:index/database:Database",
+  provider: "pulumi:providers:postgresql",
   migrations: "pulumi-nodejs:dynamic/vllm-registry:RegistryMigrations",
   entry: "pulumi-nodejs:dynamic/vllm-registry:RegistryEntry",
 };
 const ENVS = ["development", "staging", "production"] as const;
+const TABLE = "public.model_registry_entries";
+const SEQUENCE = "public.model_registry_entries_id_seq";
 
 /** The row a registry entry resource writes. */
 function entryInput(e: RegistryEntryInputs): EntryInput {
@@ -48,69 +53,19 @@ function entryInput(e: RegistryEntryInputs): EntryInput {
   };
 }
 
-const q = (ident: string) => `"${ident.replace(/"/g, '""')}"`;
-
-/** A mocked input as the program gave it, secret or not. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-function plain(v: any): any {
-  return v && v[pulumi.runtime.specialSigKey] === pulumi.runtime.specialSecretSig ? v.value : v;
-}
-
-/** The provider's CREATE for a Role or Database, and the GRANT for a Grant (with the database it connects to). */
-function createSql(r: MockedResource): { database?: string; sql: string[] } {
-  const i = r.inputs;
-  switch (r.type) {
-    case T.role:
-      return {
-        sql: [
-          `CREATE ROLE ${q(i.name)} ${i.login ? "LOGIN" : "NOLOGIN"}` +
-            (i.password ? ` PASSWORD '${plain(i.password)}'` : "") +
-            (i.connectionLimit ? ` CONNECTION LIMIT ${i.connectionLimit}` : ""),
-          // grantRoles: the role's `roles` are granted to it.
-          ...(i.roles ?? []).map((g: string) => `GRANT ${q(g)} TO ${q(i.name)}`),
-        ],
-      };
-    case T.database:
-      return { sql: [`CREATE DATABASE ${q(i.name)} OWNER ${q(i.owner)}`] };
-    case T.grant:
-      return { database: i.database, sql: [grantSql("GRANT", i)] };
-    default:
-      throw new Error(`no SQL for ${r.type}`);
-  }
-}
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-function grantSql(verb: "GRANT" | "REVOKE", i: any): string {
-  const what = i.privileges.join(",");
-  const to = verb === "GRANT" ? "TO" : "FROM";
-  switch (i.objectType) {
-    case "database":
-      return `${verb} ${what} ON DATABASE ${q(i.database)} ${to} ${q(i.role)}`;
-    case "schema":
-      return `${verb} ${what} ON SCHEMA ${q(i.schema)} ${to} ${q(i.role)}`;
-    default:
-      return `${verb} ${what} ON ${i.objectType.toUpperCase()} ${i.objects
-        .map((o: string) => `${q(i.schema)}.${q(o)}`)
-        .join(",")} ${to} ${q(i.role)}`;
-  }
-}
-
-/** The provider's delete of a Grant: createRevokeQuery (ALL for database and schema, the listed privileges otherwise). */
-function revokeSql(r: MockedResource): { database: string; sql: string } {
-  const i = r.inputs;
-  const all = ["database", "schema"].includes(i.objectType);
-  return {
-    database: i.database,
-    sql: grantSql("REVOKE", { ...i, privileges: all ? ["ALL PRIVILEGES"] : i.privileges }),
-  };
-}
-
-describe("registry isolation between environments (real PostgreSQL)", () => {
-  const database = `reg_iso_${randomBytes(5).toString("hex")}`;
+describe("registry isolation between environments (real PostgreSQL, admin not superuser)", () => {
+  const suffix = randomBytes(5).toString("hex");
+  const database = `reg_iso_${suffix}`;
+  // The managed service's admin user (its password is the stacks' admin password secret), and
+  // a second one, as a stack configured with another admin would use.
+  const adminUser = `reg_admin_${suffix}`;
+  const otherAdmin = `reg_admin2_${suffix}`;
   let server: URL;
-  let admin: Client; // the provider's admin user, on the default database
-  let registryAdmin: Client; // the same user, on the registry database
+  let superuser: Client; // the server's bootstrap superuser: creates the admins, cleans up
+  let observer: Client; // the same, on the registry database: the test's view, no provider's
   const declared: Record<string, MockedResource[]> = {};
+  let registryOutputs: Record<string, unknown>;
+  const sessions: ProviderSession[] = [];
   const clients: Client[] = [];
   const roleUrl = (role: string) => {
     const u = new URL(server.toString());
@@ -133,102 +88,267 @@ describe("registry isolation between environments (real PostgreSQL)", () => {
   const router = (env: Environment) => `vllm_router_${env}`;
   let entries: Record<Environment, RegistryEntryInputs[]>;
 
-  async function run(c: Client, statements: string[]) {
-    for (const sql of statements) await c.query(sql);
-  }
+  /** The session of the provider `r` was declared with, in `stack`. */
+  const sessionFor = (stack: string, r: MockedResource) => {
+    const session = new ProviderSession(server, providerOf(declared[stack], r).inputs);
+    sessions.push(session);
+    return session;
+  };
+  const ofType = (stack: string, type: string) => declared[stack].filter((r) => r.type === type);
 
   async function dropRoles() {
     const names = [
       "vllm_registry_owner",
+      "vllm_registry_writers",
+      "vllm_registry_readers",
       ...ENVS.flatMap((e) => [writer(e), router(e), environmentRole(e)]),
+      `${writer("staging")}_b`,
+      adminUser,
+      otherAdmin,
     ];
     for (const name of names) {
-      const exists = await admin.query(`SELECT 1 FROM pg_roles WHERE rolname = $1`, [name]);
+      const exists = await superuser.query(`SELECT 1 FROM pg_roles WHERE rolname = $1`, [name]);
       if (!exists.rowCount) continue;
-      await admin.query(`DROP OWNED BY ${q(name)}`);
-      await admin.query(`DROP ROLE ${q(name)}`);
+      await superuser.query(`DROP OWNED BY ${q(name)}`);
+      await superuser.query(`DROP ROLE ${q(name)}`);
     }
   }
 
-  /** Creates what a stack declares, in the order the engine would (roles, database, grants). */
-  async function provision(resources: MockedResource[]) {
-    const order = [T.role, T.database, T.grant];
-    for (const type of order)
-      for (const r of resources.filter((x) => x.type === type)) {
-        const { database: db, sql } = createSql(r);
-        await run(db ? registryAdmin : admin, sql);
-        if (r.type === T.database) {
-          const u = new URL(server.toString());
-          u.pathname = `/${database}`;
-          registryAdmin = new Client({ connectionString: u.toString() });
-          await registryAdmin.connect();
-        }
-      }
+  /** Each Grant, the user its provider applied it as, and the privileges the provider read back. */
+  const applied: { grant: MockedResource; user: string; read: string[] }[] = [];
+
+  /** Creates what `stack` declares in the engine's order: roles, databases, migrations, grants. */
+  async function provision(stack: string, migrate?: () => Promise<void>) {
+    for (const r of ofType(stack, T.role)) await sessionFor(stack, r).createRole(r.inputs);
+    for (const d of ofType(stack, T.database)) await sessionFor(stack, d).createDatabase(d.inputs);
+    await migrate?.();
+    for (const grant of ofType(stack, T.grant)) {
+      const session = sessionFor(stack, grant);
+      applied.push({ grant, user: session.user, read: await session.grant(grant.inputs) });
+    }
   }
 
   before(async function () {
     this.timeout(120000);
     server = new URL(await postgresUrl());
-    admin = new Client({ connectionString: server.toString() });
-    await admin.connect();
+    superuser = new Client({ connectionString: server.toString() });
+    await superuser.connect();
     await dropRoles(); // leftovers of an interrupted run on a server this run did not start
+    for (const name of [adminUser, otherAdmin])
+      await superuser.query(
+        `CREATE ROLE ${q(name)} LOGIN NOSUPERUSER CREATEDB CREATEROLE PASSWORD '${MOCK_ADMIN_PASSWORD}'`,
+      );
 
-    // The registry stack: owner, group roles, database, schema grant, then its migrations.
-    declared.registry = (
-      await runProgram("ci", { project: "vllm-registry", overrides: { database } })
-    ).resources;
-    await provision(declared.registry);
-    const [migrations] = declared.registry.filter((r) => r.type === T.migrations);
-    const migrated = await registryMigrationsProvider.create!({
-      connectionString: roleUrl("vllm_registry_owner"),
-      migrations: migrations.inputs.migrations,
+    // The registry stack: roles and database as the admin, migrations and grants as the owner.
+    const registry = await runProgram("ci", {
+      project: "vllm-registry",
+      overrides: { database, adminUser },
     });
-    assert.equal(migrated.outs.version, LATEST_VERSION, "the owner role (not superuser) migrates");
+    declared.registry = registry.resources;
+    registryOutputs = registry.outputs;
+    await provision("registry", async () => {
+      const [migrations] = ofType("registry", T.migrations);
+      const migrated = await registryMigrationsProvider.create!({
+        connectionString: roleUrl("vllm_registry_owner"),
+        migrations: migrations.inputs.migrations,
+      });
+      assert.equal(
+        migrated.outs.version,
+        LATEST_VERSION,
+        "the owner role (not superuser) migrates",
+      );
+    });
+    const u = new URL(server.toString());
+    u.pathname = `/${database}`;
+    observer = new Client({ connectionString: u.toString() });
+    await observer.connect();
 
-    // Each environment stack, reading the registry stack's outputs, then its rows.
+    // Each environment stack, reading the registry stack's outputs: its login roles as the
+    // admin, then its rows as its writer role.
     const redis = await redisUrl();
     entries = {} as Record<Environment, RegistryEntryInputs[]>;
     for (const env of ENVS) {
       const base = JSON.parse(loadStackConfig(env)[`${PROJECT}:registry`]);
       declared[env] = (
-        await runProgram(env, { overrides: { registry: { ...base, database } } })
+        await runProgram(env, {
+          overrides: { registry: { ...base, database, adminUser } },
+        })
       ).resources;
-      await provision(declared[env]);
-      entries[env] = declared[env]
-        .filter((r) => r.type === T.entry)
-        .map((r) => ({
-          ...(r.inputs as RegistryEntryInputs),
-          connectionString: roleUrl(writer(env)),
-          redisUrl: redis,
-        }));
+      await provision(env);
+      entries[env] = ofType(env, T.entry).map((r) => ({
+        ...(r.inputs as RegistryEntryInputs),
+        connectionString: roleUrl(writer(env)),
+        redisUrl: redis,
+      }));
       for (const e of entries[env]) await registryEntryProvider.create!(e);
     }
   });
 
   after(async () => {
     for (const c of clients) await c.end().catch(() => undefined);
-    await registryAdmin?.end();
-    await admin.query(`DROP DATABASE IF EXISTS ${q(database)} WITH (FORCE)`);
+    for (const s of sessions) await s.end();
+    await observer?.end();
+    await superuser.query(`DROP DATABASE IF EXISTS ${q(database)} WITH (FORCE)`);
     await dropRoles();
-    await admin.end();
+    await superuser.end();
   });
 
   const rowsOf = async (c: Client) =>
     (await c.query(`SELECT deployment_environment AS env, model_name FROM model_registry_entries`))
       .rows;
   const production = () =>
-    registryAdmin.query(
+    observer.query(
       `SELECT * FROM model_registry_entries WHERE deployment_environment = 'production' ORDER BY id`,
     );
 
-  it("declares each environment's login roles as members of its group role only", () => {
+  it("declares each environment's login roles as members of its group role and their access role only", () => {
     for (const env of ENVS) {
-      const roles = declared[env].filter((r) => r.type === T.role);
       assert.deepEqual(
-        roles.map((r) => r.inputs.roles),
-        [[environmentRole(env)], [environmentRole(env)]],
+        ofType(env, T.role).map((r) => r.inputs.roles),
+        [
+          [environmentRole(env), "vllm_registry_writers"],
+          [environmentRole(env), "vllm_registry_readers"],
+        ],
       );
+      assert.deepEqual(ofType(env, T.grant), [], "environment stacks grant nothing");
     }
+  });
+
+  // The registry stack's provider for grants connects as the table's owner, so PostgreSQL applies
+  // each grant and the provider reads back exactly the declared list: no diff on the next preview.
+  it("the owner's grants really happen: the provider reads back what each Grant declares", async () => {
+    assert.equal(applied.length, 5);
+    for (const { grant, user, read } of applied) {
+      assert.equal(user, "vllm_registry_owner", `${grant.name} is granted by the owner`);
+      assert.deepEqual(read, [...grant.inputs.privileges].sort(), grant.name);
+    }
+    const { rows } = await observer.query(
+      `SELECT datacl::text[] AS acl FROM pg_database WHERE datname = $1`,
+      [database],
+    );
+    for (const access of ["vllm_registry_writers", "vllm_registry_readers"])
+      assert.ok(rows[0].acl.includes(`${access}=c/vllm_registry_owner`), rows[0].acl.join(" "));
+  });
+
+  it("each login role holds exactly its privileges, through its access role", async () => {
+    const held = async (role: string) => {
+      const { rows } = await observer.query(
+        `SELECT has_database_privilege($1, current_database(), 'CONNECT') AS connect,
+           ARRAY(SELECT p FROM unnest(ARRAY['SELECT','INSERT','UPDATE','DELETE','TRUNCATE','REFERENCES','TRIGGER']) p
+                 WHERE has_table_privilege($1, '${TABLE}', p)) AS entries,
+           has_sequence_privilege($1, '${SEQUENCE}', 'USAGE') AS sequence,
+           has_table_privilege($1, 'public.model_registry_migrations', 'SELECT') AS migrations,
+           has_schema_privilege($1, 'public', 'CREATE') AS create`,
+        [role],
+      );
+      return rows[0];
+    };
+    for (const env of ENVS) {
+      assert.deepEqual(await held(writer(env)), {
+        connect: true,
+        entries: ["SELECT", "INSERT", "UPDATE", "DELETE"],
+        sequence: true,
+        migrations: false,
+        create: false,
+      });
+      assert.deepEqual(await held(router(env)), {
+        connect: true,
+        entries: ["SELECT"],
+        sequence: false,
+        migrations: false,
+        create: false,
+      });
+    }
+  });
+
+  // CONNECT is PUBLIC's on a new database; a hardened server revokes it. The access roles' own
+  // CONNECT keeps the registry working there.
+  it("login roles connect even where the database's CONNECT is revoked from PUBLIC", async () => {
+    const owner = await connect("vllm_registry_owner");
+    await owner.query(`REVOKE CONNECT ON DATABASE ${q(database)} FROM PUBLIC`);
+    try {
+      const r = await connect(router("staging"));
+      assert.ok((await rowsOf(r)).length >= 1);
+      await assert.rejects(
+        new ProviderSession(server, {
+          username: otherAdmin,
+          password: MOCK_ADMIN_PASSWORD,
+          database,
+        })
+          .client()
+          .then((c) => c.end()),
+        /permission denied for database/,
+        "a role without CONNECT of its own is refused",
+      );
+    } finally {
+      await owner.query(`GRANT CONNECT ON DATABASE ${q(database)} TO PUBLIC`);
+    }
+  });
+
+  // Why the grants are the owner's: the provider's database grant borrows no owner
+  // (getRolesToGrant returns none for objectType database), so an admin that is not superuser
+  // grants as itself, holds only PUBLIC's CONNECT without grant option, and PostgreSQL grants
+  // nothing; the provider reads [] back and shows a diff on every preview.
+  it("an admin's own CONNECT grant is a no-op PostgreSQL only warns about", async () => {
+    const session = new ProviderSession(server, {
+      username: adminUser,
+      password: MOCK_ADMIN_PASSWORD,
+    });
+    sessions.push(session);
+    const read = await session.grant({
+      database,
+      role: writer("staging"),
+      objectType: "database",
+      privileges: ["CONNECT"],
+    });
+    assert.deepEqual(read, []);
+    assert.ok(
+      session.notices.some((n) => /no privileges were granted/.test(n)),
+      session.notices.join("; "),
+    );
+  });
+
+  it("the admin itself reads no rows: it owns nothing and holds no table privilege", async () => {
+    const session = new ProviderSession(server, {
+      username: adminUser,
+      password: MOCK_ADMIN_PASSWORD,
+      database,
+    });
+    sessions.push(session);
+    const c = await session.client();
+    await assert.rejects(rowsOf(c), /permission denied for table model_registry_entries/);
+  });
+
+  // PostgreSQL 16 restricted CREATEROLE: a CREATEROLE admin that is not superuser holds ADMIN
+  // OPTION only on the roles it created (https://www.postgresql.org/docs/16/sql-createrole.html),
+  // and adding a member needs it (https://www.postgresql.org/docs/16/sql-grant.html).
+  it("an environment stack with another admin fails to add its login roles, as registry.adminUser's check says", async () => {
+    const base = JSON.parse(loadStackConfig("staging")[`${PROJECT}:registry`]);
+    const spec = parseStackConfig(
+      readStackConfig({
+        ...loadStackConfig("staging"),
+        [`${PROJECT}:registry`]: JSON.stringify({ ...base, database, adminUser: otherAdmin }),
+      }),
+    );
+    const problems = registryStackProblems(spec.registry, "staging", registryOutputs);
+    assert.ok(
+      problems.some((p) => p.startsWith(`registry.adminUser: is '${otherAdmin}' but `)),
+      problems.join("\n"),
+    );
+    const [role] = ofType("staging", T.role);
+    const session = new ProviderSession(server, {
+      username: otherAdmin,
+      password: MOCK_ADMIN_PASSWORD,
+    });
+    sessions.push(session);
+    await assert.rejects(
+      session.createRole({ ...role.inputs, name: `${writer("staging")}_b` }),
+      /permission denied to grant role "vllm_registry_env_staging"/,
+    );
+    const left = await superuser.query(`SELECT 1 FROM pg_roles WHERE rolname = $1`, [
+      `${writer("staging")}_b`,
+    ]);
+    assert.equal(left.rowCount, 0, "the provider's transaction left nothing behind");
   });
 
   it("staging's writer sees only staging rows", async () => {
@@ -356,40 +476,23 @@ describe("registry isolation between environments (real PostgreSQL)", () => {
   it("destroying development leaves production's rows, the table and the database intact", async () => {
     const before = (await production()).rows;
     const staging = (
-      await registryAdmin.query(
+      await observer.query(
         `SELECT * FROM model_registry_entries WHERE deployment_environment = 'staging' ORDER BY id`,
       )
     ).rows;
     const dev = declared.development;
-    const replayed = [T.entry, T.grant, T.database, T.role];
+    const replayed = [T.entry, T.role];
     for (const r of dev.filter((x) => /^(postgresql|pulumi-nodejs):/.test(x.type)))
       assert.ok(replayed.includes(r.type), `no delete replay for ${r.type} ${r.name}`);
-    // The engine deletes dependents first: registry entries, grants, databases, then roles.
+    // The engine deletes dependents first: registry entries, then the login roles, as the admin
+    // (resourcePostgreSQLRoleDelete borrows each role's membership for REASSIGN/DROP OWNED).
     for (const e of entries.development) await registryEntryProvider.delete!(e.modelName, e);
-    for (const g of dev.filter((r) => r.type === T.grant)) {
-      const { database: db, sql } = revokeSql(g);
-      assert.equal(db, database);
-      await registryAdmin.query(sql);
-    }
-    for (const d of dev.filter((r) => r.type === T.database)) {
-      // resourcePostgreSQLDatabaseDelete: block and terminate connections, then drop it.
-      await admin.query(`ALTER DATABASE ${q(d.inputs.name)} ALLOW_CONNECTIONS false`);
-      await admin.query(
-        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`,
-        [d.inputs.name],
-      );
-      await admin.query(`DROP DATABASE ${q(d.inputs.name)} WITH ( FORCE )`);
-    }
-    for (const role of dev.filter((r) => r.type === T.role).map((r) => r.inputs.name)) {
-      // resourcePostgreSQLRoleDelete (skip_reassign_owned unset): REASSIGN OWNED and DROP OWNED
-      // on the provider's database (postgres by default), then DROP ROLE. Run them on the
-      // registry database too, as if the provider connected there.
-      for (const c of [admin, registryAdmin]) {
-        await c.query(`REASSIGN OWNED BY ${q(role)} TO CURRENT_USER`);
-        await c.query(`DROP OWNED BY ${q(role)}`);
-      }
-      await admin.query(`DROP ROLE ${q(role)}`);
-    }
+    for (const r of ofType("development", T.role))
+      await sessionFor("development", r).deleteRole(r.inputs);
+    const gone = await superuser.query(`SELECT 1 FROM pg_roles WHERE rolname = ANY($1)`, [
+      [writer("development"), router("development")],
+    ]);
+    assert.equal(gone.rowCount, 0, "development's login roles are dropped");
 
     const owner = await connect("vllm_registry_owner");
     assert.equal(await currentVersion(owner), LATEST_VERSION, "the schema is intact");
@@ -403,11 +506,11 @@ describe("registry isolation between environments (real PostgreSQL)", () => {
         disabled_reason: "removed from stack development",
       });
     assert.deepEqual((await production()).rows, before, "production rows unchanged");
-    const table = await registryAdmin.query(
+    const table = await observer.query(
       `SELECT tableowner FROM pg_tables WHERE tablename = 'model_registry_entries'`,
     );
     assert.deepEqual(table.rows, [{ tableowner: "vllm_registry_owner" }]);
-    const groups = await admin.query(
+    const groups = await superuser.query(
       `SELECT rolname FROM pg_roles WHERE rolname LIKE 'vllm_registry_env_%' ORDER BY rolname`,
     );
     assert.deepEqual(
@@ -425,7 +528,7 @@ describe("registry isolation between environments (real PostgreSQL)", () => {
     await upsertEntry(w, entryInput(entries.staging[0]));
     assert.equal(
       (
-        await registryAdmin.query(
+        await observer.query(
           `SELECT count(*)::int AS n FROM model_registry_entries WHERE deployment_environment = 'staging'`,
         )
       ).rows[0].n,
