@@ -217,11 +217,11 @@ describe("registry isolation between environments (real PostgreSQL, admin not su
   // The registry stack's provider for grants connects as the table's owner, so PostgreSQL applies
   // each grant and the provider reads back exactly the declared list: no diff on the next preview.
   it("the owner's grants really happen: the provider reads back what each Grant declares", async () => {
-    assert.equal(applied.length, 5);
     for (const { grant, user, read } of applied) {
+      assert.deepEqual(read, [...grant.inputs.privileges].sort(), `${grant.name} as ${user}`);
       assert.equal(user, "vllm_registry_owner", `${grant.name} is granted by the owner`);
-      assert.deepEqual(read, [...grant.inputs.privileges].sort(), grant.name);
     }
+    assert.equal(applied.length, 5);
     const { rows } = await observer.query(
       `SELECT datacl::text[] AS acl FROM pg_database WHERE datname = $1`,
       [database],
