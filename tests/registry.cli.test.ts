@@ -105,6 +105,52 @@ describe("registry CLI", () => {
     assert.deepEqual(again, { dryRun: false, from: 3, to: 3, steps: [] });
   });
 
+  // Migrations create tables in `public` and alter the registry's own: PostgreSQL checks CREATE on
+  // the schema even for CREATE TABLE IF NOT EXISTS of a table that exists, and only the owner may
+  // ALTER a table (https://www.postgresql.org/docs/current/ddl-priv.html; since PostgreSQL 15
+  // `public` grants CREATE to its database's owner only). An environment's login role has neither.
+  it("migrates only as a role that owns the registry, and says so otherwise", async () => {
+    const role = `cli_login_${Date.now()}`;
+    assert.equal((await reg("migrate")).code, EXIT.ok, "the registry is migrated (by its owner)");
+    await db.query(`CREATE ROLE ${role} LOGIN PASSWORD 'pw-cli-login'`);
+    try {
+      const u = new URL(url);
+      u.username = role;
+      u.password = "pw-cli-login";
+      const login = new Client({ connectionString: u.toString() });
+      await login.connect();
+      await assert.rejects(
+        login.query(`CREATE TABLE IF NOT EXISTS model_registry_migrations (version int)`),
+        /permission denied for schema public/,
+      );
+      await login.end();
+
+      const asLogin = cli({ DATABASE_URL: u.toString() });
+      for (const args of [["migrate"], ["migrate", "--dry-run"], ["migrate", "--down"]]) {
+        const refused = await asLogin(...args);
+        assert.equal(refused.code, EXIT.usage, args.join(" "));
+        assert.match(
+          refused.err,
+          new RegExp(
+            `role ${role} cannot migrate the registry: it has no CREATE privilege on schema public and the registry's tables belong to postgres; migrate as the role that owns it \\(DATABASE_URL\\); \`pulumi -C registry-stack up\` migrates the shared registry as its owner role`,
+          ),
+        );
+      }
+      // CREATE on the schema is not enough: the tables are the owner's.
+      await db.query(`GRANT CREATE ON SCHEMA public TO ${role}`);
+      assert.match(
+        (await asLogin("migrate")).err,
+        /cannot migrate the registry: the registry's tables belong to postgres; migrate as the role that owns it/,
+      );
+      const help = (await reg("migrate", "--help")).out.replace(/\s+/g, " ");
+      assert.match(help, /as the role that owns the registry/);
+      assert.match(help, /`pulumi -C registry-stack up` migrates the shared registry/);
+    } finally {
+      await db.query(`DROP OWNED BY ${role}`);
+      await db.query(`DROP ROLE ${role}`);
+    }
+  });
+
   it("registers (dry run first), lists as table, json and csv", async () => {
     const args = [
       "register",

@@ -188,11 +188,10 @@ export async function migrationRoleProblem(db: Queryable): Promise<string | unde
     [MIGRATIONS_TABLE, REGISTRY_TABLE],
   );
   const { role, create, owners } = rows[0];
-  const why = owners
-    ? `the registry's tables belong to ${owners}`
-    : !create
-      ? "it has no CREATE privilege on schema public"
-      : undefined;
+  const why = [
+    ...(create ? [] : ["it has no CREATE privilege on schema public"]),
+    ...(owners ? [`the registry's tables belong to ${owners}`] : []),
+  ].join(" and ");
   return (
     why && `role ${role} cannot migrate the registry: ${why}; migrate as the role that owns it`
   );
