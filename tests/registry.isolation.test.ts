@@ -20,6 +20,7 @@ import {
   REGISTRY_CHANNEL,
   currentVersion,
   environmentRole,
+  migrate,
 } from "../router/src/registry/migrations";
 import { listEntries, setStatus, upsertEntry } from "../router/src/registry/queries";
 import type { EntryInput, Environment } from "../router/src/registry/types";
@@ -259,6 +260,14 @@ describe("registry isolation between environments (real PostgreSQL, admin not su
         create: false,
       });
     }
+  });
+
+  it("an environment's writer cannot migrate: the registry stack's owner does", async () => {
+    const c = await connect(writer("staging"));
+    await assert.rejects(
+      migrate(c),
+      /role vllm_registry_writer_staging cannot migrate the registry: it has no CREATE privilege on schema public and the registry's tables belong to vllm_registry_owner/,
+    );
   });
 
   // CONNECT is PUBLIC's on a new database; a hardened server revokes it. The access roles' own
