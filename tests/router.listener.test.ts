@@ -105,7 +105,7 @@ async function complete(router: RouterProcess, model: string) {
 
 /** The value of one series (`name{labels}`), 0 when absent. */
 async function metric(router: RouterProcess, series: string): Promise<number> {
-  const text = await (await fetch(`${router.url}/metrics`)).text();
+  const text = await (await fetch(`${router.metricsUrl}/metrics`)).text();
   const line = text.split("\n").find((l) => l.startsWith(`${series} `));
   return line ? Number(line.split(" ")[1]) : 0;
 }
