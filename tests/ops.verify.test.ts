@@ -188,7 +188,7 @@ describe("npm run verify", () => {
       "--format",
       "json",
     );
-    assert.equal(res.code, EXIT.failed);
+    assert.equal(res.code, EXIT.unverified);
     const doc = JSON.parse(res.out) as { ok: boolean; results: CheckResult[] };
     assert.equal(doc.ok, false);
     assert.deepEqual(
@@ -200,7 +200,7 @@ describe("npm run verify", () => {
   it("without pulumi reads Pulumi.<stack>.yaml and expects the Service DNS endpoints", async () => {
     const verify = scriptRunner(run, { PATH: "/usr/bin:/bin", DATABASE_URL: db });
     const res = await verify("--stack", "development", "--router-url", router.url);
-    assert.equal(res.code, EXIT.failed);
+    assert.equal(res.code, EXIT.unverified);
     assert.match(res.out, /config from Pulumi\.development\.yaml/);
     assert.match(res.out, /registry\s+qwen2-5-1-5b-instruct\s+FAIL\s+no row in development/);
   });
@@ -208,7 +208,7 @@ describe("npm run verify", () => {
   it("--environment verifies the registry rows as they stand", async () => {
     const verify = scriptRunner(run, { PATH: "/usr/bin:/bin", DATABASE_URL: db });
     const res = await verify("--environment", "development", "--router-url", router.url);
-    assert.equal(res.code, EXIT.failed);
+    assert.equal(res.code, EXIT.unverified);
     assert.match(res.out, /completion\s+healthy\s+PASS/);
     assert.match(res.out, /denied\s+retired\s+PASS/);
     assert.match(res.out, /completion\s+broken\s+FAIL/);
