@@ -7,6 +7,7 @@ import * as path from "node:path";
 import { parseStackConfig, readStackConfig } from "../components/config";
 import { releaseRevision } from "../components/modelManifests";
 import { EXIT, run } from "../scripts/promote";
+import { EXIT_HELP } from "../scripts/lib/cli";
 import { configText, mandatoryViolations, plainConfig } from "../scripts/lib/pulumi";
 import { changeBranch } from "../scripts/lib/rollout";
 import { withRegistryClient } from "../router/src/registry/connect";
@@ -496,10 +497,6 @@ describe("npm run promote", () => {
     assert.match(help.out, /--apply\s+break-glass/);
     assert.match(help.out, /--pull-request/);
     assert.match(help.out, /Merging that branch deploys it/);
-    assert.match(help.out, /3 source\s+stack failed verification/);
-    assert.match(
-      help.out,
-      /9 the preview violated a mandatory policy, 10 the commit, push\s+or pull request failed/,
-    );
+    assert.ok(help.out.includes(EXIT_HELP), help.out);
   });
 });
