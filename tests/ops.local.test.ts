@@ -128,7 +128,7 @@ describe("npm run local", () => {
       /metrics\s+http:\/\/127\.0\.0\.1:(\d+)\/metrics\s+PASS\s+HTTP 200/.exec(stdout)?.[1],
     );
     assert.ok(metricsPort, "the metrics port answered");
-    assert.match(stdout, /✓ all 5 checks passed/);
+    assert.match(stdout, /✓ all 7 checks passed/);
     assert.match(stdout, /curl -s http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions/);
     assert.doesNotMatch(stdout + stderr, /postgres:[0-9a-f]{16,}@/, "no password in the output");
     const a = addresses(stdout);

@@ -200,7 +200,7 @@ describe("npm run promote", () => {
       [CANDIDATE],
       "up deployed the committed stack file",
     );
-    assert.equal((res.out.match(/✓ all 4 checks passed/g) ?? []).length, 2, "both stacks verified");
+    assert.equal((res.out.match(/✓ all 6 checks passed/g) ?? []).length, 2, "both stacks verified");
     assert.ok(res.err.includes("[7/7] verify production"));
     assert.match(res.out, /Applied\. Now merge branch promote\/\S+ so the next deploy keeps/);
   });

@@ -148,7 +148,7 @@ describe("npm run rollback", () => {
     assert.deepEqual(Object.keys(JSON.parse(setAll[setAll.indexOf("--json") + 1]) as object), [
       "vllm-fleet:releases",
     ]);
-    assert.match(res.out, /✓ all 4 checks passed/);
+    assert.match(res.out, /✓ all 6 checks passed/);
     assert.equal(standIn.history("production")[0].message, "rollback to the releases of update 3");
   });
 
@@ -169,6 +169,34 @@ describe("npm run rollback", () => {
     assert.equal(res.code, EXIT.usage);
     assert.match(res.err, /Pulumi\.production\.yaml has uncommitted changes/);
     assert.deepEqual(writes(), []);
+  });
+
+  it("--list that cannot read the history exits 3 (could not read the stack), never 9 (could not change config)", async () => {
+    for (const env of <Record<string, string>[]>[
+      { PULUMI_STANDIN_FAIL: "stack history" },
+      { PULUMI_STANDIN_LOGGED_OUT: "3" },
+      { PULUMI_STANDIN_LOGGED_OUT: "255" },
+    ]) {
+      const res = await rollback(env)("--stack", "production", "--list");
+      assert.equal(res.code, EXIT.unavailable, JSON.stringify(env));
+      assert.notEqual(res.code, EXIT.configFailed);
+      assert.match(res.err, /cannot read stack production: `pulumi (stack history|config) --json/);
+    }
+    const loggedOut = await rollback({ PULUMI_STANDIN_LOGGED_OUT: "3" })("--stack", "production");
+    assert.equal(loggedOut.code, EXIT.unavailable);
+    assert.match(loggedOut.err, /run `pulumi login`/);
+    unchanged();
+  });
+
+  it("--list of a stack without releases lists none and exits 0; a rollback of it has nothing to restore", async () => {
+    standIn.setHistory("production", [update(1, [V1], { result: "failed" })]);
+    const listed = await rollback()("--stack", "production", "--list");
+    assert.equal(listed.code, EXIT.ok, listed.err);
+    assert.match(listed.out, /stack production has no successful update with a release config/);
+    const res = await rollback()("--stack", "production", "--yes");
+    assert.equal(res.code, EXIT.configFailed);
+    assert.match(res.err, /nothing to roll back to/);
+    unchanged();
   });
 
   it("--no-apply only commits: merging deploys it", async () => {
