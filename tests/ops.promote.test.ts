@@ -24,6 +24,7 @@ import {
 } from "./support/releaseStacks";
 import { seedRegistry } from "./support/router";
 import { scriptRunner } from "./support/scriptIo";
+import { freePort } from "./support/services";
 
 const CANDIDATE = release("b", "2", { args: { maxModelLen: 16384 } });
 const LIVE = release("a", "1");
@@ -315,6 +316,32 @@ describe("npm run promote", () => {
     });
   });
 
+  it("exits 3 (could not read the stack) when pulumi is not logged in, and changes nothing", async () => {
+    for (const code of ["3", "255"]) {
+      const res = await promote({ PULUMI_STANDIN_LOGGED_OUT: code })(
+        "--from",
+        "staging",
+        "--to",
+        "production",
+      );
+      assert.equal(res.code, EXIT.unavailable, res.err);
+      assert.match(
+        res.err,
+        /cannot read stack staging: `pulumi (config|stack output) --json --stack staging` failed/,
+      );
+      assert.match(res.err, /run `pulumi login`/);
+      unchanged();
+    }
+  });
+
+  it("exits 3 when staging's registry rows cannot be read, and changes nothing", async () => {
+    const dead = `postgresql://postgres@127.0.0.1:${await freePort()}/model_registry`;
+    const res = await promote({ DATABASE_URL: dead })("--from", "staging", "--to", "production");
+    assert.equal(res.code, EXIT.unavailable, res.err);
+    assert.match(res.err, /cannot read the registry rows of staging; nothing was changed/);
+    unchanged();
+  });
+
   it("refuses a production stack file with uncommitted changes", async () => {
     const file = path.join(project, "Pulumi.production.yaml");
     fs.appendFileSync(file, "# local edit\n");
@@ -463,7 +490,7 @@ describe("npm run promote", () => {
     );
   });
 
-  it("rejects bad usage with exit code 2 and documents the workflow and every exit code", async () => {
+  it("rejects bad usage with exit code 2, a missing pulumi with 3, and documents the workflow and every exit code", async () => {
     assert.equal((await promote()("--from", "staging", "--to", "staging")).code, EXIT.usage);
     assert.equal((await promote()("--from", "staging")).code, EXIT.usage);
     const yesAlone = await promote()("--from", "staging", "--to", "production", "--yes");
@@ -484,7 +511,7 @@ describe("npm run promote", () => {
       PATH: "/nonexistent",
       DATABASE_URL: stacks.databaseUrl,
     })("--from", "staging", "--to", "production");
-    assert.equal(noPulumi.code, EXIT.usage);
+    assert.equal(noPulumi.code, EXIT.unavailable, "a missing tool is a precondition, not usage");
     assert.match(noPulumi.err, /the pulumi CLI is not on PATH/);
     const noPack = await promote()("--from", "staging", "--to", "qa");
     assert.equal(noPack.code, EXIT.usage);
