@@ -82,7 +82,10 @@ describe("README", () => {
     assert.ok(paths.length >= 5, "the README names files of the repository");
     const missing = files.filter((f) => !fs.existsSync(path.join(ROOT, f)));
     assert.deepEqual(missing, []);
-    assert.doesNotMatch(README, /DESIGN\.md|design document|\/work\/|\bthe (issue|review)\b|\bseeds?\b/i);
+    assert.doesNotMatch(
+      README,
+      /DESIGN\.md|design document|\/work\/|\bthe (issue|review)\b|\bseeds?\b/i,
+    );
   });
 
   it("names every example organization and host of the committed stack files as a placeholder", () => {

@@ -71,9 +71,6 @@ export const EXIT_HELP = `Exit codes (the same for every script):\n${(
   .map((k) => `  ${String(EXIT[k]).padStart(3)}  ${EXIT_MEANINGS[k]}`)
   .join("\n")}`;
 
-/** Exit code of invalid usage, input or config, shared by every script. */
-export const USAGE_EXIT = EXIT.usage;
-
 /** A failure the script reports as `error: <message>` and exits with `exitCode`. */
 export class ScriptError extends Error {
   constructor(
