@@ -323,6 +323,16 @@ describe("npm run verify", () => {
       /ROUTER_URL must be an http:\/\/ or https:\/\/ URL .*got 'localhost:8080'/,
     );
 
+    const metrics = await verify(
+      { ROUTER_METRICS_URL: "127.0.0.1:9090" },
+      "--environment",
+      "development",
+      "--router-url",
+      router.url,
+    );
+    assert.equal(metrics.code, EXIT.usage);
+    assert.match(metrics.err, /ROUTER_METRICS_URL must be an http:\/\/ or https:\/\/ URL/);
+
     standIn.setConfig("dev-bad-output", stackConfig({ healthy: true }));
     standIn.setOutputs("dev-bad-output", { routerUrl: "vllm-router.llm-dev:80" });
     const output = await scriptRunner(run, { ...standIn.env, DATABASE_URL: db })(
