@@ -8,6 +8,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { Client, Pool } from "pg";
 import { migrate, REGISTRY_CHANNEL } from "../router/src/registry/migrations";
 import { upsertEntry } from "../router/src/registry/queries";
+import { EXIT, EXIT_HELP } from "../scripts/lib/cli";
 import { freePort, startPostgres, startRedis } from "../tests/support/services";
 import { closedLoop, percentile, target, Target, timedPost } from "./load";
 import {
@@ -230,11 +231,10 @@ async function main(argv: string[]): Promise<number> {
       positiveInt("--streams"),
       1000,
     )
-    .option("--check", "exit 1 when a target is missed", false)
-    .addHelpText(
-      "after",
-      `\nTargets (see bench/targets.ts): ${describeTargets()}\nExit codes: 0 measured (and targets met with --check), 1 failed or missed.`,
-    );
+    .option("--check", "exit 4 when a target is missed", false)
+    .addHelpText("after", `\nTargets (see bench/targets.ts): ${describeTargets()}\n\n${EXIT_HELP}`)
+    // Usage errors exit with the shared usage code (commander's own is 1).
+    .exitOverride((e) => process.exit(e.exitCode === 0 ? EXIT.ok : EXIT.usage));
   program.parse(argv);
   const o = program.opts<Options>();
   const children: Child[] = [];
@@ -408,7 +408,7 @@ async function main(argv: string[]): Promise<number> {
     const missed = missedTargets(result);
     log(missed.length ? `targets missed: ${missed.join(", ")}` : "all targets met");
     log(JSON.stringify(result));
-    return o.check && missed.length ? 1 : 0;
+    return o.check && missed.length ? EXIT.unverified : EXIT.ok;
   } finally {
     await Promise.all(children.map((c) => c.stop()));
     for (const c of cleanup) await c().catch(() => undefined);
@@ -419,6 +419,6 @@ main(process.argv).then(
   (code) => process.exit(code),
   (err) => {
     process.stderr.write(`bench failed: ${(err as Error).message}\n`);
-    process.exit(1);
+    process.exit(EXIT.failed);
   },
 );

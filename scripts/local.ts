@@ -21,23 +21,18 @@ import { startEmbeddedPostgres } from "./lib/embeddedPostgres";
 import { withParentDeathSignal } from "./lib/parentDeathSignal";
 import {
   commanderOutput,
+  EXIT,
+  EXIT_HELP,
   formatTable,
   main,
   runScript,
   ScriptError,
   ScriptIo,
-  USAGE_EXIT,
 } from "./lib/cli";
 import { CheckResult, formatResults, passed, verifyPlatform } from "./lib/verification";
 
-/** Exit codes (also in --help). */
-export const EXIT = {
-  ok: 0,
-  verifyFailed: 1,
-  usage: USAGE_EXIT,
-  startFailed: 3,
-  interrupted: 130,
-} as const;
+/** Exit codes: the table every script shares (printed by --help). */
+export { EXIT };
 
 const ROOT = path.resolve(__dirname, "..");
 const ROUTER_SOURCE = path.join(ROOT, "router/src/server.ts");
@@ -448,10 +443,11 @@ export async function run(args: string[], io: ScriptIo): Promise<number> {
 Environment: DATABASE_URL (use this PostgreSQL instead of an embedded one; development rows
 are overwritten), REDIS_URL (put Redis in front of the registry).
 
-Exit codes: 0 verified, 1 verification failed, 2 invalid usage or config, 3 a component did
-not start, 130 interrupted while starting. Without --once it serves until Ctrl-C, SIGTERM,
+Without --once it serves until Ctrl-C, SIGTERM,
 SIGHUP (the terminal closing) or its parent process exiting, then stops everything it started;
-on Linux the router and PostgreSQL also die with it if it is killed outright (SIGKILL).`,
+on Linux the router and PostgreSQL also die with it if it is killed outright (SIGKILL).
+
+${EXIT_HELP}`,
       )
       .exitOverride()
       .configureOutput(commanderOutput(io));
@@ -473,7 +469,7 @@ on Linux the router and PostgreSQL also die with it if it is killed outright (SI
       io.err(`\nready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
       if (opts.once || !ok) {
         if (!ok) io.err(`verification failed; router log: ${platform.routerLog}`);
-        return ok ? EXIT.ok : EXIT.verifyFailed;
+        return ok ? EXIT.ok : EXIT.unverified;
       }
       io.out("\nRunning. Press Ctrl-C to stop.");
       io.err(`stopping (${await signals.received})…`);

@@ -5,7 +5,7 @@
 // request): merging deploys it. `--apply` also runs `pulumi up` now (break-glass).
 import * as path from "node:path";
 import { Command } from "commander";
-import { PROJECT } from "../components/config";
+import { PROJECT, StackConfigError } from "../components/config";
 import { releaseRevision } from "../components/modelManifests";
 import { withRegistryClient } from "../router/src/registry/connect";
 import { listEntries } from "../router/src/registry/queries";
@@ -26,7 +26,7 @@ import {
   formatReleaseChanges,
   RELEASE_KEY,
 } from "./lib/rollout";
-import { loadStack, requireDatabaseUrl, StackView } from "./lib/stack";
+import { loadStack, requireDatabaseUrl, StackView, unreadableStack } from "./lib/stack";
 import { formatResults, passed, verifyStack } from "./lib/verification";
 
 export { EXIT } from "./lib/rollout";
@@ -174,13 +174,22 @@ ${EXIT_HELP}`,
     let rows: RegistryEntry[];
     try {
       source = await loadStack(o.from, pulumi);
+    } catch (e) {
+      if (e instanceof StackConfigError)
+        throw new ScriptError(
+          `the config of ${o.from} is invalid; nothing was changed:\n${e.message}`,
+          EXIT.sourceUnverified,
+        );
+      throw unreadableStack(o.from, e);
+    }
+    try {
       rows = await withRegistryClient(databaseUrl, (db) =>
         listEntries(db, { environment: source.spec.environment }),
       );
     } catch (e) {
       throw new ScriptError(
-        `cannot read stack ${o.from} or its registry rows: ${(e as Error).message}`,
-        EXIT.sourceUnverified,
+        `cannot read the registry rows of ${o.from}; nothing was changed: ${(e as Error).message}`,
+        EXIT.unavailable,
       );
     }
     const router = routerImageOf(source);

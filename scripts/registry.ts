@@ -32,10 +32,10 @@ import {
   STATUSES,
   textProblems,
 } from "../router/src/registry/types";
-import { commanderOutput, formatCsv, formatTable } from "./lib/cli";
+import { commanderOutput, EXIT, EXIT_HELP, formatCsv, formatTable } from "./lib/cli";
 
-/** Exit codes (also listed in --help). */
-export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3 } as const;
+/** Exit codes: the table every script shares (printed by --help). */
+export { EXIT };
 
 /** Who the CLI records as `managed_by` on rows it registers. */
 export const CLI_MANAGER = "registry-cli";
@@ -164,7 +164,7 @@ async function withDb<T>(io: CliIo, fn: (db: Client) => Promise<T>): Promise<T> 
   } catch (e) {
     throw new CliError(
       `${(e as Error).message}; check DATABASE_URL and that PostgreSQL is running`,
-      EXIT.failed,
+      EXIT.unavailable,
     );
   }
   try {
@@ -173,7 +173,7 @@ async function withDb<T>(io: CliIo, fn: (db: Client) => Promise<T>): Promise<T> 
     if ((e as { code?: string }).code === "42P01")
       throw new CliError(
         "the registry table does not exist: run `npm run registry -- migrate` first",
-        EXIT.failed,
+        EXIT.unavailable,
       );
     throw e;
   } finally {
@@ -292,8 +292,7 @@ function buildProgram(io: CliIo): Command {
     )
     .addHelpText(
       "after",
-      `\nExit codes: 0 ok, 1 failed (e.g. database unreachable), 2 invalid usage or input, 3 model not found.\n` +
-        `Rows managed by a stack (managed_by) are reverted by its next \`pulumi up\`; \`pulumi refresh\` shows edits as drift.`,
+      `\nRows managed by a stack (managed_by) are reverted by its next \`pulumi up\`; \`pulumi refresh\` shows edits as drift.\n\n${EXIT_HELP}`,
     )
     .showHelpAfterError("(add --help for usage)")
     .exitOverride()

@@ -4,11 +4,16 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { stringify } from "yaml";
-import { parseStackConfig, readStackConfig, StackConfigError } from "../components/config";
+import {
+  parseStackConfig,
+  readStackConfig,
+  StackConfigError,
+  StackSpec,
+} from "../components/config";
 import { schemaProblems } from "../components/manifestSchema";
 import { renderStack } from "../components/renderStack";
 import { loadStackConfig } from "../components/stackFile";
-import { USAGE_EXIT } from "./lib/cli";
+import { EXIT, EXIT_HELP } from "./lib/cli";
 
 /** File name of one object: apply order first, so `kubectl apply -f dir` creates namespaces first. */
 export function manifestFileName(index: number, kind: string, name: string): string {
@@ -44,11 +49,40 @@ function clearPreviousRender(out: string): void {
   fs.rmSync(index);
 }
 
+/** The stack's config from its file: an invalid config exits 2, an unreadable stack 3. */
+function readSpec(stack: string): StackSpec {
+  let config: Record<string, string>;
+  try {
+    config = loadStackConfig(stack);
+  } catch (e) {
+    throw new RenderExit(
+      `render: cannot read stack ${stack}: ${(e as Error).message}`,
+      EXIT.unavailable,
+    );
+  }
+  try {
+    return parseStackConfig(readStackConfig(config));
+  } catch (e) {
+    if (e instanceof StackConfigError) throw new RenderExit(e.message, EXIT.usage);
+    throw e;
+  }
+}
+
+/** A failure render reports and exits with `code`. */
+class RenderExit extends Error {
+  constructor(
+    message: string,
+    readonly code: number,
+  ) {
+    super(message);
+  }
+}
+
 export function renderToDirectory(
   stack: string,
   out: string,
 ): { files: string[]; problems: string[] } {
-  const spec = parseStackConfig(readStackConfig(loadStackConfig(stack)));
+  const spec = readSpec(stack);
   const manifests = renderStack(spec);
   const problems = manifests.flatMap(schemaProblems);
   if (problems.length) return { files: [], problems };
@@ -79,13 +113,13 @@ function main(argv: string[]): number {
     )
     .addHelpText(
       "after",
-      `\nA re-render removes only the files the previous render listed in ${RENDER_INDEX}; a non-empty\ndirectory without that list is refused, never cleared.\n\nExit codes: 0 written, 1 invalid stack config or a manifest fails its schema, 2 usage\n(including an --out directory render may not write into).`,
+      `\nA re-render removes only the files the previous render listed in ${RENDER_INDEX}; a non-empty\ndirectory without that list is refused, never cleared.\n\nExits 2 for an invalid stack config or an --out directory render may not write into, 4 when a\nmanifest fails its schema.\n\n${EXIT_HELP}`,
     )
     .exitOverride();
   try {
     program.parse(argv);
   } catch (e) {
-    return (e as { exitCode?: number }).exitCode ?? 2;
+    return (e as { exitCode?: number }).exitCode === 0 ? EXIT.ok : EXIT.usage;
   }
   const { stack, out } = program.opts<{ stack: string; out?: string }>();
   const dir = path.resolve(out ?? path.join("rendered", stack));
@@ -96,19 +130,23 @@ function main(argv: string[]): number {
       console.error(
         `render: ${problems.length} manifest(s) fail schema validation:\n${problems.map((p) => `  - ${p}`).join("\n")}`,
       );
-      return 1;
+      return EXIT.unverified;
     }
     console.log(
       `render: wrote ${files.length} manifests for stack '${stack}' to ${path.relative(process.cwd(), dir) || "."} in ${Date.now() - started} ms`,
     );
-    return 0;
+    return EXIT.ok;
   } catch (e) {
     if (e instanceof RenderDirectoryError) {
       console.error(`render: ${e.message}`);
-      return USAGE_EXIT;
+      return EXIT.usage;
     }
-    console.error(e instanceof StackConfigError ? e.message : `render: ${(e as Error).message}`);
-    return 1;
+    if (e instanceof RenderExit) {
+      console.error(e.message);
+      return e.code;
+    }
+    console.error(`render: ${(e as Error).message}`);
+    return EXIT.failed;
   }
 }
 

@@ -7,6 +7,7 @@ import * as path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { commanderOutput, formatTable, main, runScript, ScriptError, ScriptIo } from "./lib/cli";
 import { stackShortName, UpdateInfo } from "./lib/pulumi";
+import { unreadableStack } from "./lib/stack";
 import {
   applyChange,
   changeBranch,
@@ -138,18 +139,17 @@ ${EXIT_HELP}`,
         pulumi.config(o.stack),
       ]);
     } catch (e) {
-      throw new ScriptError(
-        `cannot read stack ${o.stack}: ${(e as Error).message}`,
-        EXIT.configFailed,
-      );
+      // Reading is a precondition, for --list and a rollback alike: nothing was changed.
+      throw unreadableStack(o.stack, e);
+    }
+    const none = `stack ${o.stack} has no successful update with a release config in its last ${HISTORY_PAGE} updates`;
+    if (!c) {
+      io.out(releases.length ? historyTable(releases, current) : `${none}.`);
+      return EXIT.ok;
     }
     if (!releases.length)
-      throw new ScriptError(
-        `stack ${o.stack} has no successful update with a release config in its last ${HISTORY_PAGE} updates; nothing to roll back to`,
-        EXIT.configFailed,
-      );
+      throw new ScriptError(`${none}; nothing to roll back to`, EXIT.configFailed);
     io.out(historyTable(releases, current));
-    if (!c) return EXIT.ok;
 
     const target =
       o.to === undefined

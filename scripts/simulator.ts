@@ -1,5 +1,6 @@
 // `npm run sim -- --port 8001 --model my-model`: a vLLM-compatible server without a GPU.
 import { Command, InvalidArgumentError, Option } from "commander";
+import { EXIT, EXIT_HELP } from "./lib/cli";
 import { SIMULATOR_FAULTS, SimulatorFault, startSimulator } from "./simulator/server";
 
 export { startSimulator } from "./simulator/server";
@@ -47,7 +48,10 @@ async function main(argv: string[]): Promise<void> {
     .addOption(
       new Option("--fault <fault>", "fault to inject").choices(SIMULATOR_FAULTS as string[]),
     )
-    .showHelpAfterError();
+    .addHelpText("after", `\n${EXIT_HELP}`)
+    .showHelpAfterError()
+    // Usage errors exit with the shared usage code (commander's own is 1).
+    .exitOverride((e) => process.exit(e.exitCode === 0 ? EXIT.ok : EXIT.usage));
   program.parse(argv);
   const o = program.opts<{
     model: string;
@@ -61,7 +65,7 @@ async function main(argv: string[]): Promise<void> {
   }>();
   const sim = await startSimulator(o);
   // Handlers before the announcement: whoever waits for it may signal at once.
-  const stop = () => void sim.close().then(() => process.exit(0));
+  const stop = () => void sim.close().then(() => process.exit(EXIT.ok));
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
   process.stdout.write(
@@ -72,6 +76,6 @@ async function main(argv: string[]): Promise<void> {
 if (require.main === module) {
   main(process.argv).catch((err) => {
     process.stderr.write(`simulator failed: ${(err as Error).message}\n`);
-    process.exit(1);
+    process.exit(EXIT.startFailed);
   });
 }

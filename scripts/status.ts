@@ -13,12 +13,13 @@ import { printable } from "../router/src/registry/text";
 import { RegistryEntry, registryKey } from "../router/src/registry/types";
 import {
   commanderOutput,
+  EXIT,
+  EXIT_HELP,
   formatTable,
   main,
   runScript,
   ScriptError,
   ScriptIo,
-  USAGE_EXIT,
 } from "./lib/cli";
 import { onPath } from "./lib/pulumi";
 import {
@@ -29,8 +30,8 @@ import {
   StackView,
 } from "./lib/stack";
 
-/** Exit codes (also in --help). */
-export const EXIT = { ok: 0, drift: 1, usage: USAGE_EXIT } as const;
+/** Exit codes: the table every script shares (printed by --help). */
+export { EXIT };
 
 /** What Redis holds for a model: the decoded entry, nothing, or why it could not be read. */
 export type CacheState =
@@ -189,7 +190,7 @@ export async function stackStatus(
       ca: registryCa(io.env, view.spec),
     });
   } catch (e) {
-    throw new ScriptError((e as Error).message, EXIT.drift);
+    throw new ScriptError(`cannot read the registry: ${(e as Error).message}`, EXIT.unavailable);
   }
   const names = view.spec.models.map((m) => m.name);
   const [cache, pods] = await Promise.all([
@@ -282,7 +283,9 @@ Environment: DATABASE_URL (registry, required), PGSSLROOTCERT (the registry's CA
 stack's registry.sslrootcert), REDIS_URL (cache, optional). Pods are read with kubectl when it is on PATH with a context; otherwise the cluster is reported unreachable.
 With \`pulumi\` on PATH the config comes from \`pulumi config\`, else from Pulumi.<stack>.yaml.
 
-Exit codes: 0 no drift, 1 drift found (or the registry is unreachable), 2 invalid usage or config.`,
+It exits 5 when there is drift, so it can gate a pipeline.
+
+${EXIT_HELP}`,
       )
       .exitOverride()
       .configureOutput(commanderOutput(io));

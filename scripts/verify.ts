@@ -2,43 +2,30 @@
 // Reads DATABASE_URL (registry), ROUTER_URL / --router-url and ROUTER_API_KEY from the
 // environment, so no credential ever appears on a command line.
 import { Command, InvalidArgumentError, Option } from "commander";
-import { withRegistryClient } from "../router/src/registry/connect";
-import { listEntries } from "../router/src/registry/queries";
 import { Environment, ENVIRONMENTS } from "../router/src/registry/types";
-import { commanderOutput, main, runScript, ScriptError, ScriptIo, USAGE_EXIT } from "./lib/cli";
+import {
+  commanderOutput,
+  EXIT,
+  EXIT_HELP,
+  main,
+  runScript,
+  ScriptError,
+  ScriptIo,
+} from "./lib/cli";
 import { readStack, registryCa, requireDatabaseUrl } from "./lib/stack";
 import {
   CheckResult,
   COMPLETION_BUDGET_MS,
-  ExpectedModel,
   formatResults,
+  metricsBaseUrl,
   passed,
+  routerBaseUrl,
   verifyPlatform,
   verifyStack,
 } from "./lib/verification";
 
-/** Exit codes (also in --help). */
-export const EXIT = { ok: 0, failed: 1, usage: USAGE_EXIT } as const;
-
-/** Without a stack: every row of the environment is expected as it stands. */
-async function modelsFromRegistry(
-  databaseUrl: string,
-  ca: string | undefined,
-  environment: Environment,
-): Promise<ExpectedModel[]> {
-  try {
-    const rows = await withRegistryClient(databaseUrl, (db) => listEntries(db, { environment }), {
-      ca,
-    });
-    return rows.map((r) => ({
-      name: r.modelName,
-      enabled: r.status === "ready",
-      endpoint: r.endpoint,
-    }));
-  } catch (e) {
-    throw new ScriptError((e as Error).message, EXIT.failed);
-  }
-}
+/** Exit codes: the table every script shares (printed by --help). */
+export { EXIT };
 
 interface VerifyOptions {
   stack?: string;
@@ -89,7 +76,11 @@ stack's registry.sslrootcert), ROUTER_URL, ROUTER_METRICS_URL (the router's metr
 http://127.0.0.1:9090; checked when set), ROUTER_API_KEY (when the router authenticates). With \`pulumi\` on PATH the stack's config and outputs come from
 \`pulumi config --json\` / \`pulumi stack output --json\`; otherwise from Pulumi.<stack>.yaml.
 
-Exit codes: 0 all checks passed, 1 a check failed, 2 invalid usage or config.`,
+It fails (exit 4) when a check fails and also when there is nothing to verify: no enabled model
+of the stack (or, with --environment, no row) has a ready registry row, or the router says it
+serves another environment.
+
+${EXIT_HELP}`,
       )
       .exitOverride()
       .configureOutput(commanderOutput(io));
@@ -106,7 +97,8 @@ Exit codes: 0 all checks passed, 1 a check failed, 2 invalid usage or config.`,
     if (o.stack) {
       const view = await readStack(o.stack, io);
       subject = `stack ${o.stack} (${view.spec.environment}, config from ${view.source === "pulumi" ? "pulumi" : `Pulumi.${o.stack}.yaml`})`;
-      results = await verifyStack(view, io, o.routerUrl ?? io.env.ROUTER_URL, o.timeoutMs);
+      const flag = o.routerUrl || !io.env.ROUTER_URL ? "--router-url" : "ROUTER_URL";
+      results = await verifyStack(view, io, o.routerUrl ?? io.env.ROUTER_URL, o.timeoutMs, flag);
     } else {
       const environment = o.environment!;
       const routerUrl = o.routerUrl ?? io.env.ROUTER_URL;
@@ -115,24 +107,21 @@ Exit codes: 0 all checks passed, 1 a check failed, 2 invalid usage or config.`,
           "--router-url (or ROUTER_URL) is required without --stack",
           EXIT.usage,
         );
-      const databaseUrl = requireDatabaseUrl(io.env);
-      const ca = registryCa(io.env);
       subject = `environment ${environment}`;
       results = await verifyPlatform({
         environment,
-        routerUrl: routerUrl.replace(/\/+$/, ""),
-        metricsUrl: io.env.ROUTER_METRICS_URL?.replace(/\/+$/, ""),
-        databaseUrl,
-        registryCa: ca,
+        routerUrl: routerBaseUrl(routerUrl, o.routerUrl ? "--router-url" : "ROUTER_URL"),
+        metricsUrl: metricsBaseUrl(io.env),
+        databaseUrl: requireDatabaseUrl(io.env),
+        registryCa: registryCa(io.env),
         apiKey: io.env.ROUTER_API_KEY,
-        models: await modelsFromRegistry(databaseUrl, ca, environment),
         completionTimeoutMs: o.timeoutMs,
       });
     }
     const ok = passed(results);
     if (o.format === "json") io.out(JSON.stringify({ subject, ok, results }, null, 2));
     else io.out(`Verifying ${subject}\n\n${formatResults(results)}`);
-    return ok ? EXIT.ok : EXIT.failed;
+    return ok ? EXIT.ok : EXIT.unverified;
   });
 }
 

@@ -1,6 +1,6 @@
 // The benchmark's own parts: its targets must catch misses, the bare proxy it measures the
 // router against must really proxy, the throughput rounds must account requests and CPU per
-// side, and the command must have --help and reject bad options with exit code 1.
+// side, and the command must have --help and reject bad options with the usage exit code.
 import { strict as assert } from "node:assert";
 import { execFile } from "node:child_process";
 import * as path from "node:path";
@@ -10,6 +10,7 @@ import { Child, startBareProxyProcess, startSimulatorProcess } from "../bench/pr
 import { missedTargets, TargetedFigures } from "../bench/targets";
 import { throughput } from "../bench/throughput";
 import { freePort } from "./support/services";
+import { EXIT, EXIT_HELP } from "../scripts/lib/cli";
 
 const ROOT = path.resolve(__dirname, "..");
 
@@ -135,7 +136,7 @@ describe("bench", () => {
     );
   });
 
-  it("runs as `npm run bench` with --help, and rejects a bad option with exit code 1", async () => {
+  it("runs as `npm run bench` with --help and the exit codes, and rejects a bad option with exit code 2", async () => {
     const help = await bench("--help");
     assert.equal(help.code, 0);
     assert.match(help.out, /--rounds <n>/);
@@ -143,8 +144,9 @@ describe("bench", () => {
       help.out,
       /added_p50_us <= 500, added_p99_us <= 2000, router_vs_bare_proxy >= 0.5/,
     );
+    assert.ok(help.out.includes(EXIT_HELP), help.out);
     const bad = await bench("--rounds", "0");
-    assert.equal(bad.code, 1);
+    assert.equal(bad.code, EXIT.usage);
     assert.match(bad.out, /--rounds must be an integer >= 1/);
   });
 });

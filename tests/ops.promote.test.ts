@@ -7,6 +7,7 @@ import * as path from "node:path";
 import { parseStackConfig, readStackConfig } from "../components/config";
 import { releaseRevision } from "../components/modelManifests";
 import { EXIT, run } from "../scripts/promote";
+import { EXIT_HELP } from "../scripts/lib/cli";
 import { configText, mandatoryViolations, plainConfig } from "../scripts/lib/pulumi";
 import { changeBranch } from "../scripts/lib/rollout";
 import { withRegistryClient } from "../router/src/registry/connect";
@@ -23,6 +24,7 @@ import {
 } from "./support/releaseStacks";
 import { seedRegistry } from "./support/router";
 import { scriptRunner } from "./support/scriptIo";
+import { freePort } from "./support/services";
 
 const CANDIDATE = release("b", "2", { args: { maxModelLen: 16384 } });
 const LIVE = release("a", "1");
@@ -199,7 +201,7 @@ describe("npm run promote", () => {
       [CANDIDATE],
       "up deployed the committed stack file",
     );
-    assert.equal((res.out.match(/✓ all 4 checks passed/g) ?? []).length, 2, "both stacks verified");
+    assert.equal((res.out.match(/✓ all 6 checks passed/g) ?? []).length, 2, "both stacks verified");
     assert.ok(res.err.includes("[7/7] verify production"));
     assert.match(res.out, /Applied\. Now merge branch promote\/\S+ so the next deploy keeps/);
   });
@@ -312,6 +314,32 @@ describe("npm run promote", () => {
       assert.deepEqual(commands(), []);
       unchanged();
     });
+  });
+
+  it("exits 3 (could not read the stack) when pulumi is not logged in, and changes nothing", async () => {
+    for (const code of ["3", "255"]) {
+      const res = await promote({ PULUMI_STANDIN_LOGGED_OUT: code })(
+        "--from",
+        "staging",
+        "--to",
+        "production",
+      );
+      assert.equal(res.code, EXIT.unavailable, res.err);
+      assert.match(
+        res.err,
+        /cannot read stack staging: `pulumi (config|stack output) --json --stack staging` failed/,
+      );
+      assert.match(res.err, /run `pulumi login`/);
+      unchanged();
+    }
+  });
+
+  it("exits 3 when staging's registry rows cannot be read, and changes nothing", async () => {
+    const dead = `postgresql://postgres@127.0.0.1:${await freePort()}/model_registry`;
+    const res = await promote({ DATABASE_URL: dead })("--from", "staging", "--to", "production");
+    assert.equal(res.code, EXIT.unavailable, res.err);
+    assert.match(res.err, /cannot read the registry rows of staging; nothing was changed/);
+    unchanged();
   });
 
   it("refuses a production stack file with uncommitted changes", async () => {
@@ -462,7 +490,7 @@ describe("npm run promote", () => {
     );
   });
 
-  it("rejects bad usage with exit code 2 and documents the workflow and every exit code", async () => {
+  it("rejects bad usage with exit code 2, a missing pulumi with 3, and documents the workflow and every exit code", async () => {
     assert.equal((await promote()("--from", "staging", "--to", "staging")).code, EXIT.usage);
     assert.equal((await promote()("--from", "staging")).code, EXIT.usage);
     const yesAlone = await promote()("--from", "staging", "--to", "production", "--yes");
@@ -483,7 +511,7 @@ describe("npm run promote", () => {
       PATH: "/nonexistent",
       DATABASE_URL: stacks.databaseUrl,
     })("--from", "staging", "--to", "production");
-    assert.equal(noPulumi.code, EXIT.usage);
+    assert.equal(noPulumi.code, EXIT.unavailable, "a missing tool is a precondition, not usage");
     assert.match(noPulumi.err, /the pulumi CLI is not on PATH/);
     const noPack = await promote()("--from", "staging", "--to", "qa");
     assert.equal(noPack.code, EXIT.usage);
@@ -496,10 +524,6 @@ describe("npm run promote", () => {
     assert.match(help.out, /--apply\s+break-glass/);
     assert.match(help.out, /--pull-request/);
     assert.match(help.out, /Merging that branch deploys it/);
-    assert.match(help.out, /3 source\s+stack failed verification/);
-    assert.match(
-      help.out,
-      /9 the preview violated a mandatory policy, 10 the commit, push\s+or pull request failed/,
-    );
+    assert.ok(help.out.includes(EXIT_HELP), help.out);
   });
 });

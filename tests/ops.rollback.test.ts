@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { EXIT, releaseHistory, run } from "../scripts/rollback";
+import { EXIT_HELP } from "../scripts/lib/cli";
 import { configText, UpdateInfo } from "../scripts/lib/pulumi";
 import { configJson, PulumiStandIn } from "./support/pulumiStandIn";
 import {
@@ -147,7 +148,7 @@ describe("npm run rollback", () => {
     assert.deepEqual(Object.keys(JSON.parse(setAll[setAll.indexOf("--json") + 1]) as object), [
       "vllm-fleet:releases",
     ]);
-    assert.match(res.out, /✓ all 4 checks passed/);
+    assert.match(res.out, /✓ all 6 checks passed/);
     assert.equal(standIn.history("production")[0].message, "rollback to the releases of update 3");
   });
 
@@ -168,6 +169,34 @@ describe("npm run rollback", () => {
     assert.equal(res.code, EXIT.usage);
     assert.match(res.err, /Pulumi\.production\.yaml has uncommitted changes/);
     assert.deepEqual(writes(), []);
+  });
+
+  it("--list that cannot read the history exits 3 (could not read the stack), never 9 (could not change config)", async () => {
+    for (const env of <Record<string, string>[]>[
+      { PULUMI_STANDIN_FAIL: "stack history" },
+      { PULUMI_STANDIN_LOGGED_OUT: "3" },
+      { PULUMI_STANDIN_LOGGED_OUT: "255" },
+    ]) {
+      const res = await rollback(env)("--stack", "production", "--list");
+      assert.equal(res.code, EXIT.unavailable, JSON.stringify(env));
+      assert.notEqual(res.code, EXIT.configFailed);
+      assert.match(res.err, /cannot read stack production: `pulumi (stack history|config) --json/);
+    }
+    const loggedOut = await rollback({ PULUMI_STANDIN_LOGGED_OUT: "3" })("--stack", "production");
+    assert.equal(loggedOut.code, EXIT.unavailable);
+    assert.match(loggedOut.err, /run `pulumi login`/);
+    unchanged();
+  });
+
+  it("--list of a stack without releases lists none and exits 0; a rollback of it has nothing to restore", async () => {
+    standIn.setHistory("production", [update(1, [V1], { result: "failed" })]);
+    const listed = await rollback()("--stack", "production", "--list");
+    assert.equal(listed.code, EXIT.ok, listed.err);
+    assert.match(listed.out, /stack production has no successful update with a release config/);
+    const res = await rollback()("--stack", "production", "--yes");
+    assert.equal(res.code, EXIT.configFailed);
+    assert.match(res.err, /nothing to roll back to/);
+    unchanged();
   });
 
   it("--no-apply only commits: merging deploys it", async () => {
@@ -212,13 +241,13 @@ describe("npm run rollback", () => {
     assert.deepEqual(writes(), []);
   });
 
-  it("stops at gate 1 when the history cannot be read", async () => {
+  it("stops at gate 1 when the history cannot be read: exit 3, could not read the stack", async () => {
     const res = await rollback({ PULUMI_STANDIN_FAIL: "stack history" })(
       "--stack",
       "production",
       "--yes",
     );
-    assert.equal(res.code, EXIT.configFailed);
+    assert.equal(res.code, EXIT.unavailable);
     assert.match(
       res.err,
       /cannot read stack production: `pulumi stack history --json --stack production --page-size 20` failed/,
@@ -292,7 +321,7 @@ describe("npm run rollback", () => {
       /A rollback is an\s+emergency, so by default it is then applied at once/,
     );
     assert.match(help.out, /--no-apply\s+only commit the rollback/);
-    assert.match(help.out, /9 the preview violated a mandatory policy/);
+    assert.ok(help.out.includes(EXIT_HELP), help.out);
     assert.equal((await rollback()("--stack", "production", "--to", "latest")).code, EXIT.usage);
   });
 });

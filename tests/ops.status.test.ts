@@ -12,9 +12,10 @@ import { migrate } from "../router/src/registry/migrations";
 import { setStatus, upsertEntry } from "../router/src/registry/queries";
 import { registryKey } from "../router/src/registry/types";
 import { driftOf, EXIT, ModelStatus, run } from "../scripts/status";
+import { EXIT_HELP } from "../scripts/lib/cli";
 import { createPulumiStandIn, PulumiStandIn } from "./support/pulumiStandIn";
 import { scriptRunner } from "./support/scriptIo";
-import { createTestDatabase, redisUrl } from "./support/services";
+import { createTestDatabase, freePort, redisUrl } from "./support/services";
 
 const RAW = {
   environment: "staging",
@@ -198,6 +199,19 @@ describe("npm run status", () => {
     );
   });
 
+  it("exits 3 when the stack or the registry cannot be read (not logged in, database down), not 5 (drift)", async () => {
+    const loggedOut = await status({ PULUMI_STANDIN_LOGGED_OUT: "3" })("--stack", "status-test");
+    assert.equal(loggedOut.code, EXIT.unavailable);
+    assert.match(
+      loggedOut.err,
+      /cannot read stack status-test: .*PULUMI_ACCESS_TOKEN must be set/s,
+    );
+    const dead = `postgresql://postgres@127.0.0.1:${await freePort()}/model_registry`;
+    const down = await status({ DATABASE_URL: dead })("--stack", "status-test");
+    assert.equal(down.code, EXIT.unavailable);
+    assert.match(down.err, /cannot read the registry: /);
+  });
+
   it("needs DATABASE_URL and a stack, documents its exit codes", async () => {
     const noDb = await status({ DATABASE_URL: "" })("--stack", "status-test");
     assert.equal(noDb.code, EXIT.usage);
@@ -205,6 +219,7 @@ describe("npm run status", () => {
     assert.equal((await status()()).code, EXIT.usage);
     const help = await status()("--help");
     assert.equal(help.code, EXIT.ok);
-    assert.match(help.out, /Exit codes: 0 no drift, 1 drift found/);
+    assert.match(help.out, /It exits 5 when there is drift/);
+    assert.ok(help.out.includes(EXIT_HELP), help.out);
   });
 });

@@ -2,7 +2,8 @@
 // models, endpoint drift, a stack read through the stand-in pulumi and from its stack file.
 import assert from "node:assert/strict";
 import { EXIT, run } from "../scripts/verify";
-import { CheckResult, verifyPlatform } from "../scripts/lib/verification";
+import { EXIT_HELP } from "../scripts/lib/cli";
+import { CheckResult, formatResults, passed, verifyPlatform } from "../scripts/lib/verification";
 import { startSimulator, Simulator } from "../scripts/simulator";
 import { createPulumiStandIn, PulumiStandIn } from "./support/pulumiStandIn";
 import { RouterProcess, seedRegistry, startRouter } from "./support/router";
@@ -154,7 +155,12 @@ describe("npm run verify", () => {
     assert.match(table.out, /Verifying stack dev-ok \(development, config from pulumi\)/);
     assert.match(table.out, /completion\s+healthy\s+PASS\s+HTTP 200/);
     assert.match(table.out, /denied\s+retired\s+PASS\s+HTTP 403 model_disabled/);
-    assert.match(table.out, /✓ all 6 checks passed/);
+    assert.match(table.out, /environment\s+\S+\s+PASS\s+serves development/);
+    assert.match(
+      table.out,
+      /coverage\s+development\s+PASS\s+1 of 1 enabled models have ready rows/,
+    );
+    assert.match(table.out, /✓ all 8 checks passed/);
     assert.deepEqual(
       standIn
         .calls()
@@ -171,10 +177,10 @@ describe("npm run verify", () => {
     assert.equal(json.code, EXIT.ok);
     const doc = JSON.parse(json.out) as { ok: boolean; results: CheckResult[] };
     assert.equal(doc.ok, true);
-    assert.equal(doc.results.length, 6);
+    assert.equal(doc.results.length, 8);
   });
 
-  it("--stack exits 1 with the failing checks when a model is broken", async () => {
+  it("--stack exits 4 with the failing checks when a model is broken", async () => {
     standIn.setConfig("dev-broken", stackConfig({ healthy: true, broken: true }));
     standIn.setOutputs("dev-broken", {
       models: { healthy: { endpoint: healthy.endpoint }, broken: { endpoint: broken.endpoint } },
@@ -188,7 +194,7 @@ describe("npm run verify", () => {
       "--format",
       "json",
     );
-    assert.equal(res.code, EXIT.failed);
+    assert.equal(res.code, EXIT.unverified);
     const doc = JSON.parse(res.out) as { ok: boolean; results: CheckResult[] };
     assert.equal(doc.ok, false);
     assert.deepEqual(
@@ -200,7 +206,7 @@ describe("npm run verify", () => {
   it("without pulumi reads Pulumi.<stack>.yaml and expects the Service DNS endpoints", async () => {
     const verify = scriptRunner(run, { PATH: "/usr/bin:/bin", DATABASE_URL: db });
     const res = await verify("--stack", "development", "--router-url", router.url);
-    assert.equal(res.code, EXIT.failed);
+    assert.equal(res.code, EXIT.unverified);
     assert.match(res.out, /config from Pulumi\.development\.yaml/);
     assert.match(res.out, /registry\s+qwen2-5-1-5b-instruct\s+FAIL\s+no row in development/);
   });
@@ -208,7 +214,7 @@ describe("npm run verify", () => {
   it("--environment verifies the registry rows as they stand", async () => {
     const verify = scriptRunner(run, { PATH: "/usr/bin:/bin", DATABASE_URL: db });
     const res = await verify("--environment", "development", "--router-url", router.url);
-    assert.equal(res.code, EXIT.failed);
+    assert.equal(res.code, EXIT.unverified);
     assert.match(res.out, /completion\s+healthy\s+PASS/);
     assert.match(res.out, /denied\s+retired\s+PASS/);
     assert.match(res.out, /completion\s+broken\s+FAIL/);
@@ -233,6 +239,138 @@ describe("npm run verify", () => {
     assert.equal(nothing.code, EXIT.usage);
     const help = await scriptRunner(run, {})("--help");
     assert.equal(help.code, EXIT.ok);
-    assert.match(help.out, /Exit codes: 0 all checks passed, 1 a check failed, 2 invalid usage/);
+    assert.match(
+      help.out,
+      /It fails \(exit 4\) when a check fails and also when there is nothing to verify/,
+    );
+    assert.ok(help.out.includes(EXIT_HELP), help.out);
+  });
+  describe("fails when nothing was verified (exit 4, a reason of its own)", () => {
+    it("--environment with no rows: nothing to verify", async () => {
+      const verify = scriptRunner(run, { PATH: "/usr/bin:/bin", DATABASE_URL: db });
+      const res = await verify("--environment", "production", "--router-url", router.url);
+      assert.equal(res.code, EXIT.unverified, res.out);
+      assert.match(
+        res.out,
+        /coverage\s+production\s+FAIL\s+nothing to verify: no enabled model in production/,
+      );
+    });
+
+    it("a stack whose enabled models have no ready rows, or that enables none", async () => {
+      standIn.setConfig("dev-unregistered", stackConfig({ ghost: true, retired: false }));
+      standIn.setOutputs("dev-unregistered", { routerUrl: router.url });
+      const verify = scriptRunner(run, { ...standIn.env, DATABASE_URL: db });
+      const unregistered = await verify("--stack", "dev-unregistered");
+      assert.equal(unregistered.code, EXIT.unverified);
+      assert.match(
+        unregistered.out,
+        /coverage\s+development\s+FAIL\s+nothing to verify: none of the 1 enabled models has a ready registry row in development/,
+      );
+
+      standIn.setConfig("dev-all-off", stackConfig({ retired: false }));
+      standIn.setOutputs("dev-all-off", {
+        routerUrl: router.url,
+        models: { retired: { endpoint: "127.0.0.1:9" } },
+      });
+      const allOff = await verify("--stack", "dev-all-off");
+      assert.equal(allOff.code, EXIT.unverified);
+      assert.match(allOff.out, /denied\s+retired\s+PASS/);
+      assert.match(
+        allOff.out,
+        /coverage\s+development\s+FAIL\s+nothing to verify: no enabled model/,
+      );
+    });
+
+    it("a router that serves another environment (its /readyz says which)", async () => {
+      const staging = await startRouter({
+        DATABASE_URL: db,
+        ROUTER_ENVIRONMENT: "staging",
+        ROUTER_SHUTDOWN_DELAY_MS: "0",
+      });
+      try {
+        const verify = scriptRunner(run, { PATH: "/usr/bin:/bin", DATABASE_URL: db });
+        const res = await verify("--environment", "development", "--router-url", staging.url);
+        assert.equal(res.code, EXIT.unverified);
+        assert.match(
+          res.out,
+          /environment\s+\S+\s+FAIL\s+the router serves staging, not development: wrong --router-url or port-forward/,
+        );
+      } finally {
+        await staging.stop();
+      }
+    });
+
+    it("zero checks pass nothing", () => {
+      assert.equal(passed([]), false);
+      assert.match(formatResults([]), /✗ no checks ran: nothing was verified/);
+    });
+  });
+
+  it("a router URL without an http(s) scheme is a usage error naming where it came from", async () => {
+    const verify = (env: Record<string, string>, ...args: string[]) =>
+      scriptRunner(run, { PATH: "/usr/bin:/bin", DATABASE_URL: db, ...env })(...args);
+    const flag = await verify({}, "--environment", "development", "--router-url", "127.0.0.1:8080");
+    assert.equal(flag.code, EXIT.usage);
+    assert.match(
+      flag.err,
+      /--router-url must be an http:\/\/ or https:\/\/ URL such as http:\/\/127\.0\.0\.1:8080 \(got '127\.0\.0\.1:8080'\)/,
+    );
+    // `localhost:8080` parses as a URL of scheme `localhost:`: still not http(s).
+    const env = await verify({ ROUTER_URL: "localhost:8080" }, "--stack", "development");
+    assert.equal(env.code, EXIT.usage);
+    assert.match(
+      env.err,
+      /ROUTER_URL must be an http:\/\/ or https:\/\/ URL .*got 'localhost:8080'/,
+    );
+
+    const metrics = await verify(
+      { ROUTER_METRICS_URL: "127.0.0.1:9090" },
+      "--environment",
+      "development",
+      "--router-url",
+      router.url,
+    );
+    assert.equal(metrics.code, EXIT.usage);
+    assert.match(metrics.err, /ROUTER_METRICS_URL must be an http:\/\/ or https:\/\/ URL/);
+
+    standIn.setConfig("dev-bad-output", stackConfig({ healthy: true }));
+    standIn.setOutputs("dev-bad-output", { routerUrl: "vllm-router.llm-dev:80" });
+    const output = await scriptRunner(run, { ...standIn.env, DATABASE_URL: db })(
+      "--stack",
+      "dev-bad-output",
+    );
+    assert.equal(output.code, EXIT.usage);
+    assert.match(
+      output.err,
+      /the routerUrl output of stack dev-bad-output must be an http:\/\/ or https:\/\/ URL/,
+    );
+  });
+
+  it("a stack pulumi cannot read (not logged in, no such stack) exits 3, not 'failed verification'", async () => {
+    standIn.setConfig("dev-ok", stackConfig({ healthy: true, retired: false }));
+    for (const code of ["3", "255"]) {
+      const res = await scriptRunner(run, {
+        ...standIn.env,
+        PULUMI_STANDIN_LOGGED_OUT: code,
+        DATABASE_URL: db,
+      })("--stack", "dev-ok", "--router-url", router.url);
+      assert.equal(res.code, EXIT.unavailable, res.err);
+      assert.match(
+        res.err,
+        /cannot read stack dev-ok: `pulumi (config|stack output) --json --stack dev-ok` failed/,
+      );
+      assert.match(res.err, /PULUMI_ACCESS_TOKEN must be set for login/);
+      assert.match(res.err, /Not logged in to the stack's backend: run `pulumi login`/);
+      assert.equal(res.out, "", "no checks ran");
+    }
+    const missing = await scriptRunner(run, { ...standIn.env, DATABASE_URL: db })(
+      "--stack",
+      "no-such-stack",
+      "--router-url",
+      router.url,
+    );
+    assert.equal(missing.code, EXIT.unavailable);
+    assert.match(missing.err, /no stack named 'no-such-stack' found/);
+    assert.doesNotMatch(missing.err, /pulumi login/);
   });
 });

@@ -413,7 +413,7 @@ describe("hostile registry values", () => {
         ["--environment", "development", "--router-url", `http://127.0.0.1:${await freePort()}`],
         { env, out: (s) => out.push(s), err: (s) => err.push(s) },
       );
-      assert.equal(code, 1, "the router is not there: checks fail");
+      assert.equal(code, EXIT.unverified, "the router is not there: checks fail");
       const text = out.join("\n");
       assertNotForged(text);
       assert.match(

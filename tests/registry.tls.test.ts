@@ -13,7 +13,7 @@ import { connectClient, withRegistryClient } from "../router/src/registry/connec
 import { LATEST_VERSION, migrate } from "../router/src/registry/migrations";
 import { upsertEntry } from "../router/src/registry/queries";
 import { registryPgConfig } from "../router/src/registry/tls";
-import { run } from "../scripts/registry";
+import { EXIT, run } from "../scripts/registry";
 import { makeTestPki, TestPki } from "./support/pki";
 import { startRouter } from "./support/router";
 import { PostgresServer, startPostgres } from "./support/services";
@@ -315,11 +315,11 @@ describe("registry TLS (libpq sslmode, private CA, real PostgreSQL with ssl=on)"
       assert.match(fromEnv.out, /"modelName": "tls-model"/);
 
       const without = await cli(env, "list");
-      assert.equal(without.code, 1);
+      assert.equal(without.code, EXIT.unavailable, "the registry cannot be reached: exit 3");
       assert.match(without.err, /sslmode=verify-full.*--sslrootcert or PGSSLROOTCERT/);
 
       const missing = await cli({ ...env, PGSSLROOTCERT: "/nonexistent/ca.pem" }, "list");
-      assert.equal(missing.code, 2);
+      assert.equal(missing.code, EXIT.usage);
       assert.match(missing.err, /PGSSLROOTCERT: cannot read '\/nonexistent\/ca\.pem'/);
     });
   });

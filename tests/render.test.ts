@@ -10,6 +10,7 @@ import { schemaProblems } from "../components/manifestSchema";
 import { buildModelDeployment } from "../components/modelManifests";
 import { renderStack } from "../components/renderStack";
 import { loadStackConfig } from "../components/stackFile";
+import { EXIT, EXIT_HELP } from "../scripts/lib/cli";
 import { RENDER_INDEX, RenderDirectoryError, renderToDirectory } from "../scripts/render";
 import { STACK_FILES } from "./support/stackFiles";
 
@@ -113,9 +114,25 @@ describe("render", () => {
       }
     };
     assert.match(run("--help").out, /--stack <name>/);
+    assert.ok(run("--help").out.includes(EXIT_HELP));
     const bad = run("--stack", "qa");
-    assert.equal(bad.code, 1);
+    assert.equal(bad.code, EXIT.unavailable, "no such stack: could not read the stack");
     assert.match(bad.out, /no stack 'qa'.*stacks here: ci, development, production, staging/);
+    // An invalid config is a usage error naming the config path (a stack file of its own).
+    const invalidFile = path.join(ROOT, "Pulumi.render-invalid.yaml");
+    fs.writeFileSync(
+      invalidFile,
+      fs
+        .readFileSync(path.join(ROOT, "Pulumi.development.yaml"), "utf8")
+        .replace(/^(\s*(?:vllm-fleet:)?gpuQuota:).*$/m, "$1 -1"),
+    );
+    try {
+      const invalid = run("--stack", "render-invalid");
+      assert.equal(invalid.code, EXIT.usage, invalid.out);
+      assert.match(invalid.out, /gpuQuota/);
+    } finally {
+      fs.rmSync(invalidFile);
+    }
     const out = fs.mkdtempSync(path.join(os.tmpdir(), "render-cli-"));
     const ok = run("--stack", "production", "--out", out);
     assert.equal(ok.code, 0, ok.out);
@@ -123,7 +140,7 @@ describe("render", () => {
     const foreign = fs.mkdtempSync(path.join(os.tmpdir(), "render-cli-foreign-"));
     fs.writeFileSync(path.join(foreign, "keep.txt"), "mine");
     const refused = run("--stack", "production", "--out", foreign);
-    assert.equal(refused.code, 2, refused.out);
+    assert.equal(refused.code, EXIT.usage, refused.out);
     assert.match(refused.out, /not empty and was not written by render/);
     assert.deepEqual(fs.readdirSync(foreign), ["keep.txt"]);
     const text = fs

@@ -4,6 +4,7 @@ import * as assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import * as path from "node:path";
 import { startSimulator, Simulator } from "../scripts/simulator";
+import { EXIT, EXIT_HELP } from "../scripts/lib/cli";
 import { freePort } from "./support/services";
 
 const json = { "content-type": "application/json" };
@@ -175,9 +176,18 @@ describe("vLLM simulator", () => {
     const help = await run(["--help"]);
     assert.equal(help.code, 0);
     assert.match(help.out, /--ttft-ms/);
+    assert.ok(help.out.includes(EXIT_HELP), help.out);
     const bad = await run(["--model", "m", "--fault", "explode"]);
-    assert.notEqual(bad.code, 0);
+    assert.equal(bad.code, EXIT.usage);
     assert.match(bad.out, /--fault/);
+    const taken = await startSimulator({ port: 0, model: "m", ttftMs: 0, tokensPerSecond: 0 });
+    try {
+      const busy = await run(["--model", "m", "--port", String(new URL(taken.url).port)]);
+      assert.equal(busy.code, EXIT.startFailed, busy.out);
+      assert.match(busy.out, /simulator failed: .*EADDRINUSE/);
+    } finally {
+      await taken.close();
+    }
     const port = await freePort();
     const ok = await run(["--model", "m", "--port", String(port)]);
     assert.match(ok.out, new RegExp(`listening on http://127.0.0.1:${port}`));

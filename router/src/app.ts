@@ -302,10 +302,15 @@ export class RouterApp {
   }
 
   private readyz(res: http.ServerResponse): void {
-    if (this.draining) return this.sendJson(res, 503, { status: "draining" });
+    // The environment lets `npm run verify` tell a router of another stack from the right one.
+    const environment = this.env;
+    if (this.draining) return this.sendJson(res, 503, { status: "draining", environment });
     if (!this.resolver.ready)
-      return this.sendJson(res, 503, { status: "registry unreachable and cache empty" });
-    this.sendJson(res, 200, { status: "ready", degraded: this.resolver.degraded });
+      return this.sendJson(res, 503, {
+        status: "registry unreachable and cache empty",
+        environment,
+      });
+    this.sendJson(res, 200, { status: "ready", degraded: this.resolver.degraded, environment });
   }
 
   /** The metrics port: GET /metrics and nothing else. */

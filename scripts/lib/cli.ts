@@ -15,8 +15,61 @@ export interface ScriptIo {
   confirm?: (question: string) => Promise<boolean>;
 }
 
-/** Exit code of invalid usage, input or config, shared by every script. */
-export const USAGE_EXIT = 2;
+/**
+ * The exit codes of every operator script: one meaning per code, whichever script exits with it,
+ * so CI can branch on them. Each script uses the codes that apply to it. 3 is a precondition
+ * (nothing was checked or changed), unlike 4, a verification that ran and failed.
+ */
+export const EXIT = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  unavailable: 3,
+  unverified: 4,
+  drift: 5,
+  notFound: 6,
+  startFailed: 7,
+  sourceUnverified: 8,
+  configFailed: 9,
+  previewFailed: 10,
+  policyViolation: 11,
+  notConfirmed: 12,
+  upFailed: 13,
+  targetUnverified: 14,
+  commitFailed: 15,
+  interrupted: 130,
+} as const;
+
+/** What each exit code means, in --help and the README. */
+export const EXIT_MEANINGS: Record<keyof typeof EXIT, string> = {
+  ok: "success: every check passed, no drift, or the change was made",
+  failed: "unexpected error (the message says what)",
+  usage:
+    "invalid usage, input or config; the message names the flag or config path (also: a dirty stack file, no git work tree)",
+  unavailable:
+    "could not read the stack or reach the registry: `pulumi` missing or not logged in, backend unreachable, no such stack, registry database unreachable; nothing was checked or changed",
+  unverified:
+    "verification failed: a check failed, nothing to verify, or the router serves another environment",
+  drift: "drift between the stack config, the registry, the cache and the cluster",
+  notFound: "model not found in the registry",
+  startFailed: "a component did not start",
+  sourceUnverified: "the source stack does not verifiably run its config",
+  configFailed: "the release config could not be changed, or the new config is invalid",
+  previewFailed: "pulumi preview failed",
+  policyViolation: "the preview violated a mandatory policy",
+  notConfirmed: "not confirmed",
+  upFailed: "pulumi up failed",
+  targetUnverified: "the stack failed verification after the update",
+  commitFailed: "the commit, push or pull request failed",
+  interrupted: "interrupted (SIGINT, SIGTERM or SIGHUP) while starting",
+};
+
+/** The exit-code table every script prints at the end of its --help. */
+export const EXIT_HELP = `Exit codes (the same for every script):\n${(
+  Object.keys(EXIT) as (keyof typeof EXIT)[]
+)
+  .map((k) => `  ${String(EXIT[k]).padStart(3)}  ${EXIT_MEANINGS[k]}`)
+  .join("\n")}`;
 
 /** A failure the script reports as `error: <message>` and exits with `exitCode`. */
 export class ScriptError extends Error {
@@ -42,7 +95,7 @@ export async function runScript(
     // Messages may list problems one per line; the values in them are escaped where they
     // are quoted, and nothing else in a message may steer the terminal.
     io.err(`error: ${printable((e as Error).message, true)}`);
-    return e instanceof ScriptError ? e.exitCode : 1;
+    return e instanceof ScriptError ? e.exitCode : EXIT.failed;
   }
 }
 

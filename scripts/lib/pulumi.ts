@@ -31,6 +31,21 @@ export interface PulumiResult {
   stderr: string;
 }
 
+/**
+ * Whether a failed command failed for want of a login: the CLI exits 3
+ * (ExitAuthenticationError, pulumi/pulumi pkg/cmd/pulumi/cmd/exit_codes.go) with
+ * "this command requires logging in; try running `pulumi login` first" or, non-interactively
+ * without a token, "PULUMI_ACCESS_TOKEN must be set for login during non-interactive CLI
+ * sessions" (pkg/backend/backenderr/backenderr.go); older CLIs exit 255 with the same text or
+ * "failed to log in" / "no credentials".
+ */
+export function loginFailed(result: PulumiResult): boolean {
+  return (
+    result.code === 3 ||
+    /requires logging in|must be set for login|failed to log in|no credentials/i.test(result.stderr)
+  );
+}
+
 /** A `pulumi` command that exited non-zero (or could not start). */
 export class PulumiCommandError extends Error {
   constructor(
@@ -38,8 +53,11 @@ export class PulumiCommandError extends Error {
     readonly result: PulumiResult,
   ) {
     const detail = (result.stderr || result.stdout).trim().split("\n").slice(-5).join("\n  ");
+    const login = loginFailed(result)
+      ? "\nNot logged in to the stack's backend: run `pulumi login` (Pulumi Cloud: or set PULUMI_ACCESS_TOKEN; a self-managed backend: PULUMI_BACKEND_URL)."
+      : "";
     super(
-      `\`pulumi ${args.join(" ")}\` failed with exit code ${result.code}${detail ? `:\n  ${detail}` : ""}`,
+      `\`pulumi ${args.join(" ")}\` failed with exit code ${result.code}${detail ? `:\n  ${detail}` : ""}${login}`,
     );
     this.name = "PulumiCommandError";
   }

@@ -5,7 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PROJECT, StackConfigError } from "../../components/config";
-import { ScriptError, ScriptIo, USAGE_EXIT } from "./cli";
+import { EXIT, ScriptError, ScriptIo } from "./cli";
 import { createPullRequest, Git } from "./git";
 import {
   ConfigValueJson,
@@ -23,34 +23,15 @@ import { formatResults, passed, verifyStack } from "./verification";
 /** The config key promotion copies and rollback restores: everything else is per environment. */
 export const RELEASE_KEY = `${PROJECT}:releases`;
 
-/** Exit codes of promote and rollback: one per gate, so CI can tell where a run stopped. */
-export const EXIT = {
-  ok: 0,
-  failed: 1,
-  usage: USAGE_EXIT,
-  sourceUnverified: 3,
-  configFailed: 4,
-  previewFailed: 5,
-  notConfirmed: 6,
-  upFailed: 7,
-  targetUnverified: 8,
-  policyViolation: 9,
-  commitFailed: 10,
-} as const;
-
-export const EXIT_HELP = `Exit codes: 0 committed (and, when applying, applied and verified), 1 unexpected error,
-2 invalid usage (or a dirty stack file, no git work tree, no policy pack config), 3 source
-stack failed verification (or does not run its config), 4 release config could not be changed
-(or is invalid), 5 preview failed, 6 not confirmed, 7 pulumi up failed, 8 the stack failed
-verification after the update, 9 the preview violated a mandatory policy, 10 the commit, push
-or pull request failed.`;
+/** Exit codes of promote and rollback: the shared table, with a code per gate (see cli.ts). */
+export { EXIT, EXIT_HELP } from "./cli";
 
 /** A PulumiCli in the project `cwd` whose streamed output (preview, up) goes to stdout. */
 export function pulumiFor(io: ScriptIo, cwd: string): PulumiCli {
   if (!onPath("pulumi", io.env))
     throw new ScriptError(
       "the pulumi CLI is not on PATH: install it (https://www.pulumi.com/docs/install/) and `pulumi login` to the stacks' backend",
-      EXIT.usage,
+      EXIT.unavailable,
     );
   return new PulumiCli({ env: io.env, cwd, onOutput: (line) => io.out(`  │ ${line}`) });
 }

@@ -9,7 +9,7 @@ import {
 import { modelEndpoint } from "../../components/naming";
 import { readCaFile } from "../../router/src/registry/tls";
 import { loadStackConfig } from "../../components/stackFile";
-import { ScriptError, ScriptIo, USAGE_EXIT } from "./cli";
+import { EXIT, ScriptError, ScriptIo } from "./cli";
 import { onPath, PulumiCli, plainConfig } from "./pulumi";
 
 export interface StackView {
@@ -60,7 +60,7 @@ export function requireDatabaseUrl(env: ScriptIo["env"]): string {
   if (!url)
     throw new ScriptError(
       "DATABASE_URL is not set: export the registry's postgresql://user:password@host:5432/model_registry URL",
-      USAGE_EXIT,
+      EXIT.usage,
     );
   return url;
 }
@@ -75,8 +75,13 @@ export function registryCa(env: ScriptIo["env"], spec?: StackSpec): string | und
   try {
     return readCaFile(file, "PGSSLROOTCERT");
   } catch (e) {
-    throw new ScriptError((e as Error).message, USAGE_EXIT);
+    throw new ScriptError((e as Error).message, EXIT.usage);
   }
+}
+
+/** A stack that could not be read (the CLI failed: login, backend, no such stack): exit 3. */
+export function unreadableStack(name: string, e: unknown): ScriptError {
+  return new ScriptError(`cannot read stack ${name}: ${(e as Error).message}`, EXIT.unavailable);
 }
 
 /** The stack through `pulumi` when it is on PATH, else from Pulumi.<stack>.yaml. */
@@ -85,7 +90,7 @@ export async function readStack(name: string, io: ScriptIo): Promise<StackView> 
   try {
     return await loadStack(name, pulumi);
   } catch (e) {
-    if (e instanceof StackConfigError) throw new ScriptError(e.message, USAGE_EXIT);
-    throw new ScriptError(`cannot read stack ${name}: ${(e as Error).message}`, USAGE_EXIT);
+    if (e instanceof StackConfigError) throw new ScriptError(e.message, EXIT.usage);
+    throw unreadableStack(name, e);
   }
 }

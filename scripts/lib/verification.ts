@@ -1,11 +1,14 @@
 // The post-deploy checks shared by verify, local, promote and rollback: registry rows ready
 // at the Service endpoint, a completion per model through the router within the budget,
-// disabled models denied, /metrics answering. Each check is one row of the result table.
+// disabled models denied, /metrics answering. Each check is one row of the result table; a run
+// that verified nothing (no ready row of an enabled model, a router of another environment, no
+// checks at all) fails.
 import { withRegistryClient } from "../../router/src/registry/connect";
 import { listEntries } from "../../router/src/registry/queries";
 import type { Environment } from "../../router/src/registry/types";
 import { ROUTER_NAME } from "../../components/routerManifests";
-import { formatTable, ScriptError, ScriptIo, USAGE_EXIT } from "./cli";
+import type { RegistryEntry } from "../../router/src/registry/types";
+import { EXIT, formatTable, ScriptError, ScriptIo } from "./cli";
 import {
   expectedEndpoint,
   outputRouterUrl,
@@ -34,13 +37,14 @@ export interface VerifyTarget {
   registryCa?: string;
   /** Bearer key when the router authenticates. */
   apiKey?: string;
-  models: ExpectedModel[];
+  /** The models to expect; omitted: every row of the environment as it stands. */
+  models?: ExpectedModel[];
   /** Budget of one test completion (default 3000 ms). */
   completionTimeoutMs?: number;
 }
 
 export interface CheckResult {
-  check: "router" | "registry" | "completion" | "denied" | "metrics";
+  check: "router" | "environment" | "registry" | "coverage" | "completion" | "denied" | "metrics";
   target: string;
   ok: boolean;
   detail: string;
@@ -98,18 +102,34 @@ function completionRequest(t: VerifyTarget, model: string): RequestInit & { time
   };
 }
 
-async function checkRegistry(t: VerifyTarget): Promise<CheckResult[]> {
-  let rows;
+/** The environment's registry rows, or why they could not be read. */
+async function readRows(t: VerifyTarget): Promise<RegistryEntry[] | { error: string }> {
   try {
-    rows = await withRegistryClient(
+    return await withRegistryClient(
       t.databaseUrl,
       (db) => listEntries(db, { environment: t.environment }),
       { ca: t.registryCa },
     );
   } catch (e) {
-    return [{ check: "registry", target: "(database)", ok: false, detail: (e as Error).message }];
+    return { error: (e as Error).message };
   }
-  return t.models.map((m): CheckResult => {
+}
+
+/** Every row of the environment as the model it stands for. */
+function modelsOfRows(rows: RegistryEntry[]): ExpectedModel[] {
+  return rows.map((r) => ({
+    name: r.modelName,
+    enabled: r.status === "ready",
+    endpoint: r.endpoint,
+  }));
+}
+
+function checkRegistry(
+  t: VerifyTarget,
+  models: ExpectedModel[],
+  rows: RegistryEntry[],
+): CheckResult[] {
+  return models.map((m): CheckResult => {
     const row = rows.find((r) => r.modelName === m.name);
     const at = { check: "registry" as const, target: m.name };
     if (!row)
@@ -136,6 +156,35 @@ async function checkRegistry(t: VerifyTarget): Promise<CheckResult[]> {
       };
     return { ...at, ok: true, detail: `ready at ${row.endpoint}` };
   });
+}
+
+/**
+ * Something to verify: at least one enabled model with a ready row. Without one, the
+ * completion checks would prove nothing (a stack without enabled models, an empty registry).
+ */
+function checkCoverage(
+  t: VerifyTarget,
+  models: ExpectedModel[],
+  rows: RegistryEntry[],
+): CheckResult {
+  const at = { check: "coverage" as const, target: t.environment };
+  const enabled = models.filter((m) => m.enabled);
+  const ready = enabled.filter((m) =>
+    rows.some((r) => r.modelName === m.name && r.status === "ready"),
+  );
+  if (!enabled.length)
+    return { ...at, ok: false, detail: `nothing to verify: no enabled model in ${t.environment}` };
+  if (!ready.length)
+    return {
+      ...at,
+      ok: false,
+      detail: `nothing to verify: none of the ${enabled.length} enabled models has a ready registry row in ${t.environment}`,
+    };
+  return {
+    ...at,
+    ok: true,
+    detail: `${ready.length} of ${enabled.length} enabled models have ready rows`,
+  };
 }
 
 async function checkCompletion(t: VerifyTarget, model: string): Promise<CheckResult> {
@@ -167,13 +216,34 @@ async function checkDenied(t: VerifyTarget, model: string): Promise<CheckResult>
     : { ...at, ok: false, detail: `expected HTTP 403 model_disabled, got ${a.status} ${e.text}` };
 }
 
-async function checkRouter(t: VerifyTarget): Promise<CheckResult> {
+/** The router is ready, and serves the environment being verified (its /readyz says which). */
+async function checkRouter(t: VerifyTarget): Promise<CheckResult[]> {
   const a = await http(`${t.routerUrl}/readyz`, { timeoutMs: 3000 });
   const at = { check: "router" as const, target: t.routerUrl };
-  if ("error" in a) return { ...at, ok: false, detail: `unreachable: ${a.error}` };
-  return a.status === 200
-    ? { ...at, ok: true, detail: "ready (/readyz 200)" }
-    : { ...at, ok: false, detail: `/readyz answered ${a.status}: ${a.body.slice(0, 120)}` };
+  if ("error" in a) return [{ ...at, ok: false, detail: `unreachable: ${a.error}` }];
+  const ready: CheckResult =
+    a.status === 200
+      ? { ...at, ok: true, detail: "ready (/readyz 200)" }
+      : { ...at, ok: false, detail: `/readyz answered ${a.status}: ${a.body.slice(0, 120)}` };
+  let environment: unknown;
+  try {
+    environment = (JSON.parse(a.body) as { environment?: unknown }).environment;
+  } catch {
+    // not JSON: reported as no environment below
+  }
+  const env = { check: "environment" as const, target: t.routerUrl };
+  const served: CheckResult =
+    environment === t.environment
+      ? { ...env, ok: true, detail: `serves ${t.environment}` }
+      : {
+          ...env,
+          ok: false,
+          detail:
+            typeof environment === "string"
+              ? `the router serves ${environment}, not ${t.environment}: wrong --router-url or port-forward`
+              : `the router does not say which environment it serves (/readyz has no environment); expected ${t.environment}`,
+        };
+  return [ready, served];
 }
 
 /**
@@ -210,15 +280,21 @@ async function checkMetrics(t: VerifyTarget): Promise<CheckResult[]> {
 
 /** Runs every check; never throws (an unreachable part is a failed check). */
 export async function verifyPlatform(t: VerifyTarget): Promise<CheckResult[]> {
-  const results: CheckResult[] = [await checkRouter(t), ...(await checkRegistry(t))];
-  for (const m of t.models)
+  const results = await checkRouter(t);
+  const rows = await readRows(t);
+  const models = t.models ?? ("error" in rows ? [] : modelsOfRows(rows));
+  if ("error" in rows)
+    results.push({ check: "registry", target: "(database)", ok: false, detail: rows.error });
+  else results.push(...checkRegistry(t, models, rows), checkCoverage(t, models, rows));
+  for (const m of models)
     results.push(m.enabled ? await checkCompletion(t, m.name) : await checkDenied(t, m.name));
   results.push(...(await checkMetrics(t)));
   return results;
 }
 
+/** Every check passed, and there was at least one: zero checks verify nothing. */
 export function passed(results: CheckResult[]): boolean {
-  return results.every((r) => r.ok);
+  return results.length > 0 && results.every((r) => r.ok);
 }
 
 /** The result table with a one-line verdict. */
@@ -228,10 +304,38 @@ export function formatResults(results: CheckResult[]): string {
     ["CHECK", "TARGET", "RESULT", "DETAIL"],
     results.map((r) => [r.check, r.target, r.ok ? "PASS" : "FAIL", r.detail]),
   );
-  const verdict = failed
-    ? `✗ ${failed} of ${results.length} checks failed`
-    : `✓ all ${results.length} checks passed`;
+  const verdict = !results.length
+    ? "✗ no checks ran: nothing was verified"
+    : failed
+      ? `✗ ${failed} of ${results.length} checks failed`
+      : `✓ all ${results.length} checks passed`;
   return `${table}\n\n${verdict}`;
+}
+
+/**
+ * A router base URL without trailing slashes; anything but an http(s) URL is a usage error
+ * naming where it came from (`127.0.0.1:8080` is not a URL, and `localhost:8080` parses as
+ * scheme `localhost:`, WHATWG URL standard: https://url.spec.whatwg.org/#scheme-state).
+ */
+export function routerBaseUrl(url: string, from: string): string {
+  let scheme: string | undefined;
+  try {
+    scheme = new URL(url).protocol;
+  } catch {
+    // not a URL at all: reported below
+  }
+  if (scheme !== "http:" && scheme !== "https:")
+    throw new ScriptError(
+      `${from} must be an http:// or https:// URL such as http://127.0.0.1:8080 (got '${url}')`,
+      EXIT.usage,
+    );
+  return url.replace(/\/+$/, "");
+}
+
+/** The router's metrics port from ROUTER_METRICS_URL, when set (validated like a router URL). */
+export function metricsBaseUrl(env: ScriptIo["env"]): string | undefined {
+  const url = env.ROUTER_METRICS_URL;
+  return url === undefined ? undefined : routerBaseUrl(url, "ROUTER_METRICS_URL");
 }
 
 /** The models a stack expects, with the endpoints its Services have. */
@@ -255,12 +359,15 @@ export async function verifyStack(
   if (!url)
     throw new ScriptError(
       `no router URL for stack ${view.name}: pass ${routerFlag} <url> (e.g. http://127.0.0.1:8080 after \`kubectl -n ${view.spec.namespace} port-forward svc/${ROUTER_NAME} 8080:80\`)`,
-      USAGE_EXIT,
+      EXIT.usage,
     );
   return verifyPlatform({
     environment: view.spec.environment,
-    routerUrl: url.replace(/\/+$/, ""),
-    metricsUrl: io.env.ROUTER_METRICS_URL?.replace(/\/+$/, ""),
+    routerUrl: routerBaseUrl(
+      url,
+      routerUrl === undefined ? `the routerUrl output of stack ${view.name}` : routerFlag,
+    ),
+    metricsUrl: metricsBaseUrl(io.env),
     databaseUrl: requireDatabaseUrl(io.env),
     registryCa: registryCa(io.env, view.spec),
     apiKey: io.env.ROUTER_API_KEY,
