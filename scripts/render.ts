@@ -4,10 +4,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { stringify } from "yaml";
-import { parseStackConfig, readStackConfig, StackConfigError } from "../components/config";
+import { StackConfigError } from "../components/config";
 import { schemaProblems } from "../components/manifestSchema";
 import { renderStack } from "../components/renderStack";
-import { loadStackConfig } from "../components/stackFile";
+import { loadStackSpec } from "../components/stackFile";
 import { USAGE_EXIT } from "./lib/cli";
 
 /** File name of one object: apply order first, so `kubectl apply -f dir` creates namespaces first. */
@@ -48,7 +48,7 @@ export function renderToDirectory(
   stack: string,
   out: string,
 ): { files: string[]; problems: string[] } {
-  const spec = parseStackConfig(readStackConfig(loadStackConfig(stack)));
+  const spec = loadStackSpec(stack);
   const manifests = renderStack(spec);
   const problems = manifests.flatMap(schemaProblems);
   if (problems.length) return { files: [], problems };
