@@ -36,6 +36,8 @@ export const CACHE_ACCESS_MODES = ["ReadWriteOnce", "ReadWriteMany"] as const;
 
 /** The Hugging Face token: a secret config key, turned into a Secret per gated model. */
 export const HF_TOKEN_KEY = "huggingFaceToken";
+/** Secret config key: password of `registry.adminUser` on the registry server. */
+export const REGISTRY_ADMIN_PASSWORD_KEY = "registryAdminPassword";
 /** Secret config key: password or token of `router.imageRegistryUsername`. */
 export const ROUTER_REGISTRY_PASSWORD_KEY = "routerImageRegistryPassword";
 
@@ -92,7 +94,10 @@ const registryServerFields = {
     .string()
     .regex(/^[a-z_][a-z0-9_]*$/, "registry.database must be a lowercase SQL identifier")
     .default("model_registry"),
-  adminUser: z.string().default("postgres"),
+  adminUser: z
+    .string()
+    .min(1, "registry.adminUser must be a PostgreSQL role name")
+    .default("postgres"),
   sslmode: z.enum(["disable", "require", "verify-ca", "verify-full"]).default("require"),
   sslrootcert: z.string().min(1, "registry.sslrootcert must be a file path").optional(),
 };
@@ -548,6 +553,11 @@ function crossChecks(cfg: RawConfig, opts: ParseOptions): string[] {
       problems.push(`${at}.revision: must be a 40-character commit hash`);
     }
   });
+  // Read by the program (requireSecret) only after it has started creating objects: checked here.
+  if (setSecrets && !setSecrets.includes(REGISTRY_ADMIN_PASSWORD_KEY))
+    problems.push(
+      `${REGISTRY_ADMIN_PASSWORD_KEY}: is required: the password of registry.adminUser, which creates this environment's roles; set it with \`pulumi config set --secret ${REGISTRY_ADMIN_PASSWORD_KEY} <password>\``,
+    );
   const gated = cfg.releases.filter((r) => r.gated).map((r) => r.name);
   if (gated.length && setSecrets && !setSecrets.includes(HF_TOKEN_KEY)) {
     problems.push(
@@ -724,7 +734,7 @@ export function parseRegistryStackConfig(raw: Record<string, unknown>): Registry
 
 /** Config keys read as secrets (`config.requireSecret`), never part of the StackSpec. */
 export const SECRET_KEYS = [
-  "registryAdminPassword",
+  REGISTRY_ADMIN_PASSWORD_KEY,
   HF_TOKEN_KEY,
   "adminPassword",
   ROUTER_REGISTRY_PASSWORD_KEY,

@@ -95,7 +95,7 @@ export function parseQuantity(value: string): number | undefined {
   const m = QUANTITY.exec(value);
   if (!m) return undefined;
   const [, sign, digits, suffix = ""] = m;
-  const factor = /^[eE]/.test(suffix)
+  const factor = /^[eE][+-]?[0-9]+$/.test(suffix)
     ? 10 ** Number(suffix.slice(1))
     : (SUFFIX_FACTOR[suffix] ?? 1);
   return (sign === "-" ? -1 : 1) * Number(digits) * factor;
