@@ -143,15 +143,15 @@ describe("npm run verify", () => {
   });
 
   it("--stack reads config and outputs through pulumi and exits 0 when every check passes", async () => {
-    standIn.setConfig("dev-ok", stackConfig({ healthy: true, retired: false }));
-    standIn.setOutputs("dev-ok", {
+    standIn.setConfig("development", stackConfig({ healthy: true, retired: false }));
+    standIn.setOutputs("development", {
       routerUrl: router.url,
       models: { healthy: { endpoint: healthy.endpoint }, retired: { endpoint: "127.0.0.1:9" } },
     });
     const verify = scriptRunner(run, { ...standIn.env, DATABASE_URL: db });
-    const table = await verify("--stack", "dev-ok");
+    const table = await verify("--stack", "development");
     assert.equal(table.code, EXIT.ok, table.err);
-    assert.match(table.out, /Verifying stack dev-ok \(development, config from pulumi\)/);
+    assert.match(table.out, /Verifying stack development \(development, config from pulumi\)/);
     assert.match(table.out, /completion\s+healthy\s+PASS\s+HTTP 200/);
     assert.match(table.out, /denied\s+retired\s+PASS\s+HTTP 403 model_disabled/);
     assert.match(table.out, /✓ all 6 checks passed/);
@@ -167,7 +167,7 @@ describe("npm run verify", () => {
       ],
     );
 
-    const json = await verify("--stack", "dev-ok", "--format", "json");
+    const json = await verify("--stack", "development", "--format", "json");
     assert.equal(json.code, EXIT.ok);
     const doc = JSON.parse(json.out) as { ok: boolean; results: CheckResult[] };
     assert.equal(doc.ok, true);
@@ -175,14 +175,14 @@ describe("npm run verify", () => {
   });
 
   it("--stack exits 1 with the failing checks when a model is broken", async () => {
-    standIn.setConfig("dev-broken", stackConfig({ healthy: true, broken: true }));
-    standIn.setOutputs("dev-broken", {
+    standIn.setConfig("development", stackConfig({ healthy: true, broken: true }));
+    standIn.setOutputs("development", {
       models: { healthy: { endpoint: healthy.endpoint }, broken: { endpoint: broken.endpoint } },
     });
     const verify = scriptRunner(run, { ...standIn.env, DATABASE_URL: db });
     const res = await verify(
       "--stack",
-      "dev-broken",
+      "development",
       "--router-url",
       router.url,
       "--format",
