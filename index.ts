@@ -16,7 +16,10 @@ import { RegistryAccess } from "./components/registryDatabase";
 import { readRegistryStack } from "./components/registryStack";
 import { RouterService } from "./components/router";
 
-const spec = loadProgramConfig((raw, all) => parseStackConfig(raw, setSecretKeys(all)), PROJECT);
+const spec = loadProgramConfig(
+  (raw, all) => parseStackConfig(raw, { stack: pulumi.getStack(), setSecrets: setSecretKeys(all) }),
+  PROJECT,
+);
 // parseStackConfig has checked that it is set when the program builds with a registry login.
 const routerImageRegistryPassword =
   spec.router.image === undefined && spec.router.imageRegistryUsername

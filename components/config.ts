@@ -4,7 +4,23 @@ import { X509Certificate } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { z } from "zod";
-import { DNS_LABEL, ENVIRONMENTS, Environment, serviceName } from "./naming";
+import { ACCELERATOR_VENDORS, acceleratorNodeSelector } from "./accelerators";
+import {
+  dnsLabelProblem,
+  dnsSubdomainProblem,
+  extendedResourceNameProblem,
+  labelValueProblem,
+  parseQuantity,
+  qualifiedNameProblem,
+} from "./kubeSyntax";
+import {
+  DNS_LABEL,
+  ENVIRONMENTS,
+  Environment,
+  STACK_ENVIRONMENTS,
+  serviceName,
+  stackEnvironment,
+} from "./naming";
 
 /** The project directory (Pulumi.yaml): relative config paths start here, as for the providers. */
 export const PROJECT_DIR = path.resolve(__dirname, "..");
@@ -12,7 +28,6 @@ export const PROJECT_DIR = path.resolve(__dirname, "..");
 /** Pulumi project name: stack config keys carry it as a prefix (`vllm-fleet:releases`). */
 export const PROJECT = "vllm-fleet";
 
-const QUANTITY = /^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$/;
 const DIGEST = /@sha256:[a-f0-9]{64}$/;
 const REVISION = /^[0-9a-f]{40}$/;
 
@@ -21,6 +36,8 @@ export const CACHE_ACCESS_MODES = ["ReadWriteOnce", "ReadWriteMany"] as const;
 
 /** The Hugging Face token: a secret config key, turned into a Secret per gated model. */
 export const HF_TOKEN_KEY = "huggingFaceToken";
+/** Secret config key: password of `registry.adminUser` on the registry server. */
+export const REGISTRY_ADMIN_PASSWORD_KEY = "registryAdminPassword";
 /** Secret config key: password or token of `router.imageRegistryUsername`. */
 export const ROUTER_REGISTRY_PASSWORD_KEY = "routerImageRegistryPassword";
 
@@ -39,14 +56,29 @@ const dnsName = (what: string) =>
     )
     .max(63, `${what} must be at most 63 characters`);
 
+/** A positive resource.Quantity (requests, limits and volume sizes must be > 0). */
 const quantity = (what: string) =>
   z
     .union([z.string(), z.number()])
     .transform(String)
     .refine(
-      (v) => QUANTITY.test(v),
-      `${what} must be a Kubernetes quantity such as "8", "500m", "32Gi"`,
+      (v) => (parseQuantity(v) ?? 0) > 0,
+      `${what} must be a Kubernetes quantity above 0 such as "8", "500m", "32Gi" (suffixes n u m k M G T P E, Ki Mi Gi Ti Pi Ei, or an exponent such as 1e3; 'mi' is not one)`,
     );
+
+/** A string checked by one of Kubernetes' syntax rules (components/kubeSyntax.ts). */
+const k8sString = (what: string, problem: (v: string) => string | undefined) =>
+  z.string().superRefine((v, ctx) => {
+    const p = problem(v);
+    if (p) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${what} ${p}` });
+  });
+
+/** Labels as a node selector or pod labels take them: qualified-name keys, label values. */
+const labelMap = (what: string) =>
+  z.record(
+    k8sString(`${what} key`, qualifiedNameProblem),
+    k8sString(`${what} value`, labelValueProblem),
+  );
 
 const intAtLeast = (min: number, what: string) =>
   z
@@ -62,7 +94,10 @@ const registryServerFields = {
     .string()
     .regex(/^[a-z_][a-z0-9_]*$/, "registry.database must be a lowercase SQL identifier")
     .default("model_registry"),
-  adminUser: z.string().default("postgres"),
+  adminUser: z
+    .string()
+    .min(1, "registry.adminUser must be a PostgreSQL role name")
+    .default("postgres"),
   sslmode: z.enum(["disable", "require", "verify-ca", "verify-full"]).default("require"),
   sslrootcert: z.string().min(1, "registry.sslrootcert must be a file path").optional(),
 };
@@ -70,6 +105,57 @@ const registryServerFields = {
 /** Project of the registry stack (registry-stack/Pulumi.yaml). */
 export const REGISTRY_PROJECT = "vllm-registry";
 const STACK_NAME = new RegExp(`^[A-Za-z0-9_.-]+/${REGISTRY_PROJECT}/[A-Za-z0-9_.-]+$`);
+
+/**
+ * vLLM flags the program sets, by the config key that controls each. A second occurrence in
+ * extraArgs would override it (argparse keeps the last value), breaking the GPU count, the
+ * Service port, the probes or the registry's served name.
+ */
+export const MANAGED_VLLM_FLAGS: Record<string, string> = {
+  host: "the program (vLLM listens on all interfaces for its Service and probes)",
+  port: "the program (port 8000: the Service, probes and NetworkPolicy use it)",
+  "tensor-parallel-size": "releases[].args.tensorParallelSize",
+  // These multiply the GPUs vLLM uses beyond tensorParallelSize = gpu.count.
+  "pipeline-parallel-size": "capacity.<model>.gpu.count (one replica uses tensorParallelSize GPUs)",
+  "data-parallel-size": "capacity.<model>.replicas (one replica uses tensorParallelSize GPUs)",
+  "served-model-name": "releases[].servedModelName",
+  "gpu-memory-utilization": "releases[].args.gpuMemoryUtilization",
+  dtype: "releases[].args.dtype",
+  revision: "releases[].revision",
+  "max-model-len": "releases[].args.maxModelLen",
+  quantization: "releases[].args.quantization",
+  model: "releases[].source",
+  // A YAML file of flags could set any of the above.
+  config: "the release's keys (a config file could set the flags above)",
+};
+
+/**
+ * Why an extraArgs entry is refused, or undefined. vLLM's FlexibleArgumentParser
+ * (vllm/utils/argparse_utils.py) turns `_` into `-` in flag names, reads `--flag.key` as JSON
+ * config of `--flag`, and argparse accepts unambiguous prefixes (allow_abbrev), so names are
+ * compared in that form. Values go in the same entry (`--flag=value`): a separate entry would
+ * be a positional argument, which is the model.
+ */
+export function extraArgProblem(arg: string): string | undefined {
+  const m = /^--([A-Za-z0-9][A-Za-z0-9_.+-]*)(=[\s\S]*)?$/.exec(arg);
+  if (!m) {
+    const name = /^--([^=\s]+)\s/.exec(arg)?.[1];
+    return name && managedFlag(name)
+      ? managedMessage(arg, managedFlag(name)!)
+      : `'${arg}' is not a long flag: use --flag or --flag=value in one entry (a separate value or a short flag such as -tp is not accepted; a positional argument would replace the model, releases[].source)`;
+  }
+  const flag = managedFlag(m[1]);
+  return flag ? managedMessage(arg, flag) : undefined;
+}
+
+function managedFlag(name: string): string | undefined {
+  const normalized = name.split(".")[0].replace(/_/g, "-");
+  return Object.keys(MANAGED_VLLM_FLAGS).find((f) => f.startsWith(normalized));
+}
+
+function managedMessage(arg: string, flag: string): string {
+  return `'${arg}' sets --${flag}, which the program manages; set ${MANAGED_VLLM_FLAGS[flag]} instead`;
+}
 
 const argsSchema = z
   .object({
@@ -84,9 +170,10 @@ const argsSchema = z
     quantization: z.enum(["awq", "gptq", "fp8", "bitsandbytes", "compressed-tensors"]).optional(),
     extraArgs: z
       .array(
-        z
-          .string()
-          .regex(/^--[a-z0-9-]+(=.*)?$/, "extraArgs entries must look like --flag or --flag=value"),
+        z.string().superRefine((v, ctx) => {
+          const p = extraArgProblem(v);
+          if (p) ctx.addIssue({ code: z.ZodIssueCode.custom, message: p });
+        }),
       )
       .default([]),
   })
@@ -97,7 +184,9 @@ const releaseSchema = z
     name: dnsName("name"),
     source: z
       .string()
-      .min(1, "source is required: a Hugging Face repo id or a path in the model cache"),
+      .min(1, "source is required: a Hugging Face repo id or a path in the model cache")
+      // It is vLLM's positional argument: a leading '-' would make it a flag.
+      .regex(/^[^-\s]\S*$/, "source must not start with '-' or contain spaces"),
     revision: z.string().optional(),
     servedModelName: z.string().min(1).optional(),
     image: z
@@ -112,14 +201,31 @@ const releaseSchema = z
   })
   .strict();
 
+// ValidateTolerations (kubernetes pkg/apis/core/validation/validation.go): the key is a label
+// name; an empty key needs operator Exists; Exists takes no value; Equal's value is a label
+// value; tolerationSeconds only with effect NoExecute.
 const tolerationSchema = z
   .object({
-    key: z.string().optional(),
+    key: k8sString("toleration key", qualifiedNameProblem).optional(),
     operator: z.enum(["Exists", "Equal"]).default("Exists"),
-    value: z.string().optional(),
+    value: k8sString("toleration value", labelValueProblem).optional(),
     effect: z.enum(["NoSchedule", "PreferNoSchedule", "NoExecute"]).optional(),
+    tolerationSeconds: z.number().int("tolerationSeconds must be a whole number").optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((t, ctx) => {
+    const issue = (path: string, message: string) =>
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: [path], message });
+    if (!t.key && t.operator !== "Exists")
+      issue("operator", "must be Exists when key is empty (an empty key matches every taint)");
+    if (t.operator === "Exists" && t.value)
+      issue(
+        "value",
+        "must be empty when operator is Exists (the default); set operator: Equal to match a value",
+      );
+    if (t.tolerationSeconds !== undefined && t.effect !== "NoExecute")
+      issue("effect", "must be NoExecute when tolerationSeconds is set");
+  });
 
 const capacitySchema = z
   .object({
@@ -128,12 +234,17 @@ const capacitySchema = z
     gpu: z
       .object({
         count: intAtLeast(1, "gpu.count"),
-        resourceName: z.string().default("nvidia.com/gpu"),
-        product: z.string().optional(),
+        resourceName: k8sString("gpu.resourceName", extendedResourceNameProblem).default(
+          "nvidia.com/gpu",
+        ),
+        product: k8sString("gpu.product", labelValueProblem).optional(),
+        // Override the vendor's node labels (required for a resource name without defaults).
+        nodeSelector: labelMap("gpu.nodeSelector").optional(),
+        productLabel: k8sString("gpu.productLabel", qualifiedNameProblem).optional(),
       })
       .strict()
       .optional(),
-    nodeSelector: z.record(z.string()).default({}),
+    nodeSelector: labelMap("nodeSelector").default({}),
     tolerations: z.array(tolerationSchema).optional(),
     resources: z
       .object({
@@ -147,7 +258,8 @@ const capacitySchema = z
     cache: z
       .object({
         size: quantity("cache.size").default("50Gi"),
-        storageClass: z.string().optional(),
+        // ValidatePersistentVolumeClaimSpec checks storageClassName with ValidateClassName.
+        storageClass: k8sString("cache.storageClass", dnsSubdomainProblem).optional(),
         accessMode: z
           .enum(CACHE_ACCESS_MODES, {
             errorMap: () => ({
@@ -180,7 +292,10 @@ const configSchema = z
     router: z
       .object({
         replicas: intAtLeast(1, "router.replicas").default(2),
-        apiKeysSecret: z.string().optional(),
+        apiKeysSecret: k8sString(
+          "router.apiKeysSecret (a Secret name)",
+          dnsSubdomainProblem,
+        ).optional(),
         imageRegistry: z.string().optional(),
         imageRegistryUsername: z.string().optional(),
         image: z.string().optional(),
@@ -221,8 +336,13 @@ const configSchema = z
         serviceMonitor: z.boolean().default(true),
         alerts: z.boolean().default(true),
         dashboard: z.boolean().default(true),
-        prometheusRelease: z.string().default("kube-prometheus-stack"),
-        prometheusNamespace: z.string().default("monitoring"),
+        // The ServiceMonitor's `release` label and the namespace the NetworkPolicy admits.
+        prometheusRelease: k8sString("monitoring.prometheusRelease", labelValueProblem).default(
+          "kube-prometheus-stack",
+        ),
+        prometheusNamespace: k8sString("monitoring.prometheusNamespace", dnsLabelProblem).default(
+          "monitoring",
+        ),
       })
       .strict()
       .default({}),
@@ -245,7 +365,9 @@ export type Capacity = z.infer<typeof capacitySchema>;
 export type Toleration = z.infer<typeof tolerationSchema>;
 
 /** One model as deployed in one environment: the promoted release plus this environment's capacity. */
-export interface ModelSpec extends Release, Omit<Capacity, "tolerations"> {
+export interface ModelSpec extends Release, Omit<Capacity, "tolerations" | "gpu"> {
+  /** The GPU config, with the node labels that select its nodes (vendor defaults applied). */
+  gpu?: NonNullable<Capacity["gpu"]> & { nodeLabels: Record<string, string> };
   /** Tolerations actually applied (defaults to tolerating the GPU taint when the model has GPUs). */
   tolerations: Toleration[];
 }
@@ -297,11 +419,61 @@ function issueMessage(issue: z.ZodIssue): string {
   return `${at}: ${issue.message}`;
 }
 
-/** Rules that need the whole config: cross references, quotas and production pinning. */
-function crossChecks(cfg: RawConfig, setSecrets?: string[]): string[] {
+/**
+ * The stack name decides the environment (STACK_ENVIRONMENTS): `environment` in the stack file
+ * must agree, so a production stack cannot switch its guardrails off by calling itself staging.
+ */
+function environmentProblem(stack: string, declared: Environment): string | undefined {
+  const bound = stackEnvironment(stack);
+  if (!bound)
+    return `environment: stack '${stack}' has no environment; name the stack after one (${Object.keys(STACK_ENVIRONMENTS).join(", ")}) or add it to STACK_ENVIRONMENTS in components/naming.ts and policies/fleet.ts with its policies/config/<stack>.json`;
+  if (bound !== declared)
+    return `environment: is '${declared}' but stack '${stack}' is the ${bound} environment (the stack name decides it, with its guardrails); set environment: ${bound}`;
+  return undefined;
+}
+
+/** Kubernetes rejects a limit below its request (ValidateResourceRequirements, pkg/apis/core/validation). */
+function limitProblems(at: string, r: Capacity["resources"]): string[] {
+  const pairs = [
+    ["cpuLimit", r.cpuLimit, "cpu", r.cpu],
+    ["memoryLimit", r.memoryLimit, "memory", r.memory],
+  ] as const;
+  return pairs
+    .filter(([, limit, , request]) => limit && parseQuantity(limit)! < parseQuantity(request)!)
+    .map(
+      ([key, limit, req, request]) =>
+        `${at}.resources.${key}: ${limit} is below the request resources.${req} ${request}; Kubernetes rejects a limit below its request, so raise ${key} or lower ${req}`,
+    );
+}
+
+/** A GPU without vendor defaults must name the node labels that select its nodes. */
+function acceleratorProblems(at: string, gpu: NonNullable<Capacity["gpu"]>): string[] {
+  if (ACCELERATOR_VENDORS[gpu.resourceName]) return [];
+  const known = Object.keys(ACCELERATOR_VENDORS).join(", ");
   const problems: string[] = [];
+  if (!gpu.nodeSelector)
+    problems.push(
+      `${at}.gpu.nodeSelector: is required for gpu.resourceName '${gpu.resourceName}': its nodes' labels are not known (defaults exist for ${known}); set the labels its device plugin puts on GPU nodes`,
+    );
+  if (gpu.product && !gpu.productLabel)
+    problems.push(
+      `${at}.gpu.productLabel: is required with gpu.product for gpu.resourceName '${gpu.resourceName}': set the node label that carries the product name`,
+    );
+  return problems;
+}
+
+/** Rules that need the whole config: cross references, quotas and production pinning. */
+function crossChecks(cfg: RawConfig, opts: ParseOptions): string[] {
+  const setSecrets = opts.setSecrets;
+  const problems: string[] = [];
+  const bindProblem =
+    opts.stack === undefined ? undefined : environmentProblem(opts.stack, cfg.environment);
+  if (bindProblem) problems.push(bindProblem);
   const names = cfg.releases.map((r) => r.name);
-  const prod = cfg.environment === "production";
+  // The stack's own environment decides the guardrails when it is known.
+  const prod =
+    (opts.stack && stackEnvironment(opts.stack)) === "production" ||
+    cfg.environment === "production";
   let gpus = 0;
   cfg.releases.forEach((r, i) => {
     const at = `releases[${i}]`;
@@ -327,6 +499,8 @@ function crossChecks(cfg: RawConfig, setSecrets?: string[]): string[] {
       );
       return;
     }
+    problems.push(...limitProblems(`capacity.${r.name}`, cap.resources));
+    if (cap.gpu) problems.push(...acceleratorProblems(`capacity.${r.name}`, cap.gpu));
     if (!cap.gpu) {
       if (prod)
         problems.push(
@@ -379,6 +553,11 @@ function crossChecks(cfg: RawConfig, setSecrets?: string[]): string[] {
       problems.push(`${at}.revision: must be a 40-character commit hash`);
     }
   });
+  // Read by the program (requireSecret) only after it has started creating objects: checked here.
+  if (setSecrets && !setSecrets.includes(REGISTRY_ADMIN_PASSWORD_KEY))
+    problems.push(
+      `${REGISTRY_ADMIN_PASSWORD_KEY}: is required: the password of registry.adminUser, which creates this environment's roles; set it with \`pulumi config set --secret ${REGISTRY_ADMIN_PASSWORD_KEY} <password>\``,
+    );
   const gated = cfg.releases.filter((r) => r.gated).map((r) => r.name);
   if (gated.length && setSecrets && !setSecrets.includes(HF_TOKEN_KEY)) {
     problems.push(
@@ -485,23 +664,30 @@ function readSslRootCert(
   return { pem, problems: [] };
 }
 
+/** What the program knows besides the config: the stack it runs as, the secrets set. */
+export interface ParseOptions {
+  /** Stack name (pulumi.getStack(), or the stack file's): binds the environment to it. */
+  stack?: string;
+  /** The secret keys set (see setSecretKeys): also checks the secrets the config needs. */
+  setSecrets?: string[];
+}
+
 /** Tolerate the GPU taint of GPU nodes; a model without GPUs needs none. */
 function defaultTolerations(gpu: Capacity["gpu"]): Toleration[] {
   return gpu ? [{ key: gpu.resourceName, operator: "Exists", effect: "NoSchedule" }] : [];
 }
 
 /**
- * Parses the raw stack config (keys without the project prefix) into a StackSpec.
- * `setSecrets` (the secret keys set, see setSecretKeys) also checks the secrets the config
- * needs; offline tools never see secrets and leave it out.
+ * Parses the raw stack config (keys without the project prefix) into a StackSpec. Every entry
+ * point passes the stack name; offline tools never see secrets and leave `setSecrets` out.
  * Throws StackConfigError listing every problem.
  */
-export function parseStackConfig(raw: Record<string, unknown>, setSecrets?: string[]): StackSpec {
+export function parseStackConfig(raw: Record<string, unknown>, opts: ParseOptions = {}): StackSpec {
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new StackConfigError(parsed.error.issues.map(issueMessage));
   const cfg = parsed.data;
   const ca = readSslRootCert(cfg.registry, PROJECT_DIR);
-  const problems = [...crossChecks(cfg, setSecrets), ...ca.problems];
+  const problems = [...crossChecks(cfg, opts), ...ca.problems];
   if (problems.length) throw new StackConfigError(problems);
   return {
     project: PROJECT,
@@ -514,6 +700,7 @@ export function parseStackConfig(raw: Record<string, unknown>, setSecrets?: stri
         ...r,
         servedModelName: r.servedModelName ?? r.name,
         ...cap,
+        gpu: cap.gpu && { ...cap.gpu, nodeLabels: acceleratorNodeSelector(cap.gpu) },
         tolerations: cap.tolerations ?? defaultTolerations(cap.gpu),
       };
     }),
@@ -547,7 +734,7 @@ export function parseRegistryStackConfig(raw: Record<string, unknown>): Registry
 
 /** Config keys read as secrets (`config.requireSecret`), never part of the StackSpec. */
 export const SECRET_KEYS = [
-  "registryAdminPassword",
+  REGISTRY_ADMIN_PASSWORD_KEY,
   HF_TOKEN_KEY,
   "adminPassword",
   ROUTER_REGISTRY_PASSWORD_KEY,

@@ -215,11 +215,8 @@ export function buildModelDeployment(
             fsGroup: 1000,
             seccompProfile: { type: "RuntimeDefault" },
           },
-          nodeSelector: {
-            ...(gpu ? { "nvidia.com/gpu.present": "true" } : {}),
-            ...(gpu?.product ? { "nvidia.com/gpu.product": gpu.product } : {}),
-            ...model.nodeSelector,
-          },
+          // The accelerator vendor's node labels (components/accelerators.ts), then extras.
+          nodeSelector: { ...gpu?.nodeLabels, ...model.nodeSelector },
           tolerations: model.tolerations,
           containers: [
             {

@@ -3,7 +3,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse } from "yaml";
-import { PROJECT } from "./config";
+import { parseStackConfig, PROJECT, readStackConfig, StackSpec } from "./config";
 
 /** Secure values in a stack file are ciphertext the CLI decrypts; offline we only know they are set. */
 export const SECRET_PLACEHOLDER = "[secret]";
@@ -46,4 +46,9 @@ export function loadStackConfig(
 
 function encode(value: unknown): string {
   return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+/** A stack file's validated config, bound to the stack's environment (what offline tools deploy). */
+export function loadStackSpec(stack: string, dir?: string): StackSpec {
+  return parseStackConfig(readStackConfig(loadStackConfig(stack, dir)), { stack });
 }

@@ -24,6 +24,13 @@ import {
 } from "./kube";
 
 export const ENVIRONMENTS = ["development", "staging", "production"] as const;
+/** Environment of each stack by name (mirrors STACK_ENVIRONMENTS in components/naming.ts). */
+export const STACK_ENVIRONMENTS: Readonly<Record<string, (typeof ENVIRONMENTS)[number]>> = {
+  development: "development",
+  staging: "staging",
+  production: "production",
+  ci: "development",
+};
 export const NAME_LABEL = "app.kubernetes.io/name";
 export const ENVIRONMENT_LABEL = "vllm.ai/environment";
 export const MODEL_LABEL = "vllm.ai/model";

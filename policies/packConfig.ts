@@ -15,7 +15,7 @@ export const ADVISORY_IN_DEVELOPMENT = [
 
 export type EnvironmentName = (typeof ENVIRONMENTS)[number];
 
-/** The policy-pack config for one environment's stack. */
+/** The policy-pack config for one environment's stacks (policies/config/<stack>.json). */
 export function packConfig(environment: EnvironmentName): PolicyPackConfig {
   const config: PolicyPackConfig = {};
   for (const rule of rules) {
@@ -25,5 +25,7 @@ export function packConfig(environment: EnvironmentName): PolicyPackConfig {
         : "mandatory";
     config[rule.name] = { enforcementLevel: level };
   }
+  // Binds the file to its environment: the rule refuses it for a stack of another environment.
+  config["stack-environment"] = { enforcementLevel: "mandatory", environment };
   return config;
 }

@@ -10,10 +10,10 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
-import { parseStackConfig, readStackConfig, StackSpec } from "../components/config";
+import { StackSpec } from "../components/config";
 import { modelRegistration } from "../components/modelManifests";
 import { RegistryEntryInputs, registryEntryProvider } from "../components/registryEntry";
-import { loadStackConfig } from "../components/stackFile";
+import { loadStackSpec } from "../components/stackFile";
 import { connectClient, redactUrl, withRegistryClient } from "../router/src/registry/connect";
 import { migrate } from "../router/src/registry/migrations";
 import { startSimulator, Simulator } from "./simulator";
@@ -224,7 +224,7 @@ export async function startLocal(
     `reading stack ${opts.stack}`,
     async () => {
       try {
-        return parseStackConfig(readStackConfig(loadStackConfig(opts.stack)));
+        return loadStackSpec(opts.stack);
       } catch (e) {
         throw new ScriptError((e as Error).message, EXIT.usage);
       }

@@ -61,7 +61,7 @@ function readSpec(stack: string): StackSpec {
     );
   }
   try {
-    return parseStackConfig(readStackConfig(config));
+    return parseStackConfig(readStackConfig(config), { stack });
   } catch (e) {
     if (e instanceof StackConfigError) throw new RenderExit(e.message, EXIT.usage);
     throw e;

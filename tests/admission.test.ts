@@ -660,7 +660,11 @@ describe("admission of every real stack", () => {
   it("sees the capacity config through the builders: a cpuLimit below the cpu request is refused", () => {
     const raw = readStackConfig(loadStackConfig("production")) as Mutable;
     raw.capacity["llama-3-1-8b-instruct"].resources.cpuLimit = "2";
-    const vs = admit(renderStack(parseStackConfig(raw)));
+    // The config refuses it first, by the same rule; the builders are checked on the spec.
+    assert.throws(() => parseStackConfig(raw), /resources\.cpuLimit: 2 is below the request/);
+    const s = spec("production");
+    s.models.find((m) => m.name === "llama-3-1-8b-instruct")!.resources.cpuLimit = "2";
+    const vs = admit(renderStack(s));
     assert.deepEqual(
       vs.map((v) => [v.object, v.container, v.message]),
       [

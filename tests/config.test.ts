@@ -336,17 +336,22 @@ describe("stack config", () => {
   it("requires huggingFaceToken for gated releases when the program knows the secrets", () => {
     const staging = readStackConfig(loadStackConfig("staging"));
     assert.throws(
-      () => parseStackConfig(staging, ["registryAdminPassword"]),
+      () => parseStackConfig(staging, { setSecrets: ["registryAdminPassword"] }),
       (e: StackConfigError) =>
         e.problems.length === 1 &&
         /^huggingFaceToken: is required because llama-3-1-8b-instruct is gated on Hugging Face; set it with `pulumi config set --secret huggingFaceToken hf_\.\.\.`/.test(
           e.problems[0],
         ),
     );
-    assert.ok(parseStackConfig(staging, ["registryAdminPassword", "huggingFaceToken"]));
+    assert.ok(
+      parseStackConfig(staging, { setSecrets: ["registryAdminPassword", "huggingFaceToken"] }),
+    );
     assert.ok(parseStackConfig(staging), "offline tools never see secrets and skip the check");
     const dev = readStackConfig(loadStackConfig("development"));
-    assert.ok(parseStackConfig(dev, []), "no gated release, no token needed");
+    assert.ok(
+      parseStackConfig(dev, { setSecrets: ["registryAdminPassword"] }),
+      "no gated release, no token needed",
+    );
   });
 
   it("requires routerImageRegistryPassword when the program builds with a registry login", () => {
@@ -354,16 +359,21 @@ describe("stack config", () => {
     staging.router = { ...staging.router, imageRegistryUsername: "ci-bot" };
     const secrets = ["registryAdminPassword", "huggingFaceToken"];
     assert.throws(
-      () => parseStackConfig(staging, secrets),
+      () => parseStackConfig(staging, { setSecrets: secrets }),
       (e: StackConfigError) =>
         e.problems.length === 1 &&
         /^routerImageRegistryPassword: is required to push the router image as router\.imageRegistryUsername 'ci-bot'; set it with `pulumi config set --secret routerImageRegistryPassword <token>`/.test(
           e.problems[0],
         ),
     );
-    assert.ok(parseStackConfig(staging, [...secrets, "routerImageRegistryPassword"]));
+    assert.ok(
+      parseStackConfig(staging, { setSecrets: [...secrets, "routerImageRegistryPassword"] }),
+    );
     const prebuilt = { ...staging.router, image: `ghcr.io/a/vllm-router@sha256:${"f".repeat(64)}` };
-    assert.ok(parseStackConfig({ ...staging, router: prebuilt }, secrets), "nothing to push");
+    assert.ok(
+      parseStackConfig({ ...staging, router: prebuilt }, { setSecrets: secrets }),
+      "nothing to push",
+    );
   });
 
   it("knows which secrets are set without reading their values", () => {

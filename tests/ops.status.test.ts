@@ -74,8 +74,8 @@ describe("npm run status", () => {
     redisAt = await redisUrl();
     redis = await connectRedis(redisAt);
     standIn = createPulumiStandIn();
-    standIn.setConfig("status-test", RAW);
-    standIn.setOutputs("status-test", {});
+    standIn.setConfig("staging", RAW);
+    standIn.setOutputs("staging", {});
     podsFile = path.join(standIn.dir, "pods.json");
   });
   after(async () => {
@@ -95,7 +95,7 @@ describe("npm run status", () => {
 
   it("shows every source side by side and exits 0 when they agree", async () => {
     await consistent();
-    const res = await status()("--stack", "status-test");
+    const res = await status()("--stack", "staging");
     assert.equal(res.code, EXIT.ok, `${res.out}\n${res.err}`);
     assert.match(res.out, /^MODEL\s+CONFIG\s+REGISTRY\s+CACHE\s+PODS\s+DRIFT/m);
     assert.match(
@@ -138,7 +138,7 @@ describe("npm run status", () => {
       JSON.stringify({ "alpha-staging": [false], "beta-staging": [true, true] }),
     );
 
-    const res = await status()("--stack", "status-test");
+    const res = await status()("--stack", "staging");
     assert.equal(res.code, EXIT.drift);
     assert.match(
       res.out,
@@ -163,7 +163,7 @@ describe("npm run status", () => {
     );
     assert.doesNotMatch(res.out, /gamma: /);
 
-    const json = await status()("--stack", "status-test", "--format", "json");
+    const json = await status()("--stack", "staging", "--format", "json");
     assert.equal(json.code, EXIT.drift);
     const doc = JSON.parse(json.out) as { drift: boolean; models: ModelStatus[] };
     assert.equal(doc.drift, true);
@@ -175,7 +175,7 @@ describe("npm run status", () => {
 
   it("says the cluster is unreachable without a kubectl context, and the cache unknown without REDIS_URL", async () => {
     await consistent();
-    const res = await status({ KUBECTL_STANDIN_PODS: "", REDIS_URL: "" })("--stack", "status-test");
+    const res = await status({ KUBECTL_STANDIN_PODS: "", REDIS_URL: "" })("--stack", "staging");
     assert.equal(res.code, EXIT.ok, res.out);
     assert.match(
       res.out,
@@ -213,7 +213,7 @@ describe("npm run status", () => {
   });
 
   it("needs DATABASE_URL and a stack, documents its exit codes", async () => {
-    const noDb = await status({ DATABASE_URL: "" })("--stack", "status-test");
+    const noDb = await status({ DATABASE_URL: "" })("--stack", "staging");
     assert.equal(noDb.code, EXIT.usage);
     assert.match(noDb.err, /DATABASE_URL is not set/);
     assert.equal((await status()()).code, EXIT.usage);

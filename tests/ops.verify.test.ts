@@ -144,15 +144,15 @@ describe("npm run verify", () => {
   });
 
   it("--stack reads config and outputs through pulumi and exits 0 when every check passes", async () => {
-    standIn.setConfig("dev-ok", stackConfig({ healthy: true, retired: false }));
-    standIn.setOutputs("dev-ok", {
+    standIn.setConfig("development", stackConfig({ healthy: true, retired: false }));
+    standIn.setOutputs("development", {
       routerUrl: router.url,
       models: { healthy: { endpoint: healthy.endpoint }, retired: { endpoint: "127.0.0.1:9" } },
     });
     const verify = scriptRunner(run, { ...standIn.env, DATABASE_URL: db });
-    const table = await verify("--stack", "dev-ok");
+    const table = await verify("--stack", "development");
     assert.equal(table.code, EXIT.ok, table.err);
-    assert.match(table.out, /Verifying stack dev-ok \(development, config from pulumi\)/);
+    assert.match(table.out, /Verifying stack development \(development, config from pulumi\)/);
     assert.match(table.out, /completion\s+healthy\s+PASS\s+HTTP 200/);
     assert.match(table.out, /denied\s+retired\s+PASS\s+HTTP 403 model_disabled/);
     assert.match(table.out, /environment\s+\S+\s+PASS\s+serves development/);
@@ -173,7 +173,7 @@ describe("npm run verify", () => {
       ],
     );
 
-    const json = await verify("--stack", "dev-ok", "--format", "json");
+    const json = await verify("--stack", "development", "--format", "json");
     assert.equal(json.code, EXIT.ok);
     const doc = JSON.parse(json.out) as { ok: boolean; results: CheckResult[] };
     assert.equal(doc.ok, true);
@@ -181,14 +181,14 @@ describe("npm run verify", () => {
   });
 
   it("--stack exits 4 with the failing checks when a model is broken", async () => {
-    standIn.setConfig("dev-broken", stackConfig({ healthy: true, broken: true }));
-    standIn.setOutputs("dev-broken", {
+    standIn.setConfig("development", stackConfig({ healthy: true, broken: true }));
+    standIn.setOutputs("development", {
       models: { healthy: { endpoint: healthy.endpoint }, broken: { endpoint: broken.endpoint } },
     });
     const verify = scriptRunner(run, { ...standIn.env, DATABASE_URL: db });
     const res = await verify(
       "--stack",
-      "dev-broken",
+      "development",
       "--router-url",
       router.url,
       "--format",
@@ -257,22 +257,22 @@ describe("npm run verify", () => {
     });
 
     it("a stack whose enabled models have no ready rows, or that enables none", async () => {
-      standIn.setConfig("dev-unregistered", stackConfig({ ghost: true, retired: false }));
-      standIn.setOutputs("dev-unregistered", { routerUrl: router.url });
+      standIn.setConfig("development", stackConfig({ ghost: true, retired: false }));
+      standIn.setOutputs("development", { routerUrl: router.url });
       const verify = scriptRunner(run, { ...standIn.env, DATABASE_URL: db });
-      const unregistered = await verify("--stack", "dev-unregistered");
+      const unregistered = await verify("--stack", "development");
       assert.equal(unregistered.code, EXIT.unverified);
       assert.match(
         unregistered.out,
         /coverage\s+development\s+FAIL\s+nothing to verify: none of the 1 enabled models has a ready registry row in development/,
       );
 
-      standIn.setConfig("dev-all-off", stackConfig({ retired: false }));
-      standIn.setOutputs("dev-all-off", {
+      standIn.setConfig("development", stackConfig({ retired: false }));
+      standIn.setOutputs("development", {
         routerUrl: router.url,
         models: { retired: { endpoint: "127.0.0.1:9" } },
       });
-      const allOff = await verify("--stack", "dev-all-off");
+      const allOff = await verify("--stack", "development");
       assert.equal(allOff.code, EXIT.unverified);
       assert.match(allOff.out, /denied\s+retired\s+PASS/);
       assert.match(
@@ -333,31 +333,31 @@ describe("npm run verify", () => {
     assert.equal(metrics.code, EXIT.usage);
     assert.match(metrics.err, /ROUTER_METRICS_URL must be an http:\/\/ or https:\/\/ URL/);
 
-    standIn.setConfig("dev-bad-output", stackConfig({ healthy: true }));
-    standIn.setOutputs("dev-bad-output", { routerUrl: "vllm-router.llm-dev:80" });
+    standIn.setConfig("development", stackConfig({ healthy: true }));
+    standIn.setOutputs("development", { routerUrl: "vllm-router.llm-dev:80" });
     const output = await scriptRunner(run, { ...standIn.env, DATABASE_URL: db })(
       "--stack",
-      "dev-bad-output",
+      "development",
     );
     assert.equal(output.code, EXIT.usage);
     assert.match(
       output.err,
-      /the routerUrl output of stack dev-bad-output must be an http:\/\/ or https:\/\/ URL/,
+      /the routerUrl output of stack development must be an http:\/\/ or https:\/\/ URL/,
     );
   });
 
   it("a stack pulumi cannot read (not logged in, no such stack) exits 3, not 'failed verification'", async () => {
-    standIn.setConfig("dev-ok", stackConfig({ healthy: true, retired: false }));
+    standIn.setConfig("development", stackConfig({ healthy: true, retired: false }));
     for (const code of ["3", "255"]) {
       const res = await scriptRunner(run, {
         ...standIn.env,
         PULUMI_STANDIN_LOGGED_OUT: code,
         DATABASE_URL: db,
-      })("--stack", "dev-ok", "--router-url", router.url);
+      })("--stack", "development", "--router-url", router.url);
       assert.equal(res.code, EXIT.unavailable, res.err);
       assert.match(
         res.err,
-        /cannot read stack dev-ok: `pulumi (config|stack output) --json --stack dev-ok` failed/,
+        /cannot read stack development: `pulumi (config|stack output) --json --stack development` failed/,
       );
       assert.match(res.err, /PULUMI_ACCESS_TOKEN must be set for login/);
       assert.match(res.err, /Not logged in to the stack's backend: run `pulumi login`/);

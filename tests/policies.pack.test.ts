@@ -34,10 +34,11 @@ const RULE_NAMES = [
   "ephemeral-storage-requests",
   "autoscaled-replicas-unset",
   "selectors-match-pods",
+  "stack-environment",
 ];
 
 describe("policy pack", () => {
-  it("has the 18 rules the README lists, each described, with remediation and config", () => {
+  it("has the 19 rules the README lists, each described, with remediation and config", () => {
     assert.deepEqual(
       rules.map((r) => r.name),
       RULE_NAMES,
@@ -67,13 +68,16 @@ describe("policy pack", () => {
   it("is mandatory in staging and production and advisory in development for chosen rules", () => {
     for (const env of ["staging", "production"] as const) {
       for (const [name, c] of Object.entries(packConfig(env))) {
-        assert.deepEqual(c, { enforcementLevel: "mandatory" }, `${env} ${name}`);
+        // stack-environment also names the environment the file is for.
+        const extra = name === "stack-environment" ? { environment: env } : {};
+        assert.deepEqual(c, { enforcementLevel: "mandatory", ...extra }, `${env} ${name}`);
       }
     }
     const dev = packConfig("development");
     for (const name of RULE_NAMES) {
       const expected = ADVISORY_IN_DEVELOPMENT.includes(name) ? "advisory" : "mandatory";
-      assert.deepEqual(dev[name], { enforcementLevel: expected }, name);
+      const extra = name === "stack-environment" ? { environment: "development" } : {};
+      assert.deepEqual(dev[name], { enforcementLevel: expected, ...extra }, name);
     }
     assert.deepEqual(
       ADVISORY_IN_DEVELOPMENT.filter((n) => !RULE_NAMES.includes(n)),

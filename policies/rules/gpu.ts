@@ -30,7 +30,7 @@ interface GpuConfig extends BaseConfig {
   gpuResources: string[];
 }
 
-const GPU_RESOURCES = ["nvidia.com/gpu", "amd.com/gpu", "gpu.intel.com/i915"];
+const GPU_RESOURCES = ["nvidia.com/gpu", "amd.com/gpu", "gpu.intel.com/i915", "gpu.intel.com/xe"];
 const gpuSchema = {
   gpuResources: {
     type: "array" as const,
@@ -146,9 +146,15 @@ interface NodeSelectorConfig extends GpuConfig {
   gpuNodeLabels: string[];
 }
 
+// The vendors' own node labels (components/accelerators.ts says where each comes from), then
+// the clouds' accelerator labels.
 const GPU_NODE_LABELS = [
   "nvidia.com/gpu.product",
   "nvidia.com/gpu.present",
+  "feature.node.kubernetes.io/amd-gpu",
+  "amd.com/gpu.product-name",
+  "intel.feature.node.kubernetes.io/gpu",
+  "gpu.intel.com/product",
   "cloud.google.com/gke-accelerator",
   "karpenter.k8s.aws/instance-gpu-name",
 ];
@@ -173,7 +179,7 @@ export const gpuNodeSelector = workloadRule<NodeSelectorConfig>({
   description: "Pods that request GPUs select GPU nodes (nodeSelector or required node affinity)",
   severity: "medium",
   remediationSteps:
-    "Set capacity.<model>.gpu.product (becomes nodeSelector nvidia.com/gpu.product) or add a GPU node label to capacity.<model>.nodeSelector.",
+    "Set capacity.<model>.gpu.resourceName to a vendor with default node labels (nvidia.com/gpu, amd.com/gpu, gpu.intel.com/i915, gpu.intel.com/xe) or set capacity.<model>.gpu.nodeSelector to the labels of its GPU nodes.",
   defaults: {
     environments: [...ENVIRONMENTS],
     gpuResources: GPU_RESOURCES,

@@ -14,6 +14,7 @@ import {
 } from "./coverage";
 import { gpuNodeSelector, gpuQuota, gpuRequestsEqualLimits } from "./gpu";
 import { probesConfigured, startupBudgetCovered } from "./probes";
+import { stackEnvironment } from "./stack";
 import {
   containerResources,
   ephemeralStorageRequests,
@@ -41,4 +42,5 @@ export const rules: Policies = [
   ephemeralStorageRequests,
   autoscaledReplicasUnset,
   selectorsMatchPods,
+  stackEnvironment,
 ];

@@ -8,7 +8,7 @@ import {
 } from "../../components/config";
 import { modelEndpoint } from "../../components/naming";
 import { readCaFile } from "../../router/src/registry/tls";
-import { loadStackConfig } from "../../components/stackFile";
+import { loadStackSpec } from "../../components/stackFile";
 import { EXIT, ScriptError, ScriptIo } from "./cli";
 import { onPath, PulumiCli, plainConfig } from "./pulumi";
 
@@ -26,14 +26,14 @@ export async function loadStack(name: string, pulumi?: PulumiCli): Promise<Stack
   if (!pulumi)
     return {
       name,
-      spec: parseStackConfig(readStackConfig(loadStackConfig(name))),
+      spec: loadStackSpec(name),
       outputs: {},
       source: "file",
     };
   const [config, outputs] = await Promise.all([pulumi.config(name), pulumi.outputs(name)]);
   return {
     name,
-    spec: parseStackConfig(readStackConfig(plainConfig(config))),
+    spec: parseStackConfig(readStackConfig(plainConfig(config)), { stack: name }),
     outputs,
     source: "pulumi",
   };

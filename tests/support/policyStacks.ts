@@ -72,3 +72,18 @@ export async function stackForPolicies(
   });
   return { run, resources };
 }
+
+/**
+ * Runs `fn` with PULUMI_STACK set the way the engine starts a policy pack for `stack`
+ * (pulumi/pulumi pkg/resource/plugin/analyzer_plugin.go, constructEnv).
+ */
+export async function withPulumiStack<T>(stack: string, fn: () => Promise<T>): Promise<T> {
+  const before = process.env.PULUMI_STACK;
+  process.env.PULUMI_STACK = stack;
+  try {
+    return await fn();
+  } finally {
+    if (before === undefined) delete process.env.PULUMI_STACK;
+    else process.env.PULUMI_STACK = before;
+  }
+}

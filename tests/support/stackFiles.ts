@@ -2,8 +2,8 @@
 // soon as it exists.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parseStackConfig, readStackConfig, StackSpec } from "../../components/config";
-import { loadStackConfig } from "../../components/stackFile";
+import { StackSpec } from "../../components/config";
+import { loadStackSpec } from "../../components/stackFile";
 
 const ROOT = path.resolve(__dirname, "../..");
 
@@ -16,5 +16,5 @@ export const STACK_FILES: string[] = fs
 
 /** A stack file's validated config, with Pulumi.yaml defaults merged. */
 export function stackSpec(stack: string): StackSpec {
-  return parseStackConfig(readStackConfig(loadStackConfig(stack)));
+  return loadStackSpec(stack);
 }
