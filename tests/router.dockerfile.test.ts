@@ -71,6 +71,8 @@ describe("router Dockerfile", function () {
         PATH: process.env.PATH,
         ...image.env,
         PORT: String(port),
+        // Not the default 9090: another process on the machine may hold it.
+        METRICS_PORT: String(await freePort()),
         HOST: "127.0.0.1",
         DATABASE_URL: await createTestDatabase("image"),
         ROUTER_ENVIRONMENT: "development",
