@@ -89,6 +89,8 @@ export const namespace = environment.namespaceName;
 export const routerUrl = router.url;
 /** The router image the Deployment runs, pinned by digest: what promotion copies to production. */
 export const routerImage = router.image;
+/** This environment's writer role URL (secret): how operators and scripts reach its rows. */
+export const registryUrl = registryDb.writerConnectionString;
 export const models = Object.fromEntries(
   deployments.map((d, i) => [
     spec.models[i].name,

@@ -166,10 +166,22 @@ for (const stack of STACKS) {
         for (const p of passwords)
           assert.ok(!text.includes(p), `${r.type} ${r.name} carries a password in plain text`);
       }
-      assert.ok(
-        !passwords.some((p) => JSON.stringify(run.outputs).includes(p)),
-        "no stack output carries a password",
+      // A stack output holding a password must be a secret: state encrypts it and
+      // `pulumi stack output` prints "[secret]" without --show-secrets (pulumi/pulumi
+      // pkg/backend/display/json.go massagePropertyValue).
+      const exported = plainText(run.wireOutputs);
+      for (const p of passwords)
+        assert.ok(!exported.includes(p), `a stack output carries a password in plain text`);
+    });
+
+    it("exports the environment's writer URL as registryUrl, a secret", () => {
+      const url = run.wireOutputs.registryUrl as Record<string, string>;
+      assert.equal(url[pulumi.runtime.specialSigKey], pulumi.runtime.specialSecretSig);
+      assert.match(
+        url.value,
+        new RegExp(`^postgresql://vllm_registry_writer_${stack}:${MOCK_GENERATED_PASSWORD}@`),
       );
+      assert.equal(run.outputs.registryUrl, url.value);
     });
 
     it("deploys the router by digest and exports that image (routerImage) and its URL", () => {

@@ -25,6 +25,11 @@ export interface MockedResource {
 export interface ProgramRun {
   resources: MockedResource[];
   outputs: Record<string, unknown>;
+  /**
+   * The same outputs with every secret Output in the engine's wire form
+   * (`{ [specialSigKey]: specialSecretSig, value }`): what state encrypts.
+   */
+  wireOutputs: Record<string, unknown>;
   /** Resources of one type (`kubernetes:apps/v1:Deployment`). */
   ofType(type: string): MockedResource[];
 }
@@ -62,12 +67,18 @@ export function valueOf<T>(o: pulumi.Input<T>): Promise<T> {
   return new Promise((resolve) => pulumi.output(o).apply((v) => resolve(v as T)));
 }
 
-async function resolveDeep(v: unknown): Promise<unknown> {
-  if (pulumi.Output.isInstance(v)) return resolveDeep(await valueOf(v));
-  if (Array.isArray(v)) return Promise.all(v.map(resolveDeep));
+/** Resolves Outputs deeply; with `wire`, a secret Output becomes the engine's secret wire form. */
+async function resolveDeep(v: unknown, wire = false): Promise<unknown> {
+  if (pulumi.Output.isInstance(v)) {
+    const value = await resolveDeep(await valueOf(v), wire);
+    return wire && (await pulumi.isSecret(v))
+      ? { [pulumi.runtime.specialSigKey]: pulumi.runtime.specialSecretSig, value }
+      : value;
+  }
+  if (Array.isArray(v)) return Promise.all(v.map((x) => resolveDeep(x, wire)));
   if (v && typeof v === "object") {
     const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[k] = await resolveDeep(x);
+    for (const [k, x] of Object.entries(v)) out[k] = await resolveDeep(x, wire);
     return out;
   }
   return v;
@@ -215,7 +226,13 @@ export async function runProgram(stack: string, options: RunOptions = {}): Promi
     throw new ProgramError((e as Error).message, resources);
   }
   const outputs = (await resolveDeep({ ...mod })) as Record<string, unknown>;
+  const wireOutputs = (await resolveDeep({ ...mod }, true)) as Record<string, unknown>;
   // Let registrations still in flight (children created in apply callbacks) reach the mocks.
   for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
-  return { resources, outputs, ofType: (type) => resources.filter((r) => r.type === type) };
+  return {
+    resources,
+    outputs,
+    wireOutputs,
+    ofType: (type) => resources.filter((r) => r.type === type),
+  };
 }
