@@ -26,7 +26,7 @@ import {
   formatReleaseChanges,
   RELEASE_KEY,
 } from "./lib/rollout";
-import { loadStack, requireDatabaseUrl, StackView, unreadableStack } from "./lib/stack";
+import { loadStack, registryCa, stackRegistryUrl, StackView, unreadableStack } from "./lib/stack";
 import { formatResults, passed, verifyStack } from "./lib/verification";
 
 export { EXIT } from "./lib/rollout";
@@ -143,9 +143,13 @@ pulumi up from the repository's stack file); a change applied with --apply but n
 undone by the next deploy. Refuses to run when Pulumi.<to>.yaml has uncommitted changes; when a
 gate before the commit fails, the file is restored from git.
 
-Environment: DATABASE_URL (the registry both stacks write to), ROUTER_API_KEY (when the
-routers authenticate); \`pulumi\` on PATH, logged in to the stacks' backend; \`git\`; \`gh\`
-(logged in) for --pull-request.
+Registry: the source's rows are read with the source stack's registryUrl output and the
+target is verified with the target's (\`pulumi stack output --show-secrets\`; each its
+environment's writer role); DATABASE_URL, when set, overrides both (e.g. a superuser).
+
+Environment: DATABASE_URL (optional override), ROUTER_API_KEY (when the routers
+authenticate); \`pulumi\` on PATH, logged in to the stacks' backend; \`git\`; \`gh\` (logged
+in) for --pull-request.
 
 ${EXIT_HELP}`,
       )
@@ -162,7 +166,6 @@ ${EXIT_HELP}`,
       );
     const cwd = path.resolve(o.cwd ?? process.cwd());
     const pulumi = pulumiFor(io, cwd);
-    const databaseUrl = requireDatabaseUrl(io.env);
     const total = 5 + (o.pullRequest ? 1 : 0) + (o.apply ? 2 : 0);
     const c = await prepareChange(
       { io, cwd, stack: o.to, pulumi, gates: { next: 1, total } },
@@ -182,9 +185,14 @@ ${EXIT_HELP}`,
         );
       throw unreadableStack(o.from, e);
     }
+    // The source's rows through the source's connection (its writer, under row-level security);
+    // the target is verified through its own after --apply.
+    const databaseUrl = await stackRegistryUrl(o.from, io.env, pulumi);
     try {
-      rows = await withRegistryClient(databaseUrl, (db) =>
-        listEntries(db, { environment: source.spec.environment }),
+      rows = await withRegistryClient(
+        databaseUrl,
+        (db) => listEntries(db, { environment: source.spec.environment }),
+        { ca: registryCa(io.env, source.spec) },
       );
     } catch (e) {
       throw new ScriptError(

@@ -1,5 +1,5 @@
 // npm run registry -- <command>: the model registry for operators (emergencies, inspection).
-// Reads DATABASE_URL (required) and REDIS_URL (optional, for cache invalidation and status).
+// Reads DATABASE_URL (else, with --stack, the stack's registryUrl output) and REDIS_URL (optional, for cache invalidation and status).
 // Writes run in a transaction that --dry-run rolls back, so a dry run shows the exact result
 // (including constraint errors) and sends no NOTIFY.
 import { Command, CommanderError, Option } from "commander";
@@ -32,7 +32,9 @@ import {
   STATUSES,
   textProblems,
 } from "../router/src/registry/types";
-import { commanderOutput, EXIT, EXIT_HELP, formatCsv, formatTable } from "./lib/cli";
+import { commanderOutput, EXIT, EXIT_HELP, formatCsv, formatTable, ScriptError } from "./lib/cli";
+import { onPath, PulumiCli } from "./lib/pulumi";
+import { stackRegistryUrl } from "./lib/stack";
 
 /** Exit codes: the table every script shares (printed by --help). */
 export { EXIT };
@@ -47,6 +49,8 @@ export interface CliIo {
   env: Record<string, string | undefined>;
   out: (text: string) => void;
   err: (text: string) => void;
+  /** Where DATABASE_URL came from when not the environment (--stack), for messages. */
+  databaseUrlFrom?: string;
 }
 
 class CliError extends Error {
@@ -147,7 +151,7 @@ async function withDb<T>(io: CliIo, fn: (db: Client) => Promise<T>): Promise<T> 
   const url = io.env.DATABASE_URL;
   if (!url)
     throw new CliError(
-      "DATABASE_URL is not set: export DATABASE_URL=postgresql://user:password@host:5432/model_registry",
+      "DATABASE_URL is not set: export DATABASE_URL=postgresql://user:password@host:5432/model_registry, or pass --stack <name> to use the stack's registryUrl output",
       EXIT.usage,
     );
   let ca: string | undefined;
@@ -163,7 +167,7 @@ async function withDb<T>(io: CliIo, fn: (db: Client) => Promise<T>): Promise<T> 
     db = await connectClient(url, { ca });
   } catch (e) {
     throw new CliError(
-      `${(e as Error).message}; check DATABASE_URL and that PostgreSQL is running`,
+      `${(e as Error).message}; check ${io.databaseUrlFrom ?? "DATABASE_URL"} and that PostgreSQL is running`,
       EXIT.unavailable,
     );
   }
@@ -172,7 +176,7 @@ async function withDb<T>(io: CliIo, fn: (db: Client) => Promise<T>): Promise<T> 
   } catch (e) {
     if ((e as { code?: string }).code === "42P01")
       throw new CliError(
-        "the registry table does not exist: run `npm run registry -- migrate` first",
+        "the registry table does not exist: the registry is not migrated; `pulumi -C registry-stack up` migrates the shared registry (a database of your own: `npm run registry -- migrate` as its owner)",
         EXIT.unavailable,
       );
     throw e;
@@ -288,7 +292,7 @@ function buildProgram(io: CliIo): Command {
   const program = new Command()
     .name("npm run registry --")
     .description(
-      "Operate the model registry (PostgreSQL, cached in Redis). Reads DATABASE_URL and optional REDIS_URL.",
+      "Operate the model registry (PostgreSQL, cached in Redis). Reads DATABASE_URL (or, with --stack, the stack's registryUrl output) and optional REDIS_URL.",
     )
     .addHelpText(
       "after",
@@ -301,10 +305,22 @@ function buildProgram(io: CliIo): Command {
       "--sslrootcert <file>",
       "PEM file of the registry's CA, for sslmode require/verify-ca/verify-full in DATABASE_URL (default: PGSSLROOTCERT)",
     )
+    .option(
+      "--stack <name>",
+      "without DATABASE_URL: connect with the stack's registryUrl output, its environment's writer role (pulumi stack output --show-secrets)",
+    )
     // The flag wins over the environment, as libpq's sslrootcert over PGSSLROOTCERT.
-    .hook("preAction", () => {
-      const file = program.opts<{ sslrootcert?: string }>().sslrootcert;
-      if (file) io = { ...io, env: { ...io.env, PGSSLROOTCERT: file } };
+    .hook("preAction", async () => {
+      const { sslrootcert, stack } = program.opts<{ sslrootcert?: string; stack?: string }>();
+      if (sslrootcert) io = { ...io, env: { ...io.env, PGSSLROOTCERT: sslrootcert } };
+      if (stack) {
+        const from = io.env.DATABASE_URL
+          ? "DATABASE_URL"
+          : `the registryUrl output of stack ${stack}`;
+        const pulumi = onPath("pulumi", io.env) ? new PulumiCli({ env: io.env }) : undefined;
+        const url = await stackRegistryUrl(stack, io.env, pulumi);
+        io = { ...io, env: { ...io.env, DATABASE_URL: url }, databaseUrlFrom: from };
+      }
     });
 
   program
@@ -571,7 +587,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
     // One line, escaped: database errors can echo values too.
     io.err(`error: ${printable((e as Error).message)}`);
-    if (e instanceof CliError) return e.exitCode;
+    if (e instanceof CliError || e instanceof ScriptError) return e.exitCode;
     return e instanceof RegistryInputError ? EXIT.usage : EXIT.failed;
   }
 }

@@ -109,7 +109,7 @@ then verification) instead of waiting for the deploy workflow; merge the branch 
 the next deploy from the repository's stack file undoes the rollback. --no-apply only commits
 (merging deploys it). Refuses to run when Pulumi.<stack>.yaml has uncommitted changes.
 
-Environment: DATABASE_URL (registry), ROUTER_API_KEY; \`pulumi\` on PATH; \`git\`; \`gh\`
+Environment: DATABASE_URL (registry; default: the stack's registryUrl output), ROUTER_API_KEY; \`pulumi\` on PATH; \`git\`; \`gh\`
 (logged in) for --pull-request.
 
 ${EXIT_HELP}`,

@@ -22,13 +22,7 @@ import {
   ScriptIo,
 } from "./lib/cli";
 import { onPath } from "./lib/pulumi";
-import {
-  expectedEndpoint,
-  readStack,
-  registryCa,
-  requireDatabaseUrl,
-  StackView,
-} from "./lib/stack";
+import { expectedEndpoint, readStack, registryCa, stackRegistryUrl, StackView } from "./lib/stack";
 
 /** Exit codes: the table every script shares (printed by --help). */
 export { EXIT };
@@ -182,7 +176,7 @@ export async function stackStatus(
   view: StackView,
   io: ScriptIo,
 ): Promise<{ models: ModelStatus[]; orphans: RegistryEntry[] }> {
-  const databaseUrl = requireDatabaseUrl(io.env);
+  const databaseUrl = await stackRegistryUrl(view.name, io.env, view.pulumi);
   const env = view.spec.environment;
   let rows: RegistryEntry[];
   try {
@@ -279,7 +273,8 @@ export async function run(args: string[], io: ScriptIo): Promise<number> {
       .addHelpText(
         "after",
         `
-Environment: DATABASE_URL (registry, required), PGSSLROOTCERT (the registry's CA, default the
+Registry: DATABASE_URL when set, else the stack's registryUrl output, its environment's writer
+role (\`pulumi stack output --show-secrets\`). PGSSLROOTCERT (the registry's CA, default the
 stack's registry.sslrootcert), REDIS_URL (cache, optional). Pods are read with kubectl when it is on PATH with a context; otherwise the cluster is reported unreachable.
 With \`pulumi\` on PATH the config comes from \`pulumi config\`, else from Pulumi.<stack>.yaml.
 
@@ -291,7 +286,6 @@ ${EXIT_HELP}`,
       .configureOutput(commanderOutput(io));
     program.parse(args, { from: "user" });
     const o = program.opts<{ stack: string; format: "table" | "json" }>();
-    requireDatabaseUrl(io.env);
     const view = await readStack(o.stack, io);
     const status = await stackStatus(view, io);
     const drift = status.orphans.length > 0 || status.models.some((m) => m.drift.length > 0);

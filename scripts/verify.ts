@@ -1,5 +1,5 @@
 // npm run verify -- --stack <name>: post-deploy checks of a stack through its router.
-// Reads DATABASE_URL (registry), ROUTER_URL / --router-url and ROUTER_API_KEY from the
+// Reads DATABASE_URL (registry; else the stack's registryUrl output), ROUTER_URL / --router-url and ROUTER_API_KEY from the
 // environment, so no credential ever appears on a command line.
 import { Command, InvalidArgumentError, Option } from "commander";
 import { Environment, ENVIRONMENTS } from "../router/src/registry/types";
@@ -71,7 +71,9 @@ export async function run(args: string[], io: ScriptIo): Promise<number> {
       .addHelpText(
         "after",
         `
-Environment: DATABASE_URL (registry, required), PGSSLROOTCERT (the registry's CA, default the
+Registry: DATABASE_URL when set, else (with --stack) the stack's registryUrl output, its
+environment's writer role (\`pulumi stack output --show-secrets\`); --environment needs
+DATABASE_URL. PGSSLROOTCERT (the registry's CA, default the
 stack's registry.sslrootcert), ROUTER_URL, ROUTER_METRICS_URL (the router's metrics port, e.g.
 http://127.0.0.1:9090; checked when set), ROUTER_API_KEY (when the router authenticates). With \`pulumi\` on PATH the stack's config and outputs come from
 \`pulumi config --json\` / \`pulumi stack output --json\`; otherwise from Pulumi.<stack>.yaml.

@@ -13,7 +13,7 @@ import { setStatus, upsertEntry } from "../router/src/registry/queries";
 import { registryKey } from "../router/src/registry/types";
 import { driftOf, EXIT, ModelStatus, run } from "../scripts/status";
 import { EXIT_HELP } from "../scripts/lib/cli";
-import { createPulumiStandIn, PulumiStandIn } from "./support/pulumiStandIn";
+import { createPulumiStandIn, PulumiStandIn, secretOutput } from "./support/pulumiStandIn";
 import { scriptRunner } from "./support/scriptIo";
 import { createTestDatabase, freePort, redisUrl } from "./support/services";
 
@@ -212,10 +212,29 @@ describe("npm run status", () => {
     assert.match(down.err, /cannot read the registry: /);
   });
 
-  it("needs DATABASE_URL and a stack, documents its exit codes", async () => {
-    const noDb = await status({ DATABASE_URL: "" })("--stack", "staging");
+  it("without DATABASE_URL reads the stack's registryUrl output; needs a stack, documents its exit codes", async () => {
+    await consistent();
+    standIn.setOutputs("staging", { registryUrl: secretOutput(db) });
+    try {
+      const viaStack = await status({ DATABASE_URL: "" })("--stack", "staging");
+      assert.equal(viaStack.code, EXIT.ok, `${viaStack.out}\n${viaStack.err}`);
+      assert.ok(
+        standIn
+          .calls()
+          .some((c) => c.join(" ").startsWith("stack output registryUrl --show-secrets --json")),
+      );
+    } finally {
+      standIn.setOutputs("staging", {});
+    }
+    const noOutput = await status({ DATABASE_URL: "" })("--stack", "staging");
+    assert.equal(noOutput.code, EXIT.unavailable);
+    assert.match(noOutput.err, /cannot read the registryUrl output of stack staging/);
+    const noDb = await status({ DATABASE_URL: "", PATH: "/usr/bin:/bin" })(
+      "--stack",
+      "development",
+    );
     assert.equal(noDb.code, EXIT.usage);
-    assert.match(noDb.err, /DATABASE_URL is not set/);
+    assert.match(noDb.err, /DATABASE_URL is not set and the pulumi CLI is not on PATH/);
     assert.equal((await status()()).code, EXIT.usage);
     const help = await status()("--help");
     assert.equal(help.code, EXIT.ok);

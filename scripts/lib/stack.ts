@@ -19,6 +19,8 @@ export interface StackView {
   outputs: Record<string, unknown>;
   /** Where the config came from. */
   source: "pulumi" | "file";
+  /** The CLI it was read with, for secret outputs read only when needed. */
+  pulumi?: PulumiCli;
 }
 
 /** Reads a stack through `pulumi` when given, else from its stack file. */
@@ -36,6 +38,7 @@ export async function loadStack(name: string, pulumi?: PulumiCli): Promise<Stack
     spec: parseStackConfig(readStackConfig(plainConfig(config)), { stack: name }),
     outputs,
     source: "pulumi",
+    pulumi,
   };
 }
 
@@ -52,6 +55,44 @@ export function expectedEndpoint(view: StackView, model: string): string {
 export function outputRouterUrl(view: StackView): string | undefined {
   const url = view.outputs.routerUrl;
   return typeof url === "string" ? url : undefined;
+}
+
+/** The stack output holding the environment's writer role URL, a secret (index.ts). */
+export const REGISTRY_URL_OUTPUT = "registryUrl";
+
+/**
+ * The registry connection for a stack's rows, one rule for every script: DATABASE_URL when set
+ * (an explicit override: a superuser, a local server), else the stack's secret `registryUrl`
+ * output, its environment's writer role (row-level security shows it that environment's rows
+ * only). The URL is never printed.
+ */
+export async function stackRegistryUrl(
+  stack: string,
+  env: ScriptIo["env"],
+  pulumi?: PulumiCli,
+): Promise<string> {
+  if (env.DATABASE_URL) return env.DATABASE_URL;
+  const fix = `or export DATABASE_URL (e.g. the router's read-only URL from its Secret, or a superuser's)`;
+  if (!pulumi)
+    throw new ScriptError(
+      `DATABASE_URL is not set and the pulumi CLI is not on PATH to read the ${REGISTRY_URL_OUTPUT} output of stack ${stack}: install pulumi and \`pulumi login\`, ${fix}`,
+      EXIT.usage,
+    );
+  let url: unknown;
+  try {
+    url = await pulumi.secretOutput(stack, REGISTRY_URL_OUTPUT);
+  } catch (e) {
+    throw new ScriptError(
+      `cannot read the ${REGISTRY_URL_OUTPUT} output of stack ${stack} (DATABASE_URL is not set): ${(e as Error).message}\nA stack exports it from its first \`pulumi up\` with this program on; ${fix}.`,
+      EXIT.unavailable,
+    );
+  }
+  if (typeof url !== "string" || !/^postgres(ql)?:\/\//.test(url))
+    throw new ScriptError(
+      `the ${REGISTRY_URL_OUTPUT} output of stack ${stack} is not a postgresql:// URL; run \`pulumi up\` on ${stack} with this program, ${fix}`,
+      EXIT.unavailable,
+    );
+  return url;
 }
 
 /** DATABASE_URL or a usage error that says how to set it. */

@@ -13,7 +13,7 @@ import {
   expectedEndpoint,
   outputRouterUrl,
   registryCa,
-  requireDatabaseUrl,
+  stackRegistryUrl,
   StackView,
 } from "./stack";
 
@@ -368,7 +368,7 @@ export async function verifyStack(
       routerUrl === undefined ? `the routerUrl output of stack ${view.name}` : routerFlag,
     ),
     metricsUrl: metricsBaseUrl(io.env),
-    databaseUrl: requireDatabaseUrl(io.env),
+    databaseUrl: await stackRegistryUrl(view.name, io.env, view.pulumi),
     registryCa: registryCa(io.env, view.spec),
     apiKey: io.env.ROUTER_API_KEY,
     models: expectedModels(view),

@@ -3,6 +3,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
 import { parse, stringify } from "yaml";
 import type { ConfigJson, UpdateInfo } from "../../scripts/lib/pulumi";
 
@@ -20,6 +21,11 @@ export function configJson(raw: Record<string, unknown>): ConfigJson {
   );
 }
 
+/** A secret stack output as the stand-in keeps it (the SDK's wire form). */
+export function secretOutput(value: unknown): Record<string, unknown> {
+  return { [pulumi.runtime.specialSigKey]: pulumi.runtime.specialSecretSig, value };
+}
+
 export interface PulumiStandIn {
   dir: string;
   /** With stack files: the project directory holding Pulumi.<stack>.yaml (the CLI's cwd). */
@@ -28,6 +34,7 @@ export interface PulumiStandIn {
   env: Record<string, string>;
   setConfig(stack: string, raw: Record<string, unknown>): void;
   config(stack: string): ConfigJson;
+  /** Outputs of the stack; wrap secrets with secretOutput(). */
   setOutputs(stack: string, outputs: Record<string, unknown>): void;
   setHistory(stack: string, history: UpdateInfo[]): void;
   history(stack: string): UpdateInfo[];
