@@ -12,7 +12,6 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Client } from "pg";
 import { RegistryEntryInputs, registryEntryProvider } from "../components/registryEntry";
-import { registryMigrationsProvider } from "../components/registryMigrations";
 import { registryStackProblems } from "../components/registryStack";
 import { parseStackConfig, PROJECT, readStackConfig } from "../components/config";
 import {
@@ -26,18 +25,17 @@ import { listEntries, setStatus, upsertEntry } from "../router/src/registry/quer
 import type { EntryInput, Environment } from "../router/src/registry/types";
 import { runHost, serializeToFile } from "./support/dynamicProviderHost";
 import { loadStackConfig } from "../components/stackFile";
-import { MOCK_ADMIN_PASSWORD, MockedResource, runProgram } from "./support/program";
-import { plain, providerOf, ProviderSession, q } from "./support/postgresqlProvider";
-import { postgresUrl, redisUrl } from "./support/services";
+import { MOCK_ADMIN_PASSWORD, MockedResource } from "./support/program";
+import {
+  routerRole,
+  RegistryServer,
+  startRegistryServer,
+  T,
+  writerRole,
+} from "./support/registryServer";
+import { ProviderSession, q } from "./support/postgresqlProvider";
+import { redisUrl } from "./support/services";
 
-const T = {
-  role: "postgresql:index/role:Role",
-  grant: "postgresql:index/grant:Grant",
-  database: "postgresql:index/database:Database",
-  provider: "pulumi:providers:postgresql",
-  migrations: "pulumi-nodejs:dynamic/vllm-registry:RegistryMigrations",
-  entry: "pulumi-nodejs:dynamic/vllm-registry:RegistryEntry",
-};
 const ENVS = ["development", "staging", "production"] as const;
 const TABLE = "public.model_registry_entries";
 const SEQUENCE = "public.model_registry_entries_id_seq";
@@ -55,130 +53,51 @@ function entryInput(e: RegistryEntryInputs): EntryInput {
 }
 
 describe("registry isolation between environments (real PostgreSQL, admin not superuser)", () => {
-  const suffix = randomBytes(5).toString("hex");
-  const database = `reg_iso_${suffix}`;
-  // The managed service's admin user (its password is the stacks' admin password secret), and
-  // a second one, as a stack configured with another admin would use.
-  const adminUser = `reg_admin_${suffix}`;
+  const suffix = `iso_${randomBytes(5).toString("hex")}`;
+  // A second admin, as a stack configured with another admin would use.
   const otherAdmin = `reg_admin2_${suffix}`;
+  let reg: RegistryServer;
   let server: URL;
+  let database: string;
+  let adminUser: string;
   let superuser: Client; // the server's bootstrap superuser: creates the admins, cleans up
   let observer: Client; // the same, on the registry database: the test's view, no provider's
-  const declared: Record<string, MockedResource[]> = {};
+  let declared: Record<string, MockedResource[]>;
   let registryOutputs: Record<string, unknown>;
-  const sessions: ProviderSession[] = [];
+  let sessions: ProviderSession[];
   const clients: Client[] = [];
-  const roleUrl = (role: string) => {
-    const u = new URL(server.toString());
-    u.username = role;
-    u.password = plain(roleOf(role).inputs.password);
-    u.pathname = `/${database}`;
-    return u.toString();
-  };
-  const roleOf = (name: string) =>
-    Object.values(declared)
-      .flat()
-      .find((r) => r.type === T.role && r.inputs.name === name)!;
   const connect = async (role: string) => {
-    const c = new Client({ connectionString: roleUrl(role) });
+    const c = new Client({ connectionString: reg.roleUrl(role) });
     await c.connect();
     clients.push(c);
     return c;
   };
-  const writer = (env: Environment) => `vllm_registry_writer_${env}`;
-  const router = (env: Environment) => `vllm_router_${env}`;
+  const writer = writerRole;
+  const router = routerRole;
   let entries: Record<Environment, RegistryEntryInputs[]>;
-
-  /** The session of the provider `r` was declared with, in `stack`. */
-  const sessionFor = (stack: string, r: MockedResource) => {
-    const session = new ProviderSession(server, providerOf(declared[stack], r).inputs);
-    sessions.push(session);
-    return session;
-  };
-  const ofType = (stack: string, type: string) => declared[stack].filter((r) => r.type === type);
-
-  async function dropRoles() {
-    const names = [
-      "vllm_registry_owner",
-      "vllm_registry_writers",
-      "vllm_registry_readers",
-      ...ENVS.flatMap((e) => [writer(e), router(e), environmentRole(e)]),
-      `${writer("staging")}_b`,
-      adminUser,
-      otherAdmin,
-    ];
-    for (const name of names) {
-      const exists = await superuser.query(`SELECT 1 FROM pg_roles WHERE rolname = $1`, [name]);
-      if (!exists.rowCount) continue;
-      await superuser.query(`DROP OWNED BY ${q(name)}`);
-      await superuser.query(`DROP ROLE ${q(name)}`);
-    }
-  }
-
-  /** Each Grant, the user its provider applied it as, and the privileges the provider read back. */
-  const applied: { grant: MockedResource; user: string; read: string[] }[] = [];
-
-  /** Creates what `stack` declares in the engine's order: roles, databases, migrations, grants. */
-  async function provision(stack: string, migrate?: () => Promise<void>) {
-    for (const r of ofType(stack, T.role)) await sessionFor(stack, r).createRole(r.inputs);
-    for (const d of ofType(stack, T.database)) await sessionFor(stack, d).createDatabase(d.inputs);
-    await migrate?.();
-    for (const grant of ofType(stack, T.grant)) {
-      const session = sessionFor(stack, grant);
-      applied.push({ grant, user: session.user, read: await session.grant(grant.inputs) });
-    }
-  }
+  const ofType = (stack: string, type: string) => reg.ofType(stack, type);
 
   before(async function () {
     this.timeout(120000);
-    server = new URL(await postgresUrl());
-    superuser = new Client({ connectionString: server.toString() });
-    await superuser.connect();
-    await dropRoles(); // leftovers of an interrupted run on a server this run did not start
-    for (const name of [adminUser, otherAdmin])
-      await superuser.query(
-        `CREATE ROLE ${q(name)} LOGIN NOSUPERUSER CREATEDB CREATEROLE PASSWORD '${MOCK_ADMIN_PASSWORD}'`,
-      );
-
-    // The registry stack: roles and database as the admin, migrations and grants as the owner.
-    const registry = await runProgram("ci", {
-      project: "vllm-registry",
-      overrides: { database, adminUser },
+    reg = await startRegistryServer({
+      suffix,
+      environments: ENVS,
+      otherAdmins: [otherAdmin],
+      extraRoles: [`${writer("staging")}_b`],
     });
-    declared.registry = registry.resources;
-    registryOutputs = registry.outputs;
-    await provision("registry", async () => {
-      const [migrations] = ofType("registry", T.migrations);
-      const migrated = await registryMigrationsProvider.create!({
-        connectionString: roleUrl("vllm_registry_owner"),
-        migrations: migrations.inputs.migrations,
-      });
-      assert.equal(
-        migrated.outs.version,
-        LATEST_VERSION,
-        "the owner role (not superuser) migrates",
-      );
-    });
+    ({ server, database, adminUser, superuser, declared, registryOutputs, sessions } = reg);
     const u = new URL(server.toString());
     u.pathname = `/${database}`;
     observer = new Client({ connectionString: u.toString() });
     await observer.connect();
 
-    // Each environment stack, reading the registry stack's outputs: its login roles as the
-    // admin, then its rows as its writer role.
+    // Each environment's rows, as its writer role.
     const redis = await redisUrl();
     entries = {} as Record<Environment, RegistryEntryInputs[]>;
     for (const env of ENVS) {
-      const base = JSON.parse(loadStackConfig(env)[`${PROJECT}:registry`]);
-      declared[env] = (
-        await runProgram(env, {
-          overrides: { registry: { ...base, database, adminUser } },
-        })
-      ).resources;
-      await provision(env);
       entries[env] = ofType(env, T.entry).map((r) => ({
         ...(r.inputs as RegistryEntryInputs),
-        connectionString: roleUrl(writer(env)),
+        connectionString: reg.roleUrl(writer(env)),
         redisUrl: redis,
       }));
       for (const e of entries[env]) await registryEntryProvider.create!(e);
@@ -187,11 +106,8 @@ describe("registry isolation between environments (real PostgreSQL, admin not su
 
   after(async () => {
     for (const c of clients) await c.end().catch(() => undefined);
-    for (const s of sessions) await s.end();
     await observer?.end();
-    await superuser.query(`DROP DATABASE IF EXISTS ${q(database)} WITH (FORCE)`);
-    await dropRoles();
-    await superuser.end();
+    await reg?.close();
   });
 
   const rowsOf = async (c: Client) =>
@@ -218,11 +134,11 @@ describe("registry isolation between environments (real PostgreSQL, admin not su
   // The registry stack's provider for grants connects as the table's owner, so PostgreSQL applies
   // each grant and the provider reads back exactly the declared list: no diff on the next preview.
   it("the owner's grants really happen: the provider reads back what each Grant declares", async () => {
-    for (const { grant, user, read } of applied) {
+    for (const { grant, user, read } of reg.applied) {
       assert.deepEqual(read, [...grant.inputs.privileges].sort(), `${grant.name} as ${user}`);
       assert.equal(user, "vllm_registry_owner", `${grant.name} is granted by the owner`);
     }
-    assert.equal(applied.length, 5);
+    assert.equal(reg.applied.length, 5);
     const { rows } = await observer.query(
       `SELECT datacl::text[] AS acl FROM pg_database WHERE datname = $1`,
       [database],
@@ -464,7 +380,7 @@ describe("registry isolation between environments (real PostgreSQL, admin not su
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "reg-isolation-"));
     try {
       const file = await serializeToFile(registryEntryProvider, dir);
-      const hijack = { ...entries.production[0], connectionString: roleUrl(writer("staging")) };
+      const hijack = { ...entries.production[0], connectionString: reg.roleUrl(writer("staging")) };
       await assert.rejects(
         runHost({ PROVIDER_FILE: file, INPUTS: JSON.stringify(hijack), STEPS: "create" }),
         /new row violates row-level security policy/,
@@ -497,7 +413,7 @@ describe("registry isolation between environments (real PostgreSQL, admin not su
     // (resourcePostgreSQLRoleDelete borrows each role's membership for REASSIGN/DROP OWNED).
     for (const e of entries.development) await registryEntryProvider.delete!(e.modelName, e);
     for (const r of ofType("development", T.role))
-      await sessionFor("development", r).deleteRole(r.inputs);
+      await reg.sessionFor("development", r).deleteRole(r.inputs);
     const gone = await superuser.query(`SELECT 1 FROM pg_roles WHERE rolname = ANY($1)`, [
       [writer("development"), router("development")],
     ]);
