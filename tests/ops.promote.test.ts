@@ -2,6 +2,7 @@
 // repository, and real routers, registry and simulators behind both stacks: the reviewable
 // commit (and pull request), break-glass --apply, and a failed gate at every step.
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseStackConfig, readStackConfig } from "../components/config";
@@ -12,7 +13,14 @@ import { configText, mandatoryViolations, plainConfig } from "../scripts/lib/pul
 import { changeBranch } from "../scripts/lib/rollout";
 import { withRegistryClient } from "../router/src/registry/connect";
 import { setStatus } from "../router/src/registry/queries";
-import { configJson, PulumiStandIn } from "./support/pulumiStandIn";
+import { configJson, PulumiStandIn, secretOutput } from "./support/pulumiStandIn";
+import { MOCK_GENERATED_PASSWORD } from "./support/program";
+import {
+  RegistryServer,
+  routerRole,
+  startRegistryServer,
+  writerRole,
+} from "./support/registryServer";
 import {
   git,
   MODEL,
@@ -525,5 +533,99 @@ describe("npm run promote", () => {
     assert.match(help.out, /--pull-request/);
     assert.match(help.out, /Merging that branch deploys it/);
     assert.ok(help.out.includes(EXIT_HELP), help.out);
+  });
+});
+
+// Under row-level security no role but a superuser or the table's owner reads two environments'
+// rows, so one DATABASE_URL cannot serve both ends of a promotion. Each end is read with its own
+// stack's registryUrl output (its writer role), from a registry provisioned as the programs
+// declare it (tests/support/registryServer.ts); the routers use their own read-only roles.
+describe("npm run promote under row-level security (each stack's registryUrl)", () => {
+  let reg: RegistryServer;
+  let stacks: ReleaseStacks;
+  let standIn: PulumiStandIn;
+
+  before(async function () {
+    this.timeout(180000);
+    reg = await startRegistryServer({
+      suffix: `promote_${randomBytes(4).toString("hex")}`,
+      environments: ["staging", "production"],
+    });
+    const seed = new URL(reg.server.toString());
+    seed.pathname = `/${reg.database}`;
+    stacks = await startReleaseStacks({
+      seedUrl: seed.toString(),
+      routerUrls: {
+        staging: reg.roleUrl(routerRole("staging")),
+        production: reg.roleUrl(routerRole("production")),
+      },
+    });
+    await seedRegistry(stacks.databaseUrl, [
+      {
+        modelName: MODEL,
+        environment: "staging",
+        endpoint: stacks.sims.staging.endpoint,
+        namespace: "llm-staging",
+        revision: stagingRevision(CANDIDATE),
+      },
+    ]);
+  });
+  after(async () => {
+    await stacks?.close();
+    await reg?.close();
+  });
+  beforeEach(() => {
+    standIn = stacks.standIn([CANDIDATE], [LIVE]);
+    for (const env of ["staging", "production"] as const)
+      standIn.setOutputs(env, {
+        routerUrl: stacks.routers[env].url,
+        ...(env === "staging" ? { routerImage: ROUTER_IMAGE } : {}),
+        models: { [MODEL]: { endpoint: stacks.sims[env].endpoint } },
+        registryUrl: secretOutput(reg.roleUrl(writerRole(env))),
+      });
+  });
+
+  const promote = (env: Record<string, string> = {}) =>
+    scriptRunner(run, { ...standIn.env, ...env })(
+      "--from",
+      "staging",
+      "--to",
+      "production",
+      "--apply",
+      "--yes",
+      "--cwd",
+      standIn.projectDir!,
+    );
+
+  it("gates on staging with staging's writer and verifies production with production's (pulumi/pulumi pkg/cmd/pulumi/stack/stack_output.go --show-secrets)", async () => {
+    const res = await promote();
+    assert.equal(res.code, EXIT.ok, `${res.out}\n${res.err}`);
+    const secretReads = standIn
+      .calls()
+      .filter((c) => c.includes("--show-secrets"))
+      .map((c) => c.join(" "));
+    assert.deepEqual(secretReads, [
+      // gate 1 (staging's rows) and gate 2 (verify staging), then the verification after up
+      ...Array(2).fill(
+        "stack output registryUrl --show-secrets --json --stack staging --non-interactive",
+      ),
+      "stack output registryUrl --show-secrets --json --stack production --non-interactive",
+    ]);
+    assert.equal((res.out.match(/✓ all 6 checks passed/g) ?? []).length, 2, "both stacks verified");
+    assert.ok(!`${res.out}${res.err}`.includes(MOCK_GENERATED_PASSWORD), "no password printed");
+  });
+
+  it("one DATABASE_URL of production's writer sees no staging row: the gate fails (why each stack's URL is used)", async () => {
+    const res = await promote({ DATABASE_URL: reg.roleUrl(writerRole("production")) });
+    assert.equal(res.code, EXIT.sourceUnverified, res.err);
+    assert.match(res.err, /chat: no registry row in staging/);
+    assert.deepEqual(
+      standIn.calls().filter((c) => c.includes("--show-secrets")),
+      [],
+      "DATABASE_URL overrides the stack outputs",
+    );
+    assert.deepEqual(JSON.parse(configText(standIn.config("production")["vllm-fleet:releases"])!), [
+      LIVE,
+    ]);
   });
 });

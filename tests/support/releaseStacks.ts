@@ -67,8 +67,15 @@ export interface ReleaseStacks {
   close(): Promise<void>;
 }
 
-export async function startReleaseStacks(): Promise<ReleaseStacks> {
-  const databaseUrl = await createTestDatabase("ops_release");
+/** A registry under row-level security: a URL that seeds rows, and each router's own role. */
+export interface ReleaseRegistry {
+  seedUrl: string;
+  routerUrls: Record<"staging" | "production", string>;
+}
+
+/** Both stacks on a registry of their own: a fresh database, or `registry`. */
+export async function startReleaseStacks(registry?: ReleaseRegistry): Promise<ReleaseStacks> {
+  const databaseUrl = registry?.seedUrl ?? (await createTestDatabase("ops_release"));
   const sims = {
     staging: await startSimulator({ port: 0, model: MODEL, ttftMs: 5, tokensPerSecond: 0 }),
     production: await startSimulator({ port: 0, model: MODEL, ttftMs: 5, tokensPerSecond: 0 }),
@@ -82,9 +89,9 @@ export async function startReleaseStacks(): Promise<ReleaseStacks> {
       namespace: `llm-${environment}`,
     })),
   );
-  const router = (environment: string) =>
+  const router = (environment: "staging" | "production") =>
     startRouter({
-      DATABASE_URL: databaseUrl,
+      DATABASE_URL: registry?.routerUrls[environment] ?? databaseUrl,
       ROUTER_ENVIRONMENT: environment,
       ROUTER_SHUTDOWN_DELAY_MS: "0",
     });
