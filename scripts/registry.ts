@@ -299,6 +299,8 @@ function buildProgram(io: CliIo): Command {
       `\nRows managed by a stack (managed_by) are reverted by its next \`pulumi up\`; \`pulumi refresh\` shows edits as drift.\n\n${EXIT_HELP}`,
     )
     .showHelpAfterError("(add --help for usage)")
+    // --stack and --sslrootcert apply to every command: show them in each command's help.
+    .configureHelp({ showGlobalOptions: true })
     .exitOverride()
     .configureOutput(commanderOutput(io))
     .option(
