@@ -200,14 +200,11 @@ describe("npm run status", () => {
   });
 
   it("exits 3 when the stack or the registry cannot be read (not logged in, database down), not 5 (drift)", async () => {
-    const loggedOut = await status({ PULUMI_STANDIN_LOGGED_OUT: "3" })("--stack", "status-test");
+    const loggedOut = await status({ PULUMI_STANDIN_LOGGED_OUT: "3" })("--stack", "staging");
     assert.equal(loggedOut.code, EXIT.unavailable);
-    assert.match(
-      loggedOut.err,
-      /cannot read stack status-test: .*PULUMI_ACCESS_TOKEN must be set/s,
-    );
+    assert.match(loggedOut.err, /cannot read stack staging: .*PULUMI_ACCESS_TOKEN must be set/s);
     const dead = `postgresql://postgres@127.0.0.1:${await freePort()}/model_registry`;
-    const down = await status({ DATABASE_URL: dead })("--stack", "status-test");
+    const down = await status({ DATABASE_URL: dead })("--stack", "staging");
     assert.equal(down.code, EXIT.unavailable);
     assert.match(down.err, /cannot read the registry: /);
   });
