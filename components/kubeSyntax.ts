@@ -1,6 +1,7 @@
 // Kubernetes' own syntax rules for the values the stack config puts into objects, so a value the
 // API server would reject fails at config time (before anything is created), not mid-update.
 // Each rule is the upstream function named in its comment.
+export { parseQuantity } from "../policies/kube";
 
 // k8s.io/apimachinery pkg/util/validation/validation.go (dns1123LabelFmt, dns1123SubdomainFmt).
 const DNS1123_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
@@ -65,38 +66,4 @@ export function extendedResourceNameProblem(value: string): string | undefined {
   const quotaKey = qualifiedNameProblem(`requests.${value}`);
   if (quotaKey) return `gives the ResourceQuota key 'requests.${value}', which ${quotaKey}`;
   return undefined;
-}
-
-// k8s.io/apimachinery pkg/api/resource/quantity.go: <signedNumber><suffix>, where number is
-// digits, digits.digits, digits. or .digits and suffix is binarySI (Ki..Ei), decimalSI
-// (n u m "" k M G T P E; suffix.go newSuffixer) or e/E with a signed integer exponent.
-const QUANTITY =
-  /^([+-]?)([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$/;
-const SUFFIX_FACTOR: Record<string, number> = {
-  n: 1e-9,
-  u: 1e-6,
-  m: 1e-3,
-  k: 1e3,
-  M: 1e6,
-  G: 1e9,
-  T: 1e12,
-  P: 1e15,
-  E: 1e18,
-  Ki: 2 ** 10,
-  Mi: 2 ** 20,
-  Gi: 2 ** 30,
-  Ti: 2 ** 40,
-  Pi: 2 ** 50,
-  Ei: 2 ** 60,
-};
-
-/** ParseQuantity: the value of a quantity string, or undefined when Kubernetes rejects it. */
-export function parseQuantity(value: string): number | undefined {
-  const m = QUANTITY.exec(value);
-  if (!m) return undefined;
-  const [, sign, digits, suffix = ""] = m;
-  const factor = /^[eE][+-]?[0-9]+$/.test(suffix)
-    ? 10 ** Number(suffix.slice(1))
-    : (SUFFIX_FACTOR[suffix] ?? 1);
-  return (sign === "-" ? -1 : 1) * Number(digits) * factor;
 }

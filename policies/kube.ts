@@ -145,28 +145,45 @@ export function containerLabel(c: Container): string {
   return `${c.init ? "init container" : "container"} '${c.name}'`;
 }
 
-const SUFFIX: Record<string, number> = {
-  "": 1,
+// k8s.io/apimachinery pkg/api/resource/quantity.go: <signedNumber><suffix>, where number is
+// digits, digits.digits, digits. or .digits and suffix is binarySI (Ki..Ei), decimalSI
+// (n u m "" k M G T P E; suffix.go newSuffixer) or e/E with a signed integer exponent.
+const QUANTITY =
+  /^([+-]?)([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$/;
+const SUFFIX_FACTOR: Record<string, number> = {
+  n: 1e-9,
+  u: 1e-6,
   m: 1e-3,
   k: 1e3,
   M: 1e6,
   G: 1e9,
   T: 1e12,
   P: 1e15,
-  Ki: 1024,
-  Mi: 1024 ** 2,
-  Gi: 1024 ** 3,
-  Ti: 1024 ** 4,
-  Pi: 1024 ** 5,
+  E: 1e18,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
 };
+
+/** ParseQuantity: the value of a quantity string, or undefined when Kubernetes rejects it. */
+export function parseQuantity(value: string): number | undefined {
+  const m = QUANTITY.exec(value);
+  if (!m) return undefined;
+  const [, sign, digits, suffix = ""] = m;
+  const factor = /^[eE][+-]?[0-9]+$/.test(suffix)
+    ? 10 ** Number(suffix.slice(1))
+    : (SUFFIX_FACTOR[suffix] ?? 1);
+  return (sign === "-" ? -1 : 1) * Number(digits) * factor;
+}
 
 /** A Kubernetes quantity ("2", 2, "500m", "32Gi") as a number; undefined when unset or malformed. */
 export function quantity(value: unknown): number | undefined {
   if (typeof value === "number") return value;
   if (typeof value !== "string") return undefined;
-  const m = /^([0-9.]+)([a-zA-Z]*)$/.exec(value.trim());
-  if (!m || !(m[2] in SUFFIX)) return undefined;
-  return Number(m[1]) * SUFFIX[m[2]];
+  return parseQuantity(value.trim());
 }
 
 /** Does a label selector (matchLabels/matchExpressions) select these labels? `{}` selects all. */
