@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import type Redis from "ioredis";
 import type { Pool } from "pg";
 import { ApiKeys } from "./apiKeys";
-import { parseRequest, readBody } from "./body";
+import { ByteBudget, parseRequest, readBody } from "./body";
 import type { RouterConfig } from "./config";
 import { RouterError, sendError } from "./errors";
 import { createLogger, Logger } from "./logger";
@@ -37,6 +37,8 @@ export class RouterApp {
   private readonly upstream: Upstream;
   private readonly apiKeys?: ApiKeys;
   private readonly env: Environment;
+  /** Request body bytes held in memory by all requests together. */
+  private readonly bodyBudget: ByteBudget;
   private draining = false;
   private inflight = 0;
   private idle?: () => void;
@@ -45,6 +47,7 @@ export class RouterApp {
     this.logger = createLogger(config.logLevel);
     this.env = config.environment as Environment;
     this.apiKeys = config.apiKeysFile ? ApiKeys.fromFile(config.apiKeysFile) : undefined;
+    this.bodyBudget = new ByteBudget(config.maxInflightBodyBytes);
     this.pool = createPool(
       config.databaseUrl,
       // Requests wait on these: fail fast and answer from last known good instead.
@@ -200,8 +203,6 @@ export class RouterApp {
     if (this.resolver.degraded) res.setHeader(DEGRADED_HEADER, "1");
     if (!(err instanceof RouterError))
       this.logger.error({ err: (err as Error).message, path: pathOf(req) }, "unhandled error");
-    // Discard the rest of an oversized body so the client, still sending, can read the 413.
-    if (e.status === 413) req.resume();
     sendError(res, e);
   }
 
@@ -245,7 +246,11 @@ export class RouterApp {
     });
     res.setHeader("x-request-id", requestId);
     this.authenticate(req);
-    const body = await readBody(req, this.config.maxBodyBytes);
+    const body = await readBody(req, res, {
+      maxBytes: this.config.maxBodyBytes,
+      timeoutMs: this.config.bodyTimeoutMs,
+      budget: this.bodyBudget,
+    });
     const json = parseRequest(body);
     const { entry, source } = await this.resolver.resolve(json.model);
     const primary = this.usable(json.model, entry);

@@ -1,6 +1,43 @@
-// Reads a request body into memory up to a limit; larger bodies are refused with 413.
-import type { IncomingMessage } from "node:http";
+// Reads a request body into memory within three bounds: the per-request limit (413), a read
+// deadline (408, so a client trickling its body cannot hold memory and a socket for long) and
+// a byte budget shared by every request in flight (503 with Retry-After when it is spent).
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { RouterError } from "./errors";
+import { MODEL_NAME_MAX } from "./registry/types";
+
+/** Seconds a client should wait before retrying when the body budget is spent. */
+export const BODY_BUDGET_RETRY_AFTER_SECONDS = 1;
+
+/** Bytes of request bodies held in memory right now, across all requests, up to `limit`. */
+export class ByteBudget {
+  private held = 0;
+
+  constructor(readonly limit: number) {}
+
+  get used(): number {
+    return this.held;
+  }
+
+  /** Takes `n` bytes if they are left; false (and nothing taken) otherwise. */
+  take(n: number): boolean {
+    if (this.held + n > this.limit) return false;
+    this.held += n;
+    return true;
+  }
+
+  give(n: number): void {
+    this.held -= n;
+  }
+}
+
+export interface BodyLimits {
+  /** Largest accepted body (413 beyond). */
+  maxBytes: number;
+  /** Time allowed to receive the whole body (408 beyond). */
+  timeoutMs: number;
+  /** Shared by all requests; the body's bytes are held until the response closes. */
+  budget: ByteBudget;
+}
 
 function tooLarge(limit: number): RouterError {
   return new RouterError(
@@ -10,29 +47,87 @@ function tooLarge(limit: number): RouterError {
   );
 }
 
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+function budgetSpent(): RouterError {
+  return new RouterError(
+    503,
+    "server_busy",
+    "The router is receiving too many request bodies at once; retry shortly",
+    "server_error",
+    { "retry-after": String(BODY_BUDGET_RETRY_AFTER_SECONDS) },
+  );
+}
+
+/**
+ * RFC 9110 section 15.5.9: 408 means the server did not receive a complete request in the time
+ * it was prepared to wait, and it SHOULD send "close" (the connection is unusable mid-body).
+ */
+function timedOut(ms: number): RouterError {
+  return new RouterError(
+    408,
+    "request_timeout",
+    `The request body did not arrive within ${ms} ms`,
+    "invalid_request_error",
+    { connection: "close" },
+  );
+}
+
+/**
+ * Reads the body of `req`. Its bytes count against `limits.budget` from arrival until `res`
+ * closes (the body is kept for fallbacks); on a refusal they are given back at once and the
+ * rest of the body is discarded unread.
+ */
+export function readBody(
+  req: IncomingMessage,
+  res: ServerResponse,
+  limits: BodyLimits,
+): Promise<Buffer> {
+  const { maxBytes, timeoutMs, budget } = limits;
   const declared = Number(req.headers["content-length"]);
-  if (declared > limit) return Promise.reject(tooLarge(limit));
+  const refused = declared > maxBytes ? tooLarge(maxBytes) : undefined;
+  const spent = declared > budget.limit - budget.used ? budgetSpent() : undefined;
+  if (refused || spent) {
+    req.resume(); // discard the body so the client, still sending, can read the answer
+    return Promise.reject(refused ?? spent);
+  }
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
+    let chunks: Buffer[] = [];
+    let held = 0;
+    let settled = false;
+    const release = () => {
+      budget.give(held);
+      held = 0;
+    };
+    const finish = (err?: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.off("data", onData);
+      if (!err) return resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, held));
+      release();
+      chunks = [];
+      req.resume(); // discard the rest so the client can read the answer
+      reject(err);
+    };
     const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.off("data", onData);
-        req.resume(); // discard the rest so the client can read the 413
-        reject(tooLarge(limit));
-        return;
-      }
+      if (held + chunk.length > maxBytes) return finish(tooLarge(maxBytes));
+      if (!budget.take(chunk.length)) return finish(budgetSpent());
+      held += chunk.length;
       chunks.push(chunk);
     };
+    const timer = setTimeout(() => finish(timedOut(timeoutMs)), timeoutMs);
     req.on("data", onData);
-    req.once("end", () => {
-      if (size <= limit) resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
+    req.once("end", () => finish());
+    req.once("error", finish);
+    // The exchange is over (answered, or the client went away): the body's bytes go back.
+    res.once("close", () => {
+      finish(new Error("the client closed the connection"));
+      release();
     });
-    req.once("error", reject);
   });
 }
+
+/** C0 and C1 control characters and DEL: never part of a model name, never echoed back. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** Parses an OpenAI request body: a JSON object with a non-empty string `model`. */
 export function parseRequest(body: Buffer): Record<string, unknown> & { model: string } {
@@ -55,7 +150,14 @@ export function parseRequest(body: Buffer): Record<string, unknown> & { model: s
     throw new RouterError(
       400,
       "missing_model",
-      'Request body must name the model: add "model": "<name>" (GET /v1/models lists them)',
+      'Request body must name the model as a string: add "model": "<name>" (GET /v1/models lists them)',
+    );
+  }
+  if (model.length > MODEL_NAME_MAX || CONTROL.test(model)) {
+    throw new RouterError(
+      400,
+      "invalid_model",
+      `"model" cannot name a model: model names are at most ${MODEL_NAME_MAX} characters of lowercase letters, digits, '-' and '.' (GET /v1/models lists them)`,
     );
   }
   return json as Record<string, unknown> & { model: string };

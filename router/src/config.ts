@@ -26,6 +26,10 @@ export interface RouterConfig {
   apiKeysFile?: string;
   /** Largest accepted request body. */
   maxBodyBytes: number;
+  /** Time allowed to receive a request body (slow or stalled uploads get 408). */
+  bodyTimeoutMs: number;
+  /** Request body bytes all requests together may hold in memory (503 with Retry-After beyond). */
+  maxInflightBodyBytes: number;
   /** Time allowed to open a connection to a model server. */
   upstreamConnectTimeoutMs: number;
   /** Time allowed until a model server sends response headers (non-streaming responses arrive whole). */
@@ -136,6 +140,13 @@ export function readRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
     environment,
     apiKeysFile: env.ROUTER_API_KEYS_FILE || undefined,
     maxBodyBytes: int("ROUTER_MAX_BODY_BYTES", 4 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+    bodyTimeoutMs: int("ROUTER_BODY_TIMEOUT_MS", 30000, 100, 600000),
+    maxInflightBodyBytes: int(
+      "ROUTER_MAX_INFLIGHT_BODY_BYTES",
+      64 * 1024 * 1024,
+      1024,
+      4 * 1024 * 1024 * 1024,
+    ),
     upstreamConnectTimeoutMs: int("ROUTER_UPSTREAM_CONNECT_TIMEOUT_MS", 2000, 10, 60000),
     upstreamFirstByteTimeoutMs: int("ROUTER_UPSTREAM_FIRST_BYTE_TIMEOUT_MS", 300000, 10, 3600000),
     upstreamIdleTimeoutMs: int("ROUTER_UPSTREAM_IDLE_TIMEOUT_MS", 300000, 10, 3600000),
@@ -147,6 +158,10 @@ export function readRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
     registryListenTimeoutMs,
     logLevel: env.LOG_LEVEL || "info",
   };
+  if (config.maxInflightBodyBytes < config.maxBodyBytes)
+    problems.push(
+      `ROUTER_MAX_INFLIGHT_BODY_BYTES (${config.maxInflightBodyBytes}) must be at least ROUTER_MAX_BODY_BYTES (${config.maxBodyBytes}), or no body of the largest size could be accepted`,
+    );
   if (problems.length) throw new RouterConfigError(problems);
   return config;
 }

@@ -45,6 +45,12 @@ export class RouterMetrics {
     labelNames: ["backend"] as const,
     registers: [this.registry],
   });
+  readonly cacheRejected = new client.Counter({
+    name: "router_registry_cache_rejected_total",
+    help: "Redis values ignored and deleted: invalid by the registry's rules or for their key (invalid), without the cache TTL (no_ttl), or enabling a model the database disabled (overrides_disable)",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
   readonly upstreamErrors = new client.Counter({
     name: "router_upstream_errors_total",
     help: "Failed attempts to reach a model server, by model and reason",
