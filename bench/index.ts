@@ -1,7 +1,9 @@
 // `npm run bench`: the router's overhead against direct calls to the same simulator, measured
 // in one run (latency and time to first byte at concurrency 1, throughput and CPU per request
 // at 32, beside a bare Node.js proxy as the floor any proxy pays), registry propagation (a CLI
-// `disable` until two routers deny) and memory with 1,000 open streams.
+// `disable` until two routers deny), memory with 1,000 open streams, and memory under attack
+// (unique long and unknown model names sprayed, uploads stalled mid-body; `--memory-only` runs
+// just that section).
 // Prints a table; the last line is one JSON object with the headline figures.
 import * as http from "node:http";
 import { Command, InvalidArgumentError } from "commander";
@@ -11,6 +13,7 @@ import { upsertEntry } from "../router/src/registry/queries";
 import { EXIT, EXIT_HELP } from "../scripts/lib/cli";
 import { freePort, startPostgres, startRedis } from "../tests/support/services";
 import { closedLoop, percentile, target, Target, timedPost } from "./load";
+import { memoryAttacks, MemoryAttackOptions } from "./memory";
 import {
   buildRouter,
   Child,
@@ -20,7 +23,7 @@ import {
   startRouterProcess,
   startSimulatorProcess,
 } from "./processes";
-import { describeTargets, missedTargets } from "./targets";
+import { describeTargets, missedTargets, TargetedFigures } from "./targets";
 import { Side, SideResult, throughput } from "./throughput";
 
 const ENV = "development";
@@ -32,7 +35,11 @@ interface Options {
   iterations: number;
   streams: number;
   check: boolean;
+  memoryOnly: boolean;
 }
+
+/** The attacks of the memory row: what the router must survive without a key. */
+const ATTACKS: MemoryAttackOptions = { longNames: 400, unknownNames: 5000, stalledUploads: 200 };
 
 function positiveInt(flag: string) {
   return (v: string) => {
@@ -232,6 +239,11 @@ async function main(argv: string[]): Promise<number> {
       1000,
     )
     .option("--check", "exit 4 when a target is missed", false)
+    .option(
+      "--memory-only",
+      "run only the memory-under-attack row (and check only its target)",
+      false,
+    )
     .addHelpText("after", `\nTargets (see bench/targets.ts): ${describeTargets()}\n\n${EXIT_HELP}`)
     // Usage errors exit with the shared usage code (commander's own is 1).
     .exitOverride((e) => process.exit(e.exitCode === 0 ? EXIT.ok : EXIT.usage));
@@ -282,6 +294,29 @@ async function main(argv: string[]): Promise<number> {
       startRouterProcess(await freePort(), routerEnv),
     ]);
     children.push(a, b);
+    // A fresh router for the attacks, so the other measures' load does not blur its memory.
+    const attacked = await startRouterProcess(await freePort(), routerEnv);
+    children.push(attacked);
+    const attack = async () => {
+      log(
+        `memory under attack: ${ATTACKS.longNames} unique 1 MiB names, ${ATTACKS.unknownNames} unknown names, ${ATTACKS.stalledUploads} uploads stalled mid-body ...`,
+      );
+      const m = await memoryAttacks(attacked, ATTACKS);
+      const row: [string, string, string, string] = [
+        "router RSS idle / attacked",
+        "",
+        `${m.idleMb.toFixed(0)} MB`,
+        `${Math.max(m.sprayPeakMb, m.uploadsPeakMb).toFixed(0)} MB`,
+      ];
+      log(
+        `  peak RSS: names sprayed ${m.sprayPeakMb.toFixed(0)} MB, uploads stalled ${m.uploadsPeakMb.toFixed(0)} MB`,
+      );
+      return { row, mb: Number(Math.max(m.sprayPeakMb, m.uploadsPeakMb).toFixed(1)) };
+    };
+    if (o.memoryOnly) {
+      const { row, mb } = await attack();
+      return report([row], { rss_mb_memory_attacks: mb }, o.check, ["rss_mb_memory_attacks"]);
+    }
     const bare = await startBareProxyProcess(await freePort(), fast.url);
     children.push(bare);
 
@@ -346,6 +381,7 @@ async function main(argv: string[]): Promise<number> {
     log(`memory: ${o.streams} slow streams through one router ...`);
     const idleRss = await rssMb(a.child.pid!);
     const rss = await streamsRss(a, o.streams);
+    const underAttack = await attack();
 
     const us = (v: number) => `${Math.round(v)} us`;
     const added = (
@@ -380,19 +416,9 @@ async function main(argv: string[]): Promise<number> {
         `${idleRss.toFixed(0)} MB`,
         `${rss.toFixed(0)} MB`,
       ],
+      underAttack.row,
     ];
-    log("");
-    log(
-      [
-        "measure".padEnd(30),
-        "direct".padStart(12),
-        "router".padStart(12),
-        "added".padStart(14),
-      ].join(" "),
-    );
-    for (const [m, d, r, x] of rows)
-      log([m.padEnd(30), d.padStart(12), r.padStart(12), x.padStart(14)].join(" "));
-    const result = {
+    const result: TargetedFigures & Record<string, number> = {
       added_p50_us: Math.round(plain.routed.p50 - plain.direct.p50),
       added_p99_us: Math.round(plain.routed.p99 - plain.direct.p99),
       added_ttft_p50_us: Math.round(sse.routedTtfb.p50 - sse.directTtfb.p50),
@@ -404,15 +430,34 @@ async function main(argv: string[]): Promise<number> {
       bare_proxy_cpu_us_per_request: Math.round(tp.bare.cpuUs.proxy),
       propagation_p99_ms: percentile(prop, 99),
       rss_mb_1000_streams: Number(rss.toFixed(1)),
+      rss_mb_memory_attacks: underAttack.mb,
     };
-    const missed = missedTargets(result);
-    log(missed.length ? `targets missed: ${missed.join(", ")}` : "all targets met");
-    log(JSON.stringify(result));
-    return o.check && missed.length ? EXIT.unverified : EXIT.ok;
+    return report(rows, result, o.check);
   } finally {
     await Promise.all(children.map((c) => c.stop()));
     for (const c of cleanup) await c().catch(() => undefined);
   }
+}
+
+/** Prints the table, the targets verdict and the JSON line; the exit code. */
+function report(
+  rows: [string, string, string, string][],
+  result: Partial<TargetedFigures> & Record<string, number>,
+  check: boolean,
+  only?: (keyof TargetedFigures)[],
+): number {
+  log("");
+  log(
+    ["measure".padEnd(30), "direct".padStart(12), "router".padStart(12), "added".padStart(14)].join(
+      " ",
+    ),
+  );
+  for (const [m, d, r, x] of rows)
+    log([m.padEnd(30), d.padStart(12), r.padStart(12), x.padStart(14)].join(" "));
+  const missed = missedTargets(result, only);
+  log(missed.length ? `targets missed: ${missed.join(", ")}` : "all targets met");
+  log(JSON.stringify(result));
+  return check && missed.length ? EXIT.unverified : EXIT.ok;
 }
 
 main(process.argv).then(

@@ -37,6 +37,7 @@ describe("bench targets", () => {
     router_cpu_vs_bare_proxy: 1.338,
     propagation_p99_ms: 25,
     rss_mb_1000_streams: 95.8,
+    rss_mb_memory_attacks: 120,
   };
 
   it("passes a run whose figures are within every target", () => {
@@ -51,6 +52,18 @@ describe("bench targets", () => {
     assert.deepEqual(missedTargets({ ...met, router_cpu_vs_bare_proxy: 2.01 }), [
       "router_cpu_vs_bare_proxy",
     ]);
+  });
+
+  it("bounds the router's RSS under the memory attacks, and checks only that row with --memory-only", () => {
+    assert.deepEqual(missedTargets({ ...met, rss_mb_memory_attacks: 257 }), [
+      "rss_mb_memory_attacks",
+    ]);
+    assert.deepEqual(missedTargets({ rss_mb_memory_attacks: 120 }, ["rss_mb_memory_attacks"]), []);
+    assert.deepEqual(missedTargets({ rss_mb_memory_attacks: 300 }, ["rss_mb_memory_attacks"]), [
+      "rss_mb_memory_attacks",
+    ]);
+    // A partial run without `only` misses everything it did not measure.
+    assert.equal(missedTargets({ rss_mb_memory_attacks: 120 }).length, 6);
   });
 
   it("counts a figure that was not measured (NaN, Infinity) as missed, never as met", () => {
