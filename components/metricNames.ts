@@ -15,6 +15,7 @@ export const ROUTER_METRICS = {
   entryReady: "router_registry_entry_ready",
   listenAge: "router_registry_listen_age_seconds",
   listenReconnects: "router_registry_listen_reconnects_total",
+  cacheRejected: "router_registry_cache_rejected_total",
 } as const;
 
 /** vLLM server metrics; `gpuCacheUsage` is the pre-0.10 name of `kvCacheUsage`. */

@@ -6,6 +6,7 @@ import * as http from "node:http";
 import * as net from "node:net";
 import type Redis from "ioredis";
 import { Client } from "pg";
+import { readRouterConfig } from "../router/src/config";
 import { registryKey } from "../router/src/registry/cache";
 import { connectRedis } from "../router/src/registry/connect";
 import { getEntry } from "../router/src/registry/queries";
@@ -59,6 +60,32 @@ function metric(text: string, series: string): number {
   const line = text.split("\n").find((l) => l.startsWith(`${series} `));
   return line ? Number(line.split(" ")[1]) : 0;
 }
+
+describe("router body limits config", () => {
+  const base = { DATABASE_URL: "postgresql://u@127.0.0.1:5432/r", ROUTER_ENVIRONMENT: "staging" };
+
+  it("defaults to a 30 s body deadline and a 64 MiB in-flight budget", () => {
+    const c = readRouterConfig(base);
+    assert.equal(c.bodyTimeoutMs, 30000);
+    assert.equal(c.maxInflightBodyBytes, 64 * 1024 * 1024);
+  });
+
+  it("refuses a budget smaller than one body, naming both variables", () => {
+    assert.throws(
+      () =>
+        readRouterConfig({
+          ...base,
+          ROUTER_MAX_BODY_BYTES: "65536",
+          ROUTER_MAX_INFLIGHT_BODY_BYTES: "4096",
+          ROUTER_BODY_TIMEOUT_MS: "0",
+        }),
+      (e: Error) =>
+        /ROUTER_MAX_INFLIGHT_BODY_BYTES \(4096\) must be at least ROUTER_MAX_BODY_BYTES \(65536\)/.test(
+          e.message,
+        ) && /ROUTER_BODY_TIMEOUT_MS must be an integer between 100 and 600000/.test(e.message),
+    );
+  });
+});
 
 describe("router against hostile input and a hostile cache", function () {
   this.timeout(60000);
