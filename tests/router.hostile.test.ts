@@ -110,7 +110,7 @@ describe("router against hostile input and a hostile cache", function () {
     });
     return { status: res.status, json: (await res.json()) as never, headers: res.headers };
   }
-  const metrics = async () => (await fetch(`${router.url}/metrics`)).text();
+  const metrics = async () => (await fetch(`${router.metricsUrl}/metrics`)).text();
 
   before(async function () {
     this.timeout(120000);

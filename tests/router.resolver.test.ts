@@ -291,6 +291,11 @@ describe("model resolver", function () {
         "endpoint with a scheme and path",
         () => ({ ...alpha, endpoint: "http://evil.example.com/x" }),
       ],
+      // RFC 1123 labels: at most 63 characters.
+      [
+        "a host label longer than 63 characters",
+        () => ({ ...alpha, endpoint: `${"a".repeat(64)}.example.com:8000` }),
+      ],
       ["endpoint without a port", () => ({ ...alpha, endpoint: "evil.example.com" })],
       ["endpoint with a port past 65535", () => ({ ...alpha, endpoint: "evil:99999" })],
       ["status outside the enum", () => ({ ...alpha, ...evil, status: "enabled" })],
@@ -314,6 +319,7 @@ describe("model resolver", function () {
     for (const [what, value] of invalid) {
       it(`ignores, counts and deletes a value with ${what}`, async () => {
         const r = resolver({ redis, memoryTtlMs: 0 });
+        await r.resync(); // listening: only then is Redis read
         await plant("alpha", value());
         const res = await r.resolve("alpha");
         assert.equal(res.source, "postgres");
@@ -330,6 +336,7 @@ describe("model resolver", function () {
     it("ignores a valid value without the cache's TTL (SET without EX) or with a longer one", async () => {
       for (const seconds of [null, CACHE_TTL_MAX_SECONDS + 60]) {
         const r = resolver({ redis, memoryTtlMs: 0 });
+        await r.resync(); // listening: only then is Redis read
         await plant("alpha", { ...alpha, endpoint: "evil.example.com:8000" }, seconds);
         const res = await r.resolve("alpha");
         assert.equal(res.entry?.endpoint, alpha.endpoint, `TTL ${seconds}`);
@@ -339,6 +346,7 @@ describe("model resolver", function () {
 
     it("uses a valid value with its TTL, and writes every read-through with the 2-minute TTL (+jitter)", async () => {
       const r = resolver({ redis, memoryTtlMs: 0 });
+      await r.resync(); // listening: only then is Redis read
       await redis.del(key("alpha"));
       assert.equal((await r.resolve("alpha")).source, "postgres");
       let remaining = -2;
@@ -365,15 +373,8 @@ describe("model resolver", function () {
         return stored !== null && JSON.parse(stored).status === "disabled";
       });
 
-      // Learned by a lookup.
-      const q = resolver({ redis, memoryTtlMs: 0 });
-      await redis.del(key("retired"));
-      assert.equal((await q.resolve("retired")).entry?.status, "disabled");
-      await plant("retired", revived);
-      assert.equal((await q.resolve("retired")).entry?.status, "disabled");
-
-      // Learned by NOTIFY: the change is reloaded from PostgreSQL, and until then no cached
-      // value may enable the model either.
+      // Learned by NOTIFY: the change is reloaded from PostgreSQL (a lookup), and until then no
+      // cached value may enable the model either.
       const n = resolver({ redis, memoryTtlMs: 0 });
       await n.resync();
       assert.equal((await n.resolve("alpha")).entry?.status, "ready");
@@ -406,6 +407,7 @@ describe("model resolver", function () {
           warn: (o: unknown, msg: string) => write(JSON.stringify({ ...(o as object), msg })),
         }),
       });
+      await r.resync();
       for (let i = 0; i < 3; i++) {
         await plant("alpha", { ...alpha, endpoint: "http://secret-host.example.com/x" });
         await r.resolve("alpha");
