@@ -109,7 +109,15 @@ export async function startRouterProcess(
   env: Record<string, string>,
 ): Promise<Child> {
   const child = spawn(process.execPath, [path.join(ROOT, "router/dist/server.js")], {
-    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "info", ...env },
+    // Metrics on a free port of their own: a run starts several routers on one host.
+    env: {
+      ...process.env,
+      PORT: String(port),
+      METRICS_PORT: "0",
+      HOST: "127.0.0.1",
+      LOG_LEVEL: "info",
+      ...env,
+    },
     stdio: ["ignore", "ignore", "inherit"],
   });
   const url = `http://127.0.0.1:${port}`;
@@ -123,7 +131,10 @@ export async function startRouterProcess(
       )
     )
       break;
-    if (Date.now() > deadline) throw new Error("router was not ready (/readyz) within 15 s");
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL"); // never left running by a failed run
+      throw new Error("router was not ready (/readyz) within 15 s");
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
