@@ -289,11 +289,11 @@ async function main(argv: string[]): Promise<number> {
     await pool.end();
     await buildRouter();
     const routerEnv = { ...env, ROUTER_ENVIRONMENT: ENV };
-    const [a, b] = await Promise.all([
-      startRouterProcess(await freePort(), routerEnv),
-      startRouterProcess(await freePort(), routerEnv),
-    ]);
-    children.push(a, b);
+    // One after the other, so a router that fails to start never leaves the other running.
+    const a = await startRouterProcess(await freePort(), routerEnv);
+    children.push(a);
+    const b = await startRouterProcess(await freePort(), routerEnv);
+    children.push(b);
     // A fresh router for the attacks, so the other measures' load does not blur its memory.
     const attacked = await startRouterProcess(await freePort(), routerEnv);
     children.push(attacked);
