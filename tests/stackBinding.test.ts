@@ -20,6 +20,7 @@ import { rules } from "../policies/rules";
 import { loadStack } from "../scripts/lib/stack";
 import { PulumiCli } from "../scripts/lib/pulumi";
 import { fleet } from "./support/policyFixtures";
+import { STACK_ENV_VARS } from "../policies/rules/stack";
 import { withPulumiStack } from "./support/policyStacks";
 import { ProgramError, runProgram } from "./support/program";
 import { createPulumiStandIn } from "./support/pulumiStandIn";
@@ -185,6 +186,24 @@ describe("policy pack: stack-environment", () => {
       mine.map((d) => d.message).join("\n"),
     );
   });
+
+  // Current CLIs start Node.js packs through the language host (PULUMI_NODEJS_STACK); older ones
+  // set PULUMI_STACK. The pack must learn its stack either way.
+  for (const variable of STACK_ENV_VARS)
+    it(`learns the stack from ${variable}`, async () => {
+      const found = await withPulumiStack(
+        "production",
+        () => evaluatePolicies(rules, fleet(), packConfig("development")),
+        variable,
+      );
+      assert.ok(
+        found.some(
+          (d) =>
+            d.policy === "stack-environment" && /stack 'production' is production/.test(d.message),
+        ),
+        `${variable}: ${found.map((d) => d.message).join("\n")}`,
+      );
+    });
 
   it("fails development's config (advisory rules) on stack production", async () => {
     const found = await withPulumiStack("production", () =>

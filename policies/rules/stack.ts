@@ -18,15 +18,23 @@ interface StackEnvironmentConfig extends BaseConfig {
 }
 
 /**
- * The stack's environment. The engine starts the policy pack with PULUMI_STACK set to the stack
- * name (pulumi/pulumi pkg/resource/plugin/analyzer_plugin.go, constructEnv); offline
- * evaluations without it use the pack config's environment.
+ * Where the engine tells a policy pack its stack: CLIs since v3.221 start Node.js packs through
+ * the language host, which sets PULUMI_NODEJS_STACK (pulumi/pulumi
+ * sdk/nodejs/cmd/pulumi-language-nodejs/main.go); older ones set PULUMI_STACK
+ * (pkg/resource/plugin/analyzer_plugin.go, constructEnv).
+ */
+export const STACK_ENV_VARS = ["PULUMI_NODEJS_STACK", "PULUMI_STACK"] as const;
+
+/**
+ * The stack's environment, from the stack the engine runs the pack for; offline evaluations
+ * without it use the pack config's environment.
  */
 function boundEnvironment(cfg: StackEnvironmentConfig): {
   stack?: string;
   environment?: string;
 } {
-  const stack = process.env.PULUMI_STACK?.split("/").pop();
+  const named = STACK_ENV_VARS.map((v) => process.env[v]).find((s) => s);
+  const stack = named?.split("/").pop();
   if (!stack) return { environment: cfg.environment };
   return {
     stack,

@@ -3,6 +3,7 @@
 // calling newResource, so they are read from the registration request itself.
 import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
 import { EvaluatedResource } from "../../policies/evaluate";
+import { STACK_ENV_VARS } from "../../policies/rules/stack";
 import { ProgramRun, RunOptions, runProgram } from "./program";
 
 interface TimeoutsRequest {
@@ -74,16 +75,24 @@ export async function stackForPolicies(
 }
 
 /**
- * Runs `fn` with PULUMI_STACK set the way the engine starts a policy pack for `stack`
- * (pulumi/pulumi pkg/resource/plugin/analyzer_plugin.go, constructEnv).
+ * Runs `fn` with the stack set the way the engine starts a policy pack for `stack`: through the
+ * Node.js language host (PULUMI_NODEJS_STACK, current CLIs) or, with `variable`, as older CLIs
+ * did (PULUMI_STACK). See STACK_ENV_VARS in policies/rules/stack.ts.
  */
-export async function withPulumiStack<T>(stack: string, fn: () => Promise<T>): Promise<T> {
-  const before = process.env.PULUMI_STACK;
-  process.env.PULUMI_STACK = stack;
+export async function withPulumiStack<T>(
+  stack: string,
+  fn: () => Promise<T>,
+  variable: (typeof STACK_ENV_VARS)[number] = "PULUMI_NODEJS_STACK",
+): Promise<T> {
+  const before = Object.fromEntries(STACK_ENV_VARS.map((v) => [v, process.env[v]]));
+  for (const v of STACK_ENV_VARS) delete process.env[v];
+  process.env[variable] = stack;
   try {
     return await fn();
   } finally {
-    if (before === undefined) delete process.env.PULUMI_STACK;
-    else process.env.PULUMI_STACK = before;
+    for (const v of STACK_ENV_VARS) {
+      if (before[v] === undefined) delete process.env[v];
+      else process.env[v] = before[v];
+    }
   }
 }
