@@ -15,6 +15,7 @@ import { FleetMonitoring } from "./components/monitoring";
 import { RegistryAccess } from "./components/registryDatabase";
 import { readRegistryStack } from "./components/registryStack";
 import { RouterService } from "./components/router";
+import { routerConnectionLimit } from "./components/routerManifests";
 
 const spec = loadProgramConfig(
   (raw, all) => parseStackConfig(raw, { stack: pulumi.getStack(), setSecrets: setSecretKeys(all) }),
@@ -44,6 +45,7 @@ const registryDb = new RegistryAccess(spec.environment, {
   environment: spec.environment,
   namespace: spec.namespace,
   kubernetesProvider: provider,
+  routerConnectionLimit: routerConnectionLimit(spec),
   dependsOn: [environment.namespace],
 });
 const registry = {

@@ -115,6 +115,8 @@ export interface RegistryAccessArgs {
   namespace: pulumi.Input<string>;
   /** Kubernetes provider for the Secret. */
   kubernetesProvider: k8s.Provider;
+  /** Connection limit of the router role: every router pod at once (routerConnectionLimit). */
+  routerConnectionLimit: number;
   /** Objects (e.g. the Namespace) that must exist before the Secret. */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
@@ -159,7 +161,7 @@ export class RegistryAccess extends pulumi.ComponentResource {
       return { role, url: secretRegistryUrl(registry, role.name, password, shared.database) };
     };
     const writer = loginRole("writer", {});
-    const router = loginRole("router", { connectionLimit: 100 });
+    const router = loginRole("router", { connectionLimit: args.routerConnectionLimit });
     this.writerConnectionString = writer.url;
     this.writerRole = writer.role;
 

@@ -9,6 +9,7 @@ import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
 import type { ISecret } from "kubernetes-models/v1/Secret";
 import type { IService } from "kubernetes-models/v1/Service";
 import type { IServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
+import { ROUTER_CONNECTIONS_PER_PROCESS } from "../router/src/registry/types";
 import type { StackSpec } from "./config";
 import { routerLabels, routerSelector, VLLM_PORT } from "./naming";
 
@@ -120,7 +121,10 @@ export function buildRouterDeployment(spec: StackSpec, wiring: RouterWiring): Na
       // No `replicas`: the HPA owns the count (minReplicas = router.replicas); a value here
       // would scale the router back down on every `pulumi up`.
       selector: { matchLabels: routerSelector(spec.environment) },
-      strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+      strategy: {
+        type: "RollingUpdate",
+        rollingUpdate: { maxUnavailable: 0, maxSurge: ROUTER_MAX_SURGE },
+      },
       template: {
         metadata: {
           labels: routerLabels(spec.environment),
@@ -239,6 +243,19 @@ export function buildRouterService(spec: StackSpec): Named<IService> {
       ],
     },
   };
+}
+
+/** Extra router pods a rollout adds next to the ones it replaces. */
+export const ROUTER_MAX_SURGE = 1;
+
+/**
+ * The router role's connection limit: every pod the autoscaler and a rollout can run at once,
+ * each with all the registry connections one router process may hold. Below it, the pods the
+ * autoscaler adds under load would be refused ("too many connections for role").
+ */
+export function routerConnectionLimit(spec: StackSpec): number {
+  const pods = buildRouterAutoscaler(spec).spec!.maxReplicas + ROUTER_MAX_SURGE;
+  return pods * ROUTER_CONNECTIONS_PER_PROCESS;
 }
 
 /** Scales on CPU between router.replicas and four times that. */

@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { ROUTER_POOL_MAX } from "../router/src/registry/types";
 import { strict as assert } from "node:assert";
 import {
   MOCK_ADMIN_PASSWORD,
@@ -481,6 +482,26 @@ describe("program under mocks: environment stacks share the registry stack's dat
         "two login roles, members of the environment's group role and of their access role",
       );
       assert.deepEqual(run.ofType(PG.grant), [], "the registry stack's owner grants");
+    });
+
+    // PostgreSQL refuses a role's connection past its CONNECTION LIMIT ("too many connections
+    // for role"; docs: CREATE ROLE). Every router pod holds a pool, its LISTEN connection and,
+    // while replacing a dead one, a second LISTEN connection; the autoscaler's maximum plus a
+    // rollout's surge can run at once.
+    it(`${stack}: the router role's connection limit admits every router pod the autoscaler and a rollout can run`, async () => {
+      const run = await runProgram(stack);
+      const [hpa] = run.ofType("kubernetes:autoscaling/v2:HorizontalPodAutoscaler");
+      const [deployment] = run
+        .ofType("kubernetes:apps/v1:Deployment")
+        .filter((d) => d.inputs.metadata.name === "vllm-router");
+      const pods =
+        hpa.inputs.spec.maxReplicas + deployment.inputs.spec.strategy.rollingUpdate.maxSurge;
+      const router = run.ofType(PG.role).find((r) => r.inputs.name === `vllm_router_${stack}`)!;
+      assert.ok(pods > 2);
+      assert.ok(
+        router.inputs.connectionLimit >= pods * (ROUTER_POOL_MAX + 2),
+        `${router.inputs.connectionLimit} < ${pods} pods x ${ROUTER_POOL_MAX + 2} connections`,
+      );
     });
   }
 

@@ -87,6 +87,7 @@ async function declare(
     environment: "staging",
     namespace: "llm",
     kubernetesProvider,
+    routerConnectionLimit: 156,
   });
   await value(db.routerSecretName);
   await value(db.writerConnectionString);

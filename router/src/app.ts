@@ -13,6 +13,7 @@ import { RouterError, sendError } from "./errors";
 import { createLogger, Logger } from "./logger";
 import { atMostEvery, RouterMetrics } from "./metrics";
 import { createPool, createRedis, redactUrl } from "./registry/connect";
+import { ROUTER_POOL_MAX } from "./registry/types";
 import type { Environment, RegistryEntry } from "./registry/types";
 import { RegistryListener } from "./registryListener";
 import { ModelResolver } from "./resolver";
@@ -52,7 +53,7 @@ export class RouterApp {
       config.databaseUrl,
       // Requests wait on these: fail fast and answer from last known good instead.
       {
-        max: 10,
+        max: ROUTER_POOL_MAX,
         connectionTimeoutMillis: 1000,
         statement_timeout: 2000,
         query_timeout: 2500,

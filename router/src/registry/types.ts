@@ -240,3 +240,11 @@ export function rowToEntry(row: Record<string, unknown>): RegistryEntry {
     updatedAt: iso(row.updated_at) as string,
   };
 }
+
+/** Size of a router process's registry pool (lookups and the scrape-time registry read). */
+export const ROUTER_POOL_MAX = 10;
+/**
+ * Registry connections one router process may hold at once: its pool, its LISTEN connection, and
+ * a LISTEN replacement that can overlap the dead one it replaces.
+ */
+export const ROUTER_CONNECTIONS_PER_PROCESS = ROUTER_POOL_MAX + 2;
