@@ -556,12 +556,12 @@ function crossChecks(cfg: RawConfig, opts: ParseOptions): string[] {
   // Read by the program (requireSecret) only after it has started creating objects: checked here.
   if (setSecrets && !setSecrets.includes(REGISTRY_ADMIN_PASSWORD_KEY))
     problems.push(
-      `${REGISTRY_ADMIN_PASSWORD_KEY}: is required: the password of registry.adminUser, which creates this environment's roles; set it with \`pulumi config set --secret ${REGISTRY_ADMIN_PASSWORD_KEY} <password>\``,
+      `${REGISTRY_ADMIN_PASSWORD_KEY}: is required: the password of registry.adminUser, which creates this environment's roles; set it with \`pulumi config set --secret ${REGISTRY_ADMIN_PASSWORD_KEY}\` (it prompts, or reads the value from stdin: never put it on the command line)`,
     );
   const gated = cfg.releases.filter((r) => r.gated).map((r) => r.name);
   if (gated.length && setSecrets && !setSecrets.includes(HF_TOKEN_KEY)) {
     problems.push(
-      `${HF_TOKEN_KEY}: is required because ${gated.join(", ")} ${gated.length > 1 ? "are" : "is"} gated on Hugging Face; set it with \`pulumi config set --secret ${HF_TOKEN_KEY} hf_...\` (a token of an account that accepted the model's license)`,
+      `${HF_TOKEN_KEY}: is required because ${gated.join(", ")} ${gated.length > 1 ? "are" : "is"} gated on Hugging Face; set it with \`pulumi config set --secret ${HF_TOKEN_KEY}\` (it prompts, or reads stdin; a token of an account that accepted the model's license)`,
     );
   }
   for (const name of Object.keys(cfg.capacity)) {
@@ -595,7 +595,7 @@ function crossChecks(cfg: RawConfig, opts: ParseOptions): string[] {
     !setSecrets.includes(ROUTER_REGISTRY_PASSWORD_KEY)
   ) {
     problems.push(
-      `${ROUTER_REGISTRY_PASSWORD_KEY}: is required to push the router image as router.imageRegistryUsername '${router.imageRegistryUsername}'; set it with \`pulumi config set --secret ${ROUTER_REGISTRY_PASSWORD_KEY} <token>\` (for ghcr.io a token with write:packages), or remove router.imageRegistryUsername to use the host's docker login`,
+      `${ROUTER_REGISTRY_PASSWORD_KEY}: is required to push the router image as router.imageRegistryUsername '${router.imageRegistryUsername}'; set it with \`pulumi config set --secret ${ROUTER_REGISTRY_PASSWORD_KEY}\` (it prompts, or reads stdin; for ghcr.io a token with write:packages), or remove router.imageRegistryUsername to use the host's docker login`,
     );
   }
   if (prod) {

@@ -284,7 +284,7 @@ describe("program under mocks: the router image registry login", () => {
     assert.ok(broken instanceof ProgramError, "the program rejected the config");
     assert.match(
       broken.message,
-      /routerImageRegistryPassword: is required to push the router image as router\.imageRegistryUsername 'ci-bot'; set it with `pulumi config set --secret routerImageRegistryPassword <token>`/,
+      /routerImageRegistryPassword: is required to push the router image as router\.imageRegistryUsername 'ci-bot'; set it with `pulumi config set --secret routerImageRegistryPassword` \(it prompts, or reads stdin;/,
     );
     assert.deepEqual(broken.resources, [], "nothing was created");
   });

@@ -681,6 +681,7 @@ describe("the stack action's run config (set-run-config.sh with a stand-in pulum
 stdin=""; if [ "$1 $2" = "config set" ]; then stdin=$(cat); fi
 STDIN="$stdin" node -e 'require("fs").appendFileSync(process.env.CALLS, JSON.stringify({args: process.argv.slice(1), stdin: process.env.STDIN, cwd: process.cwd()}) + "\\n")' -- "$@"
 if [ "$1 $2" = "stack output" ]; then
+  if [ -n "$OUTPUT_FAILS" ]; then echo "$OUTPUT_FAILS" >&2; exit 255; fi
   if [ -n "$OUTPUT" ]; then printf '%s\\n' "$OUTPUT"; else echo "error: current stack does not have output property '$3'" >&2; exit 255; fi
 fi
 `,
@@ -810,6 +811,19 @@ fi
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.calls.length, 3);
     assert.match(r.stdout, /::notice::staging has no routerImage output yet/);
+  });
+
+  it("'deployed' stops when the output cannot be read for another reason (never builds instead)", () => {
+    const r = run({
+      REGISTRY_ADMIN_PASSWORD: PASSWORD,
+      ROUTER_IMAGE: "deployed",
+      OUTPUT_FAILS:
+        "error: PULUMI_ACCESS_TOKEN must be set for login during non-interactive CLI sessions",
+    });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /PULUMI_ACCESS_TOKEN must be set/);
+    assert.ok(!r.calls.some((c) => c.args.includes("router.image")), "no router.image set");
+    assert.doesNotMatch(r.stdout, /builds the router image/);
   });
 
   it("fails before any pulumi call when the environment has no REGISTRY_ADMIN_PASSWORD", () => {

@@ -22,7 +22,17 @@ if [ -n "${HUGGING_FACE_TOKEN:-}" ]; then
   printf '%s' "$HUGGING_FACE_TOKEN" | pulumi config set --secret --stack "$STACK" huggingFaceToken
 fi
 if [ "${ROUTER_IMAGE:-}" = deployed ]; then
-  ROUTER_IMAGE=$(pulumi stack output routerImage --stack "$STACK" 2>/dev/null || true)
+  # Only a missing output means "never deployed"; any other failure (login, permissions) stops
+  # the run instead of silently falling back to a build this runner may not be able to do.
+  err=$(mktemp)
+  if ! ROUTER_IMAGE=$(pulumi stack output routerImage --stack "$STACK" 2>"$err"); then
+    if ! grep -q "does not have output property" "$err"; then
+      cat "$err" >&2
+      exit 1
+    fi
+    ROUTER_IMAGE=""
+  fi
+  rm -f "$err"
   if [ -z "$ROUTER_IMAGE" ]; then
     echo "::notice::$STACK has no routerImage output yet: this run builds the router image (Docker and buildx needed)"
   fi
