@@ -1,4 +1,5 @@
 // Composition root: validate the stack config, then build the platform from components.
+// How the parts fit, and the invariants each keeps: docs/architecture.md.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import {

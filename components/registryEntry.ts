@@ -2,7 +2,7 @@
 // The provider is serialized into state and run by the engine in another process, so it
 // captures no secrets and no clients: credentials arrive as (secret) inputs on every call,
 // and each method opens its own bounded connection. check/diff never touch the database,
-// because they also run in preview.
+// because they also run in preview. Where the row sits in the data flow: docs/architecture.md.
 import * as pulumi from "@pulumi/pulumi";
 import { invalidateCache } from "../router/src/registry/cache";
 import { withRegistryClient } from "../router/src/registry/connect";

@@ -1,6 +1,7 @@
 // The registry stack: one per registry server, shared by the development, staging and
 // production stacks. It alone owns the database, the schema's owner role, the migrations and
 // the environments' group roles; environment stacks read its outputs via a StackReference.
+// Who owns what in PostgreSQL: docs/architecture.md.
 import * as pulumi from "@pulumi/pulumi";
 import { parseRegistryStackConfig, REGISTRY_PROJECT } from "../components/config";
 import { loadProgramConfig } from "../components/programConfig";

@@ -115,3 +115,50 @@ describe("README", () => {
       assert.ok(placeholders.includes(p), p);
   });
 });
+
+describe("docs/architecture.md", () => {
+  const DOC = fs.readFileSync(path.join(ROOT, "docs", "architecture.md"), "utf8");
+
+  it("names only repository paths that exist (files and folders in backticks, relative links)", () => {
+    const named = [...DOC.matchAll(/`([^`\s]+)`/g)]
+      .map((m) => m[1])
+      .filter(
+        (t) =>
+          /^[\w.-]+(?:\/[\w.-]+)*\/?$/.test(t) &&
+          (t.includes("/") || /\.(?:ts|ya?ml|json|mjs|sh|md)$/.test(t)),
+      );
+    const links = [...DOC.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)]
+      .map((m) => m[1])
+      .filter((t) => !/^[a-z]+:/.test(t))
+      .map((t) => path.relative(ROOT, path.join(ROOT, "docs", t)));
+    assert.ok(
+      named.length >= 40,
+      `found only ${named.length} paths: the pattern no longer matches`,
+    );
+    assert.ok(named.includes("components/config.ts") && links.includes("README.md"));
+    const missing = [...named, ...links].filter((f) => !fs.existsSync(path.join(ROOT, f)));
+    assert.deepEqual(missing, []);
+  });
+
+  it("names only test files that exist, and every invariant names one", () => {
+    const section = DOC.slice(DOC.indexOf("## Invariants and their guards"));
+    const guarded = section
+      .slice(0, section.indexOf("\n## ", 1))
+      .split("\n")
+      .filter(
+        (l) => l.startsWith("| ") && !l.startsWith("| ---") && l !== "| invariant | guarded by |",
+      );
+    assert.ok(guarded.length >= 20, "the invariant tables are there");
+    for (const row of guarded)
+      assert.match(row.split(" | ").at(-1) ?? "", /`tests\/[\w.]+\.test\.ts`/, row);
+  });
+
+  it("is linked from the top of the README and points at nothing outside the repository", () => {
+    const top = README.slice(0, README.indexOf("## Quick start"));
+    assert.match(top, /\]\(docs\/architecture\.md\)/);
+    assert.doesNotMatch(
+      DOC,
+      /DESIGN\.md|design document|\/work\/|\bthe (issue|review)\b|\bseeds?\b/i,
+    );
+  });
+});

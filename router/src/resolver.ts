@@ -2,7 +2,8 @@
 // cache, LISTEN-driven invalidation and last-known-good answers while PostgreSQL is down.
 // Every cache is bounded (entries and bytes), Redis values are untrusted (checked by the
 // registry's rules, never able to re-enable a model PostgreSQL disabled), and only a failure to
-// reach PostgreSQL counts as the registry being unavailable.
+// reach PostgreSQL counts as the registry being unavailable. The lookup in the platform's data
+// flow: docs/architecture.md.
 import type Redis from "ioredis";
 import type { Pool } from "pg";
 import { BoundedMap } from "./boundedMap";
