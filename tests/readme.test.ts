@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse } from "yaml";
 import { EXIT, EXIT_MEANINGS } from "../scripts/lib/cli";
+import { ERRORS, statusesOf, type ErrorCode } from "../router/src/errors";
 import { runProgram } from "./support/program";
 
 const ROOT = path.resolve(__dirname, "..");
@@ -69,6 +70,20 @@ describe("README", () => {
     ]);
     assert.deepEqual(documented, table);
     assert.equal(new Set(Object.values(EXIT)).size, Object.keys(EXIT).length, "one code each");
+  });
+
+  it("has the router's error table: every code of router/src/errors.ts, its status(es) and type, in order", () => {
+    const documented = tableAfter("### Router errors").map(([status, c, type]) => [
+      status === "—" ? [] : status.split(", ").map(Number),
+      code(c),
+      code(type),
+    ]);
+    const catalogue = (Object.keys(ERRORS) as ErrorCode[]).map((c) => [
+      statusesOf(c),
+      c,
+      ERRORS[c].type,
+    ]);
+    assert.deepEqual(documented, catalogue);
   });
 
   it("points only at files in the repository, and at nothing outside it", () => {

@@ -9,7 +9,7 @@ import type { Pool } from "pg";
 import { ApiKeys } from "./apiKeys";
 import { ByteBudget, parseRequest, readBody } from "./body";
 import type { RouterConfig } from "./config";
-import { RouterError, sendError } from "./errors";
+import { RouterError, errors, sendError } from "./errors";
 import { createLogger, Logger } from "./logger";
 import { atMostEvery, RouterMetrics } from "./metrics";
 import { createPool, createRedis, redactUrl } from "./registry/connect";
@@ -176,12 +176,7 @@ export class RouterApp {
         if (req.method !== "POST") throw methodNotAllowed(req.method, path, "POST");
         return await this.proxy(req, res, path);
       }
-      throw new RouterError(
-        404,
-        "unknown_path",
-        `Unknown path ${req.method} ${path}; the router serves POST /v1/chat/completions, /v1/completions, /v1/embeddings and GET /v1/models`,
-        "invalid_request_error",
-      );
+      throw errors.unknown_path(req.method, path);
     } catch (err) {
       this.fail(req, res, err);
     }
@@ -192,15 +187,7 @@ export class RouterApp {
       res.destroy();
       return;
     }
-    const e =
-      err instanceof RouterError
-        ? err
-        : new RouterError(
-            500,
-            "internal_error",
-            "The router failed to handle the request",
-            "server_error",
-          );
+    const e = err instanceof RouterError ? err : errors.internal_error();
     if (this.resolver.degraded) res.setHeader(DEGRADED_HEADER, "1");
     if (!(err instanceof RouterError))
       this.logger.error({ err: (err as Error).message, path: pathOf(req) }, "unhandled error");
@@ -209,11 +196,7 @@ export class RouterApp {
 
   private authenticate(req: http.IncomingMessage): void {
     if (this.apiKeys && !this.apiKeys.accepts(req.headers.authorization)) {
-      throw new RouterError(
-        401,
-        "invalid_api_key",
-        "Missing or invalid API key: send 'Authorization: Bearer <key>'",
-      );
+      throw errors.invalid_api_key();
     }
   }
 
@@ -279,19 +262,10 @@ export class RouterApp {
   /** The entry if it can serve; 404 for unknown names, 403 (with the reason) for disabled ones. */
   private usable(name: string, entry: RegistryEntry | undefined): RegistryEntry {
     if (!entry) {
-      throw new RouterError(
-        404,
-        "model_not_found",
-        `The model '${name}' does not exist in the ${this.env} registry; GET /v1/models lists the available models`,
-        "invalid_request_error",
-      );
+      throw errors.model_not_found(name, this.env);
     }
     if (entry.status !== "ready") {
-      throw new RouterError(
-        403,
-        "model_disabled",
-        `The model '${name}' is disabled: ${entry.disabledReason ?? "no reason given"}`,
-      );
+      throw errors.model_disabled(name, entry.disabledReason);
     }
     return entry;
   }
@@ -352,15 +326,7 @@ export class RouterApp {
 }
 
 function methodNotAllowed(method: string | undefined, path: string, allowed: string): RouterError {
-  return new RouterError(
-    405,
-    "method_not_allowed",
-    `${method} ${path} is not supported; use ${allowed}`,
-    "invalid_request_error",
-    {
-      allow: allowed,
-    },
-  );
+  return errors.method_not_allowed(method, path, allowed).with({ headers: { allow: allowed } });
 }
 
 /** The request's path without its query string: queries may carry credentials, so they are never logged. */

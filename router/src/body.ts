@@ -2,7 +2,7 @@
 // deadline (408, so a client trickling its body cannot hold memory and a socket for long) and
 // a byte budget shared by every request in flight (503 with Retry-After when it is spent).
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { RouterError } from "./errors";
+import { RouterError, errors } from "./errors";
 import { MODEL_NAME_MAX } from "./registry/types";
 
 /** Seconds a client should wait before retrying when the body budget is spent. */
@@ -39,22 +39,10 @@ export interface BodyLimits {
   budget: ByteBudget;
 }
 
-function tooLarge(limit: number): RouterError {
-  return new RouterError(
-    413,
-    "request_too_large",
-    `Request body exceeds the router's limit of ${limit} bytes`,
-  );
-}
-
 function budgetSpent(): RouterError {
-  return new RouterError(
-    503,
-    "server_busy",
-    "The router is receiving too many request bodies at once; retry shortly",
-    "server_error",
-    { "retry-after": String(BODY_BUDGET_RETRY_AFTER_SECONDS) },
-  );
+  return errors
+    .server_busy()
+    .with({ headers: { "retry-after": String(BODY_BUDGET_RETRY_AFTER_SECONDS) } });
 }
 
 /**
@@ -62,13 +50,7 @@ function budgetSpent(): RouterError {
  * it was prepared to wait, and it SHOULD send "close" (the connection is unusable mid-body).
  */
 function timedOut(ms: number): RouterError {
-  return new RouterError(
-    408,
-    "request_timeout",
-    `The request body did not arrive within ${ms} ms`,
-    "invalid_request_error",
-    { connection: "close" },
-  );
+  return errors.request_timeout(ms).with({ headers: { connection: "close" } });
 }
 
 /**
@@ -83,7 +65,7 @@ export function readBody(
 ): Promise<Buffer> {
   const { maxBytes, timeoutMs, budget } = limits;
   const declared = Number(req.headers["content-length"]);
-  const refused = declared > maxBytes ? tooLarge(maxBytes) : undefined;
+  const refused = declared > maxBytes ? errors.request_too_large(maxBytes) : undefined;
   const spent = declared > budget.limit - budget.used ? budgetSpent() : undefined;
   if (refused || spent) {
     req.resume(); // discard the body so the client, still sending, can read the answer
@@ -109,7 +91,7 @@ export function readBody(
       reject(err);
     };
     const onData = (chunk: Buffer) => {
-      if (held + chunk.length > maxBytes) return finish(tooLarge(maxBytes));
+      if (held + chunk.length > maxBytes) return finish(errors.request_too_large(maxBytes));
       if (!budget.take(chunk.length)) return finish(budgetSpent());
       held += chunk.length;
       chunks.push(chunk);
@@ -136,29 +118,17 @@ export function parseRequest(body: Buffer): Record<string, unknown> & { model: s
   try {
     json = JSON.parse(body.toString("utf8"));
   } catch (e) {
-    throw new RouterError(
-      400,
-      "invalid_json",
-      `Request body is not valid JSON (${(e as Error).message}); send a JSON object such as {"model": "...", "messages": [...]}`,
-    );
+    throw errors.invalid_json((e as Error).message);
   }
   if (!json || typeof json !== "object" || Array.isArray(json)) {
-    throw new RouterError(400, "invalid_request", "Request body must be a JSON object");
+    throw errors.invalid_request();
   }
   const model = (json as { model?: unknown }).model;
   if (typeof model !== "string" || model === "") {
-    throw new RouterError(
-      400,
-      "missing_model",
-      'Request body must name the model as a string: add "model": "<name>" (GET /v1/models lists them)',
-    );
+    throw errors.missing_model();
   }
   if (model.length > MODEL_NAME_MAX || CONTROL.test(model)) {
-    throw new RouterError(
-      400,
-      "invalid_model",
-      `"model" cannot name a model: model names are at most ${MODEL_NAME_MAX} characters of lowercase letters, digits, '-' and '.' (GET /v1/models lists them)`,
-    );
+    throw errors.invalid_model(MODEL_NAME_MAX);
   }
   return json as Record<string, unknown> & { model: string };
 }
@@ -183,12 +153,7 @@ function checkNesting(body: Buffer): void {
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x7b || c === 0x5b) {
-      if (++depth > MAX_JSON_DEPTH)
-        throw new RouterError(
-          400,
-          "json_too_deep",
-          `Request body nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep; flatten it`,
-        );
+      if (++depth > MAX_JSON_DEPTH) throw errors.json_too_deep(MAX_JSON_DEPTH);
     } else if (c === 0x7d || c === 0x5d) depth--;
   }
 }

@@ -18,7 +18,7 @@ import {
 import { isConnectionFailure } from "./registry/failures";
 import { getEntry, listEntries } from "./registry/queries";
 import { modelNameProblems, type Environment, type RegistryEntry } from "./registry/types";
-import { RouterError } from "./errors";
+import { RouterError, errors } from "./errors";
 import type { Logger } from "./logger";
 import type { LookupSource, RouterMetrics } from "./metrics";
 
@@ -244,7 +244,7 @@ export class ModelResolver {
         this.postgresUp();
         return { entries, degraded: false };
       } catch (err) {
-        if (!this.postgresError(err)) throw registryQueryFailed();
+        if (!this.postgresError(err)) throw errors.registry_error(); // the database refused the query: not an outage
       }
     }
     if (!this.known.size) throw registryUnavailable();
@@ -275,7 +275,7 @@ export class ModelResolver {
         this.o.metrics.lookups.inc({ source: entry ? "postgres" : "negative" });
         return { entry, source: entry ? "postgres" : "negative" };
       } catch (err) {
-        if (!this.postgresError(err)) throw registryQueryFailed();
+        if (!this.postgresError(err)) throw errors.registry_error(); // the database refused the query: not an outage
       }
     }
     const stale = this.known.get(model)?.entry;
@@ -432,33 +432,13 @@ export class ModelResolver {
   }
 }
 
-/** A registry query the database refused (not an outage): the router's fault, not the client's. */
-function registryQueryFailed(): RouterError {
-  return new RouterError(
-    500,
-    "registry_error",
-    "The model registry refused the router's query; the router's logs say why",
-    "server_error",
-  );
-}
-
 /** Too many distinct names are being looked up at once (coalescing map full). */
 function registryBusy(): RouterError {
-  return new RouterError(
-    503,
-    "registry_busy",
-    "Too many model lookups are in progress; retry shortly",
-    "server_error",
-    { "retry-after": "1" },
-  );
+  return errors.registry_busy().with({ headers: { "retry-after": "1" } });
 }
 
 function registryUnavailable(): RouterError {
-  return new RouterError(
-    503,
-    "registry_unavailable",
-    "The model registry is unreachable and this router has no cached entry for the model; retry shortly",
-    "server_error",
-    { "retry-after": String(REGISTRY_RETRY_AFTER_SECONDS) },
-  );
+  return errors
+    .registry_unavailable()
+    .with({ headers: { "retry-after": String(REGISTRY_RETRY_AFTER_SECONDS) } });
 }

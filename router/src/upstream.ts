@@ -6,7 +6,7 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { Agent, Dispatcher, errors as undiciErrors } from "undici";
 import type { RegistryEntry } from "./registry/types";
-import { RouterError } from "./errors";
+import { errors, sseErrorEvent } from "./errors";
 import type { Logger } from "./logger";
 import type { RouterMetrics } from "./metrics";
 
@@ -130,15 +130,9 @@ export class Upstream {
     }
     if (f.res.destroyed) return;
     const unavailable = failures.every((x) => x.reason === "timeout" || x.reason === "http_503");
-    throw new RouterError(
-      unavailable ? 503 : 502,
-      "upstream_unavailable",
-      `No model server answered for '${f.primary.modelName}' (tried ${failures
-        .map((x) => `${x.model}: ${x.reason}`)
-        .join(", ")})`,
-      "server_error",
-      unavailable ? { "retry-after": "1" } : {},
-    );
+    throw errors
+      .upstream_unavailable(f.primary.modelName, failures)
+      .with(unavailable ? { status: 503, headers: { "retry-after": "1" } } : {});
   }
 
   /** The primary's next untried fallback that is ready, in the order the registry lists them. */
@@ -296,18 +290,10 @@ export class Upstream {
       f.res.destroy(); // a truncated JSON body must not look complete
       return;
     }
-    const event = {
-      error: {
-        message: `The model server for '${entry.modelName}' failed mid-stream; the response is incomplete`,
-        type: "server_error",
-        param: null,
-        code: "upstream_stream_broken",
-      },
-    };
     // Close whatever event the model server left open, then an error event and no [DONE]:
     // OpenAI clients raise it. Blank lines between events dispatch nothing.
     const boundary = /(?:\r\n|\r|\n){2}$/.test(sseTail.toString("latin1")) ? "" : "\n\n";
-    f.res.end(`${boundary}data: ${JSON.stringify(event)}\n\n`);
+    f.res.end(boundary + sseErrorEvent(errors.upstream_stream_broken(entry.modelName)));
   }
 }
 
