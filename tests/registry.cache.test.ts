@@ -1,6 +1,5 @@
 // Registry cache and connections against real Redis/PostgreSQL, including dead and silent servers.
 import assert from "node:assert/strict";
-import * as net from "node:net";
 import {
   CACHE_TTL_SECONDS,
   cacheTtlSeconds,
@@ -17,21 +16,7 @@ import {
 } from "../router/src/registry/connect";
 import { migrate } from "../router/src/registry/migrations";
 import { upsertEntry } from "../router/src/registry/queries";
-import { createTestDatabase, freePort, redisUrl } from "./support/services";
-
-/** A TCP server that accepts connections and never answers: the worst case for timeouts. */
-async function silentServer(): Promise<{ port: number; close: () => void }> {
-  const sockets: net.Socket[] = [];
-  const server = net.createServer((s) => sockets.push(s));
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: () => {
-      sockets.forEach((s) => s.destroy());
-      server.close();
-    },
-  };
-}
+import { createTestDatabase, freePort, redisUrl, silentServer } from "./support/services";
 
 async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
   const start = Date.now();

@@ -175,6 +175,18 @@ describe("router with a silently dropped LISTEN connection", function () {
     assert.ok(ms <= LISTEN_KEEPALIVE_MS, `first probe within ${LISTEN_KEEPALIVE_MS} ms (${ms})`);
   });
 
+  /** Re-enables `live` and shows the router serves it again within 1 s (a NOTIFY arrived). */
+  async function reEnableWithinOneSecond() {
+    const enabled = Date.now();
+    await setStatus(admin, ENV, "live", "ready");
+    await eventually(
+      "live served again",
+      async () => (await complete(router, "live")).status === 200,
+      2000,
+    );
+    assert.ok(Date.now() - enabled < 1000, "re-enable reached the router within 1 s");
+  }
+
   it("answers 403 model_disabled within 1 s of a disable, notices the silence, reconnects and resyncs", async () => {
     assert.equal((await complete(router, "live")).status, 200);
     assert.equal((await complete(router, "other")).status, 200);
@@ -247,14 +259,7 @@ describe("router with a silently dropped LISTEN connection", function () {
     assert.ok(!cached || JSON.parse(cached).status === "disabled", `Redis holds ${cached}`);
 
     // The new connection delivers: a re-enable arrives by NOTIFY.
-    const enabled = Date.now();
-    await setStatus(admin, ENV, "live", "ready");
-    await eventually(
-      "live served again",
-      async () => (await complete(router, "live")).status === 200,
-      2000,
-    );
-    assert.ok(Date.now() - enabled < 1000, "re-enable reached the router within 1 s");
+    await reEnableWithinOneSecond();
   });
 
   it("bounds every reconnect step: a LISTEN that never answers is retried until the path heals", async () => {
@@ -285,14 +290,7 @@ describe("router with a silently dropped LISTEN connection", function () {
       10000,
     );
     assert.equal(await metric(router, `${R.listenReconnects}{reason="ping_timeout"}`), before + 1);
-    const enabled = Date.now();
-    await setStatus(admin, ENV, "live", "ready");
-    await eventually(
-      "live served again",
-      async () => (await complete(router, "live")).status === 200,
-      2000,
-    );
-    assert.ok(Date.now() - enabled < 1000, "re-enable reached the router within 1 s");
+    await reEnableWithinOneSecond();
   });
 });
 

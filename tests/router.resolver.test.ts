@@ -2,7 +2,6 @@
 // cannot be a model name, which PostgreSQL failures count as an outage, and Redis values
 // treated as untrusted (the registry's own rules, the TTL, a disable that outranks the cache).
 import * as assert from "node:assert/strict";
-import * as net from "node:net";
 import type Redis from "ioredis";
 import { Client, Pool } from "pg";
 import { BoundedMap } from "../router/src/boundedMap";
@@ -21,7 +20,7 @@ import { getEntry, setStatus, upsertEntry } from "../router/src/registry/queries
 import type { RegistryEntry } from "../router/src/registry/types";
 import { ModelResolver, ResolverOptions } from "../router/src/resolver";
 import { eventually } from "./support/router";
-import { createTestDatabase, freePort, redisUrl } from "./support/services";
+import { createTestDatabase, freePort, redisUrl, silentServer } from "./support/services";
 
 const ENV = "staging";
 
@@ -57,20 +56,6 @@ async function rejectsWith(call: () => unknown, status: number, code: string) {
     async () => call(),
     (e: unknown) => e instanceof RouterError && e.status === status && e.code === code,
   );
-}
-
-/** A TCP server that accepts connections and never answers: PostgreSQL gone silent. */
-async function silentServer(): Promise<{ port: number; close: () => void }> {
-  const sockets: net.Socket[] = [];
-  const server = net.createServer((s) => sockets.push(s));
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: () => {
-      sockets.forEach((s) => s.destroy());
-      server.close();
-    },
-  };
 }
 
 describe("BoundedMap", () => {

@@ -141,3 +141,17 @@ export async function stopSharedServices(): Promise<void> {
   await dropCreatedDatabases();
   await Promise.all([pg && (await pg).destroy(), redis && (await redis).stop()]);
 }
+
+/** A TCP server that accepts connections and never answers: a peer gone silent, the worst case for timeouts. */
+export async function silentServer(): Promise<{ port: number; close: () => void }> {
+  const sockets: net.Socket[] = [];
+  const server = net.createServer((s) => sockets.push(s));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => {
+      sockets.forEach((s) => s.destroy());
+      server.close();
+    },
+  };
+}
