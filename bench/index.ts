@@ -8,8 +8,7 @@
 import * as http from "node:http";
 import { Command, InvalidArgumentError } from "commander";
 import { Client, Pool } from "pg";
-import { migrate, REGISTRY_CHANNEL } from "../router/src/registry/migrations";
-import { upsertEntry } from "../router/src/registry/queries";
+import { migrate, REGISTRY_CHANNEL, upsertEntry } from "@vllm-fleet/registry";
 import { EXIT, EXIT_HELP } from "../scripts/lib/cli";
 import { freePort, startPostgres, startRedis } from "../tests/support/services";
 import { closedLoop, percentile, target, Target, timedPost } from "./load";

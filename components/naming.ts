@@ -1,29 +1,15 @@
 // Names every part of the platform agrees on: Service DNS, registry keys, labels.
 
-import type { Environment } from "../router/src/registry/types";
+import type { Environment } from "@vllm-fleet/registry";
 
-// The registry library (shipped inside the router image) owns the environment list and key format.
-export { ENVIRONMENTS, registryKey } from "../router/src/registry/types";
-export type { Environment } from "../router/src/registry/types";
-
-/**
- * The environment of each stack, by stack name: the name decides the environment (and with it
- * every guardrail), so a stack file cannot declare itself another environment. A new stack is
- * added here, to policies/fleet.ts and as policies/config/<stack>.json.
- */
-export const STACK_ENVIRONMENTS: Readonly<Record<string, Environment>> = {
-  development: "development",
-  staging: "staging",
-  production: "production",
-  // The end-to-end stack on kind: no GPUs, development guardrails.
-  ci: "development",
-};
-
-/** The environment of a stack (`org/stack` and `org/project/stack` name the same stack); undefined when unmapped. */
-export function stackEnvironment(stack: string): Environment | undefined {
-  const name = stack.split("/").pop() ?? stack;
-  return Object.hasOwn(STACK_ENVIRONMENTS, name) ? STACK_ENVIRONMENTS[name] : undefined;
-}
+// The registry package owns the environment list, the stack-to-environment map and the key format.
+export {
+  ENVIRONMENTS,
+  STACK_ENVIRONMENTS,
+  registryKey,
+  stackEnvironment,
+} from "@vllm-fleet/registry";
+export type { Environment } from "@vllm-fleet/registry";
 
 /** vLLM's OpenAI server port; the Service exposes the same port. */
 export const VLLM_PORT = 8000;

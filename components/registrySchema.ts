@@ -5,8 +5,7 @@
 // (RegistryAccess); they grant nothing.
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
-import { environmentRole } from "../router/src/registry/migrations";
-import { REGISTRY_TABLE } from "../router/src/registry/types";
+import { environmentRole, REGISTRY_TABLE } from "@vllm-fleet/registry";
 import type { RegistryServer } from "./config";
 import { ENVIRONMENTS, Environment } from "./naming";
 import { generatedPassword, registryProvider, secretRegistryUrl } from "./registryDatabase";

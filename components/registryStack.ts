@@ -2,7 +2,7 @@
 // environment stacks: what the registry stack exports, and the check that an environment's
 // `registry` config agrees with it before the environment touches the registry.
 import * as pulumi from "@pulumi/pulumi";
-import { LATEST_VERSION } from "../router/src/registry/migrations";
+import { LATEST_VERSION } from "@vllm-fleet/registry";
 import { StackConfigError, StackSpec } from "./config";
 import { ENVIRONMENTS, Environment } from "./naming";
 

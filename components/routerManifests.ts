@@ -9,7 +9,7 @@ import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
 import type { ISecret } from "kubernetes-models/v1/Secret";
 import type { IService } from "kubernetes-models/v1/Service";
 import type { IServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
-import { ROUTER_CONNECTIONS_PER_PROCESS } from "../router/src/registry/types";
+import { ROUTER_CONNECTIONS_PER_PROCESS } from "@vllm-fleet/registry";
 import type { StackSpec } from "./config";
 import { routerLabels, routerSelector, VLLM_PORT } from "./naming";
 

@@ -23,14 +23,9 @@ import {
   workloadOf,
 } from "./kube";
 
-export const ENVIRONMENTS = ["development", "staging", "production"] as const;
-/** Environment of each stack by name (mirrors STACK_ENVIRONMENTS in components/naming.ts). */
-export const STACK_ENVIRONMENTS: Readonly<Record<string, (typeof ENVIRONMENTS)[number]>> = {
-  development: "development",
-  staging: "staging",
-  production: "production",
-  ci: "development",
-};
+// The environments and the stack-to-environment map are the registry package's.
+import { ENVIRONMENTS } from "@vllm-fleet/registry";
+export { ENVIRONMENTS, STACK_ENVIRONMENTS } from "@vllm-fleet/registry";
 export const NAME_LABEL = "app.kubernetes.io/name";
 export const ENVIRONMENT_LABEL = "vllm.ai/environment";
 export const MODEL_LABEL = "vllm.ai/model";

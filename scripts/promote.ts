@@ -7,10 +7,12 @@ import * as path from "node:path";
 import { Command } from "commander";
 import { PROJECT, StackConfigError } from "../components/config";
 import { releaseRevision } from "../components/modelManifests";
-import { withRegistryClient } from "../router/src/registry/connect";
-import { listEntries } from "../router/src/registry/queries";
-import { printable } from "../router/src/registry/text";
-import type { RegistryEntry } from "../router/src/registry/types";
+import {
+  withRegistryClient,
+  listEntries,
+  printable,
+  type RegistryEntry,
+} from "@vllm-fleet/registry";
 import { commanderOutput, main, runScript, ScriptError, ScriptIo } from "./lib/cli";
 import { ConfigJson, stackShortName } from "./lib/pulumi";
 import {

@@ -4,20 +4,26 @@
 // (including constraint errors) and sends no NOTIFY.
 import { Command, CommanderError, Option } from "commander";
 import type { Client } from "pg";
-import { decodeEntry, invalidateCache, InvalidateOutcome } from "../router/src/registry/cache";
-import { connectClient, connectRedis, redactUrl } from "../router/src/registry/connect";
-import { readCaFile } from "../router/src/registry/tls";
 import {
+  decodeEntry,
+  invalidateCache,
+  InvalidateOutcome,
+  connectClient,
+  connectRedis,
+  redactUrl,
+  readCaFile,
   currentVersion,
   LATEST_VERSION,
   migrate,
   MigrateResult,
   migrationRoleProblem,
   planMigration,
-} from "../router/src/registry/migrations";
-import { printable, quoted } from "../router/src/registry/text";
-import { getEntry, listEntries, setStatus, upsertEntry } from "../router/src/registry/queries";
-import {
+  printable,
+  quoted,
+  getEntry,
+  listEntries,
+  setStatus,
+  upsertEntry,
   endpointProblems,
   Environment,
   environmentProblems,
@@ -31,7 +37,7 @@ import {
   RegistryStatus,
   STATUSES,
   textProblems,
-} from "../router/src/registry/types";
+} from "@vllm-fleet/registry";
 import { commanderOutput, EXIT, EXIT_HELP, formatCsv, formatTable, ScriptError } from "./lib/cli";
 import { onPath, PulumiCli } from "./lib/pulumi";
 import { stackRegistryUrl } from "./lib/stack";

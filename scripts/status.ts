@@ -6,11 +6,15 @@ import { promisify } from "node:util";
 import { Command, Option } from "commander";
 import { modelSelector } from "../components/naming";
 import { releaseRevision } from "../components/modelManifests";
-import { decodeEntry } from "../router/src/registry/cache";
-import { connectRedis, withRegistryClient } from "../router/src/registry/connect";
-import { listEntries } from "../router/src/registry/queries";
-import { printable } from "../router/src/registry/text";
-import { RegistryEntry, registryKey } from "../router/src/registry/types";
+import {
+  decodeEntry,
+  connectRedis,
+  withRegistryClient,
+  listEntries,
+  printable,
+  RegistryEntry,
+  registryKey,
+} from "@vllm-fleet/registry";
 import {
   commanderOutput,
   EXIT,

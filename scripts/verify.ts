@@ -2,7 +2,7 @@
 // Reads DATABASE_URL (registry; else the stack's registryUrl output), ROUTER_URL / --router-url and ROUTER_API_KEY from the
 // environment, so no credential ever appears on a command line.
 import { Command, InvalidArgumentError, Option } from "commander";
-import { Environment, ENVIRONMENTS } from "../router/src/registry/types";
+import { Environment, ENVIRONMENTS } from "@vllm-fleet/registry";
 import {
   commanderOutput,
   EXIT,

@@ -23,7 +23,7 @@ import {
 import { ENVIRONMENTS } from "../components/naming";
 import { loadStackConfig } from "../components/stackFile";
 import { RouterMetrics } from "../router/src/metrics";
-import { PG_TIMEOUTS } from "../router/src/registry/connect";
+import { PG_TIMEOUTS } from "@vllm-fleet/registry";
 import { LISTEN_RETRY_MAX_MS, LISTEN_TIMEOUT_MS } from "../router/src/registryListener";
 import { SimulatorMetrics } from "../scripts/simulator/metrics";
 

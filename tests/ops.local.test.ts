@@ -8,11 +8,13 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import type Redis from "ioredis";
-import { decodeEntry } from "../router/src/registry/cache";
-import { connectRedis } from "../router/src/registry/connect";
-import { getEntry } from "../router/src/registry/queries";
-import { registryKey } from "../router/src/registry/types";
-import { withRegistryClient } from "../router/src/registry/connect";
+import {
+  decodeEntry,
+  connectRedis,
+  getEntry,
+  registryKey,
+  withRegistryClient,
+} from "@vllm-fleet/registry";
 import { parseStackConfig, readStackConfig } from "../components/config";
 import { loadStackConfig } from "../components/stackFile";
 import { EXIT, LOCAL_MANAGER, localEntryInputs, run } from "../scripts/local";

@@ -11,8 +11,7 @@ import { EXIT, run } from "../scripts/promote";
 import { EXIT_HELP } from "../scripts/lib/cli";
 import { configText, mandatoryViolations, plainConfig } from "../scripts/lib/pulumi";
 import { changeBranch } from "../scripts/lib/rollout";
-import { withRegistryClient } from "../router/src/registry/connect";
-import { setStatus } from "../router/src/registry/queries";
+import { withRegistryClient, setStatus } from "@vllm-fleet/registry";
 import { configJson, PulumiStandIn, secretOutput } from "./support/pulumiStandIn";
 import { MOCK_GENERATED_PASSWORD } from "./support/program";
 import {

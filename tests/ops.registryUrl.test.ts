@@ -11,9 +11,7 @@ import { ScriptError } from "../scripts/lib/cli";
 import { createPulumiStandIn, PulumiStandIn, secretOutput } from "./support/pulumiStandIn";
 import { scriptRunner } from "./support/scriptIo";
 import { createTestDatabase, freePort } from "./support/services";
-import { withRegistryClient } from "../router/src/registry/connect";
-import { migrate } from "../router/src/registry/migrations";
-import { upsertEntry } from "../router/src/registry/queries";
+import { withRegistryClient, migrate, upsertEntry } from "@vllm-fleet/registry";
 
 const SHOW_SECRETS = ["stack", "output", "registryUrl", "--show-secrets", "--json", "--stack"];
 

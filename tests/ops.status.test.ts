@@ -6,11 +6,15 @@ import * as path from "node:path";
 import type Redis from "ioredis";
 import { parseStackConfig } from "../components/config";
 import { releaseRevision } from "../components/modelManifests";
-import { encodeEntry } from "../router/src/registry/cache";
-import { connectRedis, withRegistryClient } from "../router/src/registry/connect";
-import { migrate } from "../router/src/registry/migrations";
-import { setStatus, upsertEntry } from "../router/src/registry/queries";
-import { registryKey } from "../router/src/registry/types";
+import {
+  encodeEntry,
+  connectRedis,
+  withRegistryClient,
+  migrate,
+  setStatus,
+  upsertEntry,
+  registryKey,
+} from "@vllm-fleet/registry";
 import { driftOf, EXIT, ModelStatus, run } from "../scripts/status";
 import { EXIT_HELP } from "../scripts/lib/cli";
 import { createPulumiStandIn, PulumiStandIn, secretOutput } from "./support/pulumiStandIn";

@@ -182,7 +182,6 @@ describe("policy pack", () => {
     assert.equal(model[fleetNames.MODEL_LABEL], "m");
     assert.equal(naming.routerLabels("staging")[fleetNames.NAME_LABEL], fleetNames.ROUTER_APP);
     assert.equal(fleetNames.VLLM_PORT, naming.VLLM_PORT);
-    assert.deepEqual([...fleetNames.ENVIRONMENTS], [...naming.ENVIRONMENTS]);
     assert.equal(
       naming.modelEndpoint("m", "staging", "ns"),
       `m-staging.ns.svc.cluster.local:${fleetNames.VLLM_PORT}`,

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { ROUTER_POOL_MAX } from "../router/src/registry/types";
+import { ROUTER_POOL_MAX } from "@vllm-fleet/registry";
 import { strict as assert } from "node:assert";
 import {
   MOCK_ADMIN_PASSWORD,

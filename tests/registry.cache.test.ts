@@ -7,15 +7,13 @@ import {
   encodeEntry,
   invalidateCache,
   registryKey,
-} from "../router/src/registry/cache";
-import {
   RegistryUnavailableError,
   connectClient,
   connectRedis,
   createRedis,
-} from "../router/src/registry/connect";
-import { migrate } from "../router/src/registry/migrations";
-import { upsertEntry } from "../router/src/registry/queries";
+  migrate,
+  upsertEntry,
+} from "@vllm-fleet/registry";
 import { createTestDatabase, freePort, redisUrl, silentServer } from "./support/services";
 
 async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {

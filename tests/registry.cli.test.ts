@@ -7,10 +7,7 @@ import type Redis from "ioredis";
 import { Client } from "pg";
 import { EXIT, run } from "../scripts/registry";
 import { EXIT_HELP } from "../scripts/lib/cli";
-import { encodeEntry } from "../router/src/registry/cache";
-import { connectRedis } from "../router/src/registry/connect";
-import { getEntry } from "../router/src/registry/queries";
-import { registryKey } from "../router/src/registry/types";
+import { encodeEntry, connectRedis, getEntry, registryKey } from "@vllm-fleet/registry";
 import { createTestDatabase, freePort, redisUrl } from "./support/services";
 
 const ROOT = path.resolve(__dirname, "..");

@@ -13,13 +13,14 @@ import { formatResults } from "../scripts/lib/verification";
 import { EXIT, run } from "../scripts/registry";
 import { driftOf, formatStatus, ModelStatus } from "../scripts/status";
 import { run as verify } from "../scripts/verify";
-import { migrate } from "../router/src/registry/migrations";
-import { getEntry, setStatus } from "../router/src/registry/queries";
 import {
+  migrate,
+  getEntry,
+  setStatus,
   endpointProblems,
   entryInputProblems,
   RegistryInputError,
-} from "../router/src/registry/types";
+} from "@vllm-fleet/registry";
 import { parseCsv } from "./support/csv";
 import { createTestDatabase, freePort } from "./support/services";
 
@@ -51,7 +52,7 @@ async function registry(env: Record<string, string>, ...args: string[]): Promise
 }
 
 describe("hostile registry values", () => {
-  describe("endpoint rules (router/src/registry/types.ts)", () => {
+  describe("endpoint rules (registry/src/types.ts)", () => {
     // The router connects to `http://${endpoint}` (router/src/upstream.ts), through the WHATWG
     // URL parser (https://url.spec.whatwg.org/#host-parsing): an accepted endpoint must reach
     // exactly the host and port that were validated.

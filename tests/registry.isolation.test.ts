@@ -20,9 +20,12 @@ import {
   currentVersion,
   environmentRole,
   migrate,
-} from "../router/src/registry/migrations";
-import { listEntries, setStatus, upsertEntry } from "../router/src/registry/queries";
-import type { EntryInput, Environment } from "../router/src/registry/types";
+  listEntries,
+  setStatus,
+  upsertEntry,
+  type EntryInput,
+  type Environment,
+} from "@vllm-fleet/registry";
 import { runHost, serializeToFile } from "./support/dynamicProviderHost";
 import { loadStackConfig } from "../components/stackFile";
 import { MOCK_ADMIN_PASSWORD, MockedResource } from "./support/program";

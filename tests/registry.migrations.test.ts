@@ -7,15 +7,13 @@ import {
   REGISTRY_CHANNEL,
   currentVersion,
   migrate,
-} from "../router/src/registry/migrations";
-import {
   getEntry,
   listEntries,
   recordHealthCheck,
   setStatus,
   upsertEntry,
-} from "../router/src/registry/queries";
-import { RegistryInputError } from "../router/src/registry/types";
+  RegistryInputError,
+} from "@vllm-fleet/registry";
 import { createTestDatabase } from "./support/services";
 
 const base = {

@@ -10,10 +10,13 @@ import {
   RegistryEntryOutputs,
   registryEntryProvider as provider,
 } from "../components/registryEntry";
-import { connectRedis } from "../router/src/registry/connect";
-import { REGISTRY_CHANNEL, migrate } from "../router/src/registry/migrations";
-import { getEntry } from "../router/src/registry/queries";
-import { registryKey } from "../router/src/registry/types";
+import {
+  connectRedis,
+  REGISTRY_CHANNEL,
+  migrate,
+  getEntry,
+  registryKey,
+} from "@vllm-fleet/registry";
 import { createTestDatabase, freePort, redisUrl } from "./support/services";
 
 describe("registry provider", () => {

@@ -13,8 +13,8 @@ import {
   currentVersion,
   environmentRole,
   migrate,
-} from "../router/src/registry/migrations";
-import { getEntry } from "../router/src/registry/queries";
+  getEntry,
+} from "@vllm-fleet/registry";
 import { runHost, serializeToFile } from "./support/dynamicProviderHost";
 import { createTestDatabase, redisUrl } from "./support/services";
 

@@ -1,5 +1,5 @@
 // TLS to the registry against a real PostgreSQL with `ssl=on` and a private CA, through every
-// path that connects: the shared options (router/src/registry/tls.ts), the router process, the
+// path that connects: the shared options (registry/src/tls.ts), the router process, the
 // migrations and registry-entry providers, and the registry CLI. sslmode follows libpq's table
 // "SSL Mode Descriptions" (https://www.postgresql.org/docs/current/libpq-ssl.html), which the
 // Terraform postgresql provider follows too (lib/pq ssl.go, cyrilgdn/terraform-provider-postgresql).
@@ -9,10 +9,14 @@ import { Client } from "pg";
 import { parse } from "pg-connection-string";
 import { registryEntryProvider } from "../components/registryEntry";
 import { MIGRATION_SET, registryMigrationsProvider } from "../components/registryMigrations";
-import { connectClient, withRegistryClient } from "../router/src/registry/connect";
-import { LATEST_VERSION, migrate } from "../router/src/registry/migrations";
-import { upsertEntry } from "../router/src/registry/queries";
-import { registryPgConfig } from "../router/src/registry/tls";
+import {
+  connectClient,
+  withRegistryClient,
+  LATEST_VERSION,
+  migrate,
+  upsertEntry,
+  registryPgConfig,
+} from "@vllm-fleet/registry";
 import { EXIT, run } from "../scripts/registry";
 import { makeTestPki, TestPki } from "./support/pki";
 import { startRouter } from "./support/router";

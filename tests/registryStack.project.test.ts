@@ -14,7 +14,7 @@ import { Client } from "pg";
 import ts from "typescript";
 import { parse } from "yaml";
 import { MIGRATION_SET, registryMigrationsProvider } from "../components/registryMigrations";
-import { LATEST_VERSION, currentVersion } from "../router/src/registry/migrations";
+import { LATEST_VERSION, currentVersion } from "@vllm-fleet/registry";
 import { runHost, serializeToFile } from "./support/dynamicProviderHost";
 import { createTestDatabase } from "./support/services";
 

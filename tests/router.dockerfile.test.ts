@@ -5,7 +5,12 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { parseDockerfile, runDockerfile, StageResult } from "./support/dockerfile";
+import {
+  dockerignoreFilter,
+  parseDockerfile,
+  runDockerfile,
+  StageResult,
+} from "./support/dockerfile";
 import { createTestDatabase, freePort } from "./support/services";
 import { eventually } from "./support/router";
 
@@ -20,15 +25,44 @@ describe("router Dockerfile", function () {
 
   before(function () {
     out = fs.mkdtempSync(path.join(os.tmpdir(), "router-image-"));
-    image = runDockerfile(stages, ROOT, out, () => undefined);
+    const ignore = dockerignoreFilter(fs.readFileSync(`${DOCKERFILE}.dockerignore`, "utf8"));
+    image = runDockerfile(stages, ROOT, out, () => undefined, ignore);
   });
   after(() => fs.rmSync(out, { recursive: true, force: true }));
+
+  it("sends only what it copies: router/Dockerfile.dockerignore (moby patternmatcher: last match wins, parents match)", () => {
+    const ignore = dockerignoreFilter(fs.readFileSync(`${DOCKERFILE}.dockerignore`, "utf8"));
+    for (const kept of ["package-lock.json", "router/src/app.ts", "registry/src/index.ts"])
+      assert.ok(ignore(kept), kept);
+    for (const dropped of [
+      "index.ts",
+      "tests/program.test.ts",
+      "registry/dist/index.js",
+      ".git/HEAD",
+    ])
+      assert.ok(!ignore(dropped), dropped);
+    // Without the registry lines the build stage's COPY finds nothing: the real build fails too.
+    const withoutRegistry = dockerignoreFilter(
+      "*\n!package.json\n!package-lock.json\n!router/**\n",
+    );
+    assert.throws(
+      () =>
+        runDockerfile(
+          stages,
+          ROOT,
+          fs.mkdtempSync(path.join(out, "x-")),
+          () => undefined,
+          withoutRegistry,
+        ),
+      /COPY registry\/package\.json: not in the build context/,
+    );
+  });
 
   it("is multi-stage on a pinned Node 20 image and runs as a numeric non-root user", () => {
     assert.ok(stages.length >= 2);
     for (const s of stages) assert.match(s.from, /^node:20\.\d+/);
     assert.match(image.user ?? "", /^[1-9]\d*:[1-9]\d*$/);
-    assert.deepEqual(image.cmd, ["node", "dist/server.js"]);
+    assert.deepEqual(image.cmd, ["node", "--conditions=vllm-compiled", "dist/server.js"]);
     assert.deepEqual(image.exposed, [8080]);
   });
 
@@ -51,7 +85,9 @@ describe("router Dockerfile", function () {
       assert.ok(!fs.existsSync(path.join(app, "node_modules", other)), `${other} must not ship`);
     }
     assert.ok(fs.existsSync(path.join(app, "router/dist/server.js")));
-    assert.ok(!fs.existsSync(path.join(app, "router/src")), "no TypeScript sources");
+    assert.ok(fs.existsSync(path.join(app, "registry/dist/index.js")), "the registry, compiled");
+    for (const src of ["router/src", "registry/src"])
+      assert.ok(!fs.existsSync(path.join(app, src)), `no TypeScript sources (${src})`);
     const undici = JSON.parse(fs.readFileSync(resolveFrom("undici"), "utf8")) as {
       version: string;
     };

@@ -7,7 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import OpenAI from "openai";
 import { Pool } from "pg";
-import { setStatus } from "../router/src/registry/queries";
+import { setStatus } from "@vllm-fleet/registry";
 import { startSimulator, Simulator } from "../scripts/simulator";
 import { createTestDatabase, redisUrl } from "./support/services";
 import { eventually, RouterProcess, seedRegistry, startRouter } from "./support/router";

@@ -10,8 +10,7 @@ import Redis from "ioredis";
 import { Pool } from "pg";
 import { ROUTER_METRICS as R } from "../components/metricNames";
 import { readRouterConfig, RouterConfigError } from "../router/src/config";
-import { registryKey } from "../router/src/registry/cache";
-import { setStatus } from "../router/src/registry/queries";
+import { registryKey, setStatus } from "@vllm-fleet/registry";
 import {
   LISTEN_KEEPALIVE_MS,
   LISTEN_PING_INTERVAL_MS,

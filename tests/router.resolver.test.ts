@@ -12,12 +12,14 @@ import {
   CACHE_TTL_MAX_SECONDS,
   MAX_CACHED_VALUE_BYTES,
   registryKey,
-} from "../router/src/registry/cache";
-import { connectRedis } from "../router/src/registry/connect";
-import { isConnectionFailure } from "../router/src/registry/failures";
-import { migrate } from "../router/src/registry/migrations";
-import { getEntry, setStatus, upsertEntry } from "../router/src/registry/queries";
-import type { RegistryEntry } from "../router/src/registry/types";
+  connectRedis,
+  isConnectionFailure,
+  migrate,
+  getEntry,
+  setStatus,
+  upsertEntry,
+  type RegistryEntry,
+} from "@vllm-fleet/registry";
 import { ModelResolver, ResolverOptions } from "../router/src/resolver";
 import { eventually } from "./support/router";
 import { createTestDatabase, freePort, redisUrl, silentServer } from "./support/services";

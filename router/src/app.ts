@@ -12,9 +12,14 @@ import type { RouterConfig } from "./config";
 import { RouterError, errors, sendError } from "./errors";
 import { createLogger, Logger } from "./logger";
 import { atMostEvery, RouterMetrics } from "./metrics";
-import { createPool, createRedis, redactUrl } from "./registry/connect";
-import { ROUTER_POOL_MAX } from "./registry/types";
-import type { Environment, RegistryEntry } from "./registry/types";
+import {
+  createPool,
+  createRedis,
+  redactUrl,
+  ROUTER_POOL_MAX,
+  type Environment,
+  type RegistryEntry,
+} from "@vllm-fleet/registry";
 import { RegistryListener } from "./registryListener";
 import { ModelResolver } from "./resolver";
 import { Upstream } from "./upstream";
@@ -46,7 +51,7 @@ export class RouterApp {
 
   constructor(private readonly config: RouterConfig) {
     this.logger = createLogger(config.logLevel);
-    this.env = config.environment as Environment;
+    this.env = config.environment;
     this.apiKeys = config.apiKeysFile ? ApiKeys.fromFile(config.apiKeysFile) : undefined;
     this.bodyBudget = new ByteBudget(config.maxInflightBodyBytes);
     this.pool = createPool(

@@ -3,7 +3,7 @@
 // a byte budget shared by every request in flight (503 with Retry-After when it is spent).
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { RouterError, errors } from "./errors";
-import { MODEL_NAME_MAX } from "./registry/types";
+import { MODEL_NAME_MAX } from "@vllm-fleet/registry";
 
 /** Seconds a client should wait before retrying when the body budget is spent. */
 export const BODY_BUDGET_RETRY_AFTER_SECONDS = 1;

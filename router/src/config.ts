@@ -1,8 +1,12 @@
 // Router settings, read once from the environment. Every error names the variable and the fix.
-import { readCaFile, registryPgConfig } from "./registry/tls";
+import {
+  ENVIRONMENTS,
+  type Environment,
+  isEnvironment,
+  readCaFile,
+  registryPgConfig,
+} from "@vllm-fleet/registry";
 import { LISTEN_PING_INTERVAL_MS, LISTEN_TIMEOUT_MS } from "./registryListener";
-
-const ENVIRONMENTS = ["development", "staging", "production"] as const;
 
 /** Everything the router needs to run; built from process.env by `readRouterConfig`. */
 export interface RouterConfig {
@@ -21,7 +25,7 @@ export interface RouterConfig {
   /** Registry cache; the router works without it. */
   redisUrl?: string;
   /** Deployment environment whose registry rows this router serves. */
-  environment: string;
+  environment: Environment;
   /** File of API keys (plaintext or `sha256:<hex>` per line); no file means no authentication. */
   apiKeysFile?: string;
   /** Largest accepted request body. */
@@ -99,10 +103,11 @@ export function readRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
       "REDIS_URL must start with redis:// or rediss:// (or be unset to run without Redis)",
     );
   }
-  const environment = env.ROUTER_ENVIRONMENT ?? "";
-  if (!(ENVIRONMENTS as readonly string[]).includes(environment)) {
+  const environmentName = env.ROUTER_ENVIRONMENT ?? "";
+  const environment = isEnvironment(environmentName) ? environmentName : undefined;
+  if (!environment) {
     problems.push(
-      `ROUTER_ENVIRONMENT must be one of ${ENVIRONMENTS.join(", ")} (got '${environment}')`,
+      `ROUTER_ENVIRONMENT must be one of ${ENVIRONMENTS.join(", ")} (got '${environmentName}')`,
     );
   }
   const upstreamKeepAliveMs = int("ROUTER_UPSTREAM_KEEPALIVE_MS", 4000, 100, 4900);
@@ -129,7 +134,7 @@ export function readRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
     problems.push(
       `METRICS_PORT must differ from PORT (both ${port}): metrics are served apart from the API`,
     );
-  const config: RouterConfig = {
+  const config: Omit<RouterConfig, "environment"> = {
     port,
     metricsPort,
     metricsRegistryIntervalMs: int("ROUTER_METRICS_REGISTRY_INTERVAL_MS", 15000, 1000, 3600000),
@@ -137,7 +142,6 @@ export function readRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
     databaseUrl,
     registryCa,
     redisUrl,
-    environment,
     apiKeysFile: env.ROUTER_API_KEYS_FILE || undefined,
     maxBodyBytes: int("ROUTER_MAX_BODY_BYTES", 4 * 1024 * 1024, 1024, 256 * 1024 * 1024),
     bodyTimeoutMs: int("ROUTER_BODY_TIMEOUT_MS", 30000, 100, 600000),
@@ -162,6 +166,6 @@ export function readRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
     problems.push(
       `ROUTER_MAX_INFLIGHT_BODY_BYTES (${config.maxInflightBodyBytes}) must be at least ROUTER_MAX_BODY_BYTES (${config.maxBodyBytes}), or no body of the largest size could be accepted`,
     );
-  if (problems.length) throw new RouterConfigError(problems);
-  return config;
+  if (problems.length || !environment) throw new RouterConfigError(problems);
+  return { ...config, environment };
 }

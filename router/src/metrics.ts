@@ -1,6 +1,6 @@
 // The router's Prometheus metrics. Names are a contract with the alerts and dashboards.
 import * as client from "prom-client";
-import type { RegistryEntry } from "./registry/types";
+import type { RegistryEntry } from "@vllm-fleet/registry";
 
 /** Most registry entries `router_registry_entry_ready` reports (one series each). */
 export const MAX_ENTRY_SERIES = 1000;

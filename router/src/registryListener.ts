@@ -9,8 +9,7 @@
 // lost).
 import { randomBytes } from "node:crypto";
 import type { Client } from "pg";
-import { connectClient } from "./registry/connect";
-import { REGISTRY_CHANNEL } from "./registry/migrations";
+import { connectClient, REGISTRY_CHANNEL } from "@vllm-fleet/registry";
 import type { Logger } from "./logger";
 import type { ListenLossReason, RouterMetrics } from "./metrics";
 

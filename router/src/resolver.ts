@@ -14,10 +14,13 @@ import {
   encodeEntry,
   parseCachedEntry,
   registryKey,
-} from "./registry/cache";
-import { isConnectionFailure } from "./registry/failures";
-import { getEntry, listEntries } from "./registry/queries";
-import { modelNameProblems, type Environment, type RegistryEntry } from "./registry/types";
+  isConnectionFailure,
+  getEntry,
+  listEntries,
+  modelNameProblems,
+  type Environment,
+  type RegistryEntry,
+} from "@vllm-fleet/registry";
 import { RouterError, errors } from "./errors";
 import type { Logger } from "./logger";
 import type { LookupSource, RouterMetrics } from "./metrics";

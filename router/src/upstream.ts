@@ -5,7 +5,7 @@
 // on their connection, and the router's own response headers cannot be overridden.
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { Agent, Dispatcher, errors as undiciErrors } from "undici";
-import type { RegistryEntry } from "./registry/types";
+import type { RegistryEntry } from "@vllm-fleet/registry";
 import { errors, sseErrorEvent } from "./errors";
 import type { Logger } from "./logger";
 import type { RouterMetrics } from "./metrics";

@@ -1,10 +1,10 @@
 // What every operator script shares: where it reads its environment and writes its output
 // (a process, or a test calling run() in-process), confirmation prompts and result tables.
-// Values in human-readable output are escaped (router/src/registry/text.ts), so a registry value
+// Values in human-readable output are escaped (registry/src/text.ts), so a registry value
 // cannot add lines, colours or cursor movements to what an operator reads.
 import * as readline from "node:readline/promises";
 import { CommanderError } from "commander";
-import { printable } from "../../router/src/registry/text";
+import { printable } from "@vllm-fleet/registry";
 
 /** A script's environment and output; tests pass their own. */
 export interface ScriptIo {

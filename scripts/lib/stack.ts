@@ -7,7 +7,7 @@ import {
   StackSpec,
 } from "../../components/config";
 import { modelEndpoint } from "../../components/naming";
-import { readCaFile } from "../../router/src/registry/tls";
+import { readCaFile } from "@vllm-fleet/registry";
 import { loadStackSpec } from "../../components/stackFile";
 import { EXIT, ScriptError, ScriptIo } from "./cli";
 import { onPath, PulumiCli, plainConfig } from "./pulumi";

@@ -3,11 +3,13 @@
 // disabled models denied, /metrics answering. Each check is one row of the result table; a run
 // that verified nothing (no ready row of an enabled model, a router of another environment, no
 // checks at all) fails.
-import { withRegistryClient } from "../../router/src/registry/connect";
-import { listEntries } from "../../router/src/registry/queries";
-import type { Environment } from "../../router/src/registry/types";
+import {
+  withRegistryClient,
+  listEntries,
+  type Environment,
+  type RegistryEntry,
+} from "@vllm-fleet/registry";
 import { ROUTER_NAME } from "../../components/routerManifests";
-import type { RegistryEntry } from "../../router/src/registry/types";
 import { EXIT, formatTable, ScriptError, ScriptIo } from "./cli";
 import {
   expectedEndpoint,

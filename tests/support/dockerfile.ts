@@ -49,12 +49,54 @@ export interface StageResult {
   exposed: number[];
 }
 
-/** Executes every stage in `outDir`; COPY sources are relative to `context`. Returns the last stage. */
+/** Glob of a .dockerignore line as a RegExp: `**` any depth, `*` and `?` within one path segment. */
+function ignoreRegExp(pattern: string): RegExp {
+  const body = pattern
+    .replace(/^\/+|\/+$/g, "")
+    .split(/(\*\*\/?|\*|\?)/)
+    .map((part) =>
+      part.startsWith("**")
+        ? ".*"
+        : part === "*"
+          ? "[^/]*"
+          : part === "?"
+            ? "[^/]"
+            : part.replace(/[.+^${}()|[\]\\]/g, "\\$&"),
+    )
+    .join("");
+  return new RegExp(`^${body}$`);
+}
+
+/**
+ * Whether a context path survives a .dockerignore (moby's patternmatcher): the last matching line
+ * wins, `!` re-includes, and a line matching any parent directory matches the path too.
+ */
+export function dockerignoreFilter(text: string): (relPath: string) => boolean {
+  const rules = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("#"))
+    .map((l) => ({ include: l.startsWith("!"), re: ignoreRegExp(l.replace(/^!/, "")) }));
+  return (relPath) => {
+    const parts = relPath.split("/");
+    const prefixes = parts.map((_, i) => parts.slice(0, i + 1).join("/"));
+    let kept = true;
+    for (const rule of rules) if (prefixes.some((p) => rule.re.test(p))) kept = rule.include;
+    return kept;
+  };
+}
+
+/**
+ * Executes every stage in `outDir`; COPY sources are relative to `context` and filtered by
+ * `<Dockerfile>.dockerignore` when given (BuildKit reads that file before `.dockerignore`).
+ * Returns the last stage.
+ */
 export function runDockerfile(
   stages: Stage[],
   context: string,
   outDir: string,
   log: (line: string) => void,
+  ignore: (relPath: string) => boolean = () => true,
 ): StageResult {
   const done = new Map<string, StageResult>();
   let last: StageResult | undefined;
@@ -82,7 +124,19 @@ export function runDockerfile(
             ? path.join(inRoot(dest), path.basename(src))
             : inRoot(dest);
           fs.mkdirSync(path.dirname(target), { recursive: true });
-          fs.cpSync(source, target, { recursive: true, verbatimSymlinks: true });
+          let copied = 0;
+          fs.cpSync(source, target, {
+            recursive: true,
+            verbatimSymlinks: true,
+            filter: (file) => {
+              if (from || fs.statSync(file).isDirectory()) return true;
+              const kept = ignore(path.relative(context, file).split(path.sep).join("/"));
+              if (kept) copied++;
+              return kept;
+            },
+          });
+          if (!from && copied === 0)
+            throw new Error(`COPY ${src}: not in the build context (excluded by .dockerignore?)`);
         }
       } else if (ins.op === "RUN") {
         execFileSync("bash", ["-c", ins.args], {

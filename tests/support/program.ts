@@ -7,7 +7,7 @@ import { PROJECT, REGISTRY_PROJECT } from "../../components/config";
 import type { RegistryStackOutputs } from "../../components/registryStack";
 import { ACCESS_ROLES } from "../../components/registrySchema";
 import { ENVIRONMENTS } from "../../components/naming";
-import { LATEST_VERSION, environmentRole } from "../../router/src/registry/migrations";
+import { LATEST_VERSION, environmentRole } from "@vllm-fleet/registry";
 
 export interface MockedResource {
   type: string;

@@ -4,9 +4,7 @@ import { ChildProcess, execFile, spawn } from "node:child_process";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { Pool } from "pg";
-import { migrate } from "../../router/src/registry/migrations";
-import { upsertEntry } from "../../router/src/registry/queries";
-import type { EntryInput } from "../../router/src/registry/types";
+import { migrate, upsertEntry, type EntryInput } from "@vllm-fleet/registry";
 
 const ROOT = path.resolve(__dirname, "../..");
 export const ROUTER_ENTRY = path.join(ROOT, "router/dist/server.js");

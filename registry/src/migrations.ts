@@ -2,7 +2,8 @@
 // Applied one transaction per version under a session advisory lock, so concurrent
 // migrators (several `pulumi up`s, the CLI, the local platform) serialize instead of racing.
 import type { ClientBase, Pool, PoolClient } from "pg";
-import { Environment, REGISTRY_TABLE } from "./types";
+import type { Environment } from "./environments";
+import { REGISTRY_TABLE } from "./types";
 
 /** Channel of the trigger's NOTIFY; payload is `{"environment": ..., "model": ...}`. */
 export const REGISTRY_CHANNEL = "model_registry_changed";

@@ -1,8 +1,8 @@
 // Registry reads and writes. Parameterized SQL only; every function takes a client or a pool.
 import type { ClientBase, Pool } from "pg";
+import type { Environment } from "./environments";
 import {
   EntryInput,
-  Environment,
   REGISTRY_TABLE,
   RegistryEntry,
   RegistryStatus,

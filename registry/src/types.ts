@@ -1,9 +1,7 @@
 // The registry row as every part of the platform sees it, and the rules its fields follow.
 // Shared by the Pulumi provider, the CLI, the local platform and the router: no Pulumi imports.
+import { ENVIRONMENTS, Environment, isEnvironment } from "./environments";
 import { quoted, UNSAFE_TEXT } from "./text";
-
-export const ENVIRONMENTS = ["development", "staging", "production"] as const;
-export type Environment = (typeof ENVIRONMENTS)[number];
 
 export const STATUSES = ["ready", "disabled"] as const;
 export type RegistryStatus = (typeof STATUSES)[number];
@@ -130,10 +128,6 @@ export class RegistryInputError extends Error {
     super(problems.join("; "));
     this.name = "RegistryInputError";
   }
-}
-
-export function isEnvironment(value: unknown): value is Environment {
-  return typeof value === "string" && (ENVIRONMENTS as readonly string[]).includes(value);
 }
 
 export function isStatus(value: unknown): value is RegistryStatus {

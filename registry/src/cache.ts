@@ -5,8 +5,6 @@ import type Redis from "ioredis";
 import { connectRedis } from "./connect";
 import { RegistryEntry, entryInputProblems, registryKey } from "./types";
 
-export { registryKey };
-
 /** Base TTL of a cached entry (2 minutes, the TTL other readers of these keys expect). */
 export const CACHE_TTL_SECONDS = 120;
 

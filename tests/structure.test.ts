@@ -1,0 +1,60 @@
+// The workspace packages' boundaries: ESLint's no-restricted-imports (eslint.config.mjs) keeps
+// every import of the registry on its public entry, and the program, components, scripts and
+// bench off the router's and the policy pack's modules. Linted through ESLint's own API, so a
+// rule that stops firing fails here, not in review.
+import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { ESLint } from "eslint";
+
+const ROOT = path.resolve(__dirname, "..");
+
+async function restricted(file: string, specifier: string): Promise<boolean> {
+  const eslint = new ESLint({ cwd: ROOT });
+  const [result] = await eslint.lintText(`export { x } from "${specifier}";\n`, {
+    filePath: path.join(ROOT, file),
+  });
+  return result.messages.some((m) => m.ruleId === "no-restricted-imports");
+}
+
+describe("workspace boundaries", function () {
+  this.timeout(60000);
+
+  for (const [file, specifier] of [
+    ["components/probe.ts", "../registry/src/types"],
+    ["scripts/lib/probe.ts", "../../registry/src"],
+    ["router/src/probe.ts", "../../registry/src/queries"],
+    ["tests/probe.ts", "../registry/src/cache"],
+    ["bench/probe.ts", "@vllm-fleet/registry/src/types"],
+    ["components/probe.ts", "../router/src/upstream"],
+    ["scripts/probe.ts", "../policies/rules"],
+    ["index.ts", "./router/src/app"],
+  ])
+    it(`refuses ${specifier} in ${file}`, async () => {
+      assert.equal(await restricted(file, specifier), true);
+    });
+
+  for (const [file, specifier] of [
+    ["components/probe.ts", "@vllm-fleet/registry"],
+    ["router/src/probe.ts", "@vllm-fleet/registry"],
+    ["components/probe.ts", "@vllm-fleet/policies/kube"],
+    ["registry/src/probe.ts", "./types"],
+    // A package's own tests may exercise its modules.
+    ["tests/probe.ts", "../router/src/resolver"],
+  ])
+    it(`allows ${specifier} in ${file}`, async () => {
+      assert.equal(await restricted(file, specifier), false);
+    });
+
+  it("the registry's exports map: compiled JavaScript under vllm-compiled (the image), TypeScript otherwise", () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, "registry/package.json"), "utf8")) as {
+      exports: Record<string, Record<string, string>>;
+    };
+    const entry = pkg.exports["."];
+    // Node picks the first matching condition in object order (nodejs.org/api/packages.html#conditional-exports).
+    assert.deepEqual(Object.keys(entry), ["vllm-compiled", "types", "default"]);
+    assert.equal(entry["vllm-compiled"], "./dist/index.js");
+    assert.ok(fs.existsSync(path.join(ROOT, "registry", entry.default)));
+    assert.equal(require.resolve("@vllm-fleet/registry"), path.join(ROOT, "registry/src/index.ts"));
+  });
+});
