@@ -7,6 +7,8 @@ import { promisify } from "node:util";
 
 export const ROOT = path.resolve(__dirname, "..");
 const TS_NODE = ["-r", "ts-node/register/transpile-only"];
+/** The compiled router as its image runs it (the condition selects the registry's compiled entry). */
+const ROUTER_NODE_ARGS = ["--conditions=vllm-compiled", path.join(ROOT, "router/dist/server.js")];
 /** USER_HZ: the unit of /proc CPU times, 100 on every Linux architecture Node.js supports. */
 const CLOCK_TICKS = 100;
 
@@ -98,7 +100,7 @@ export function startBareProxyProcess(port: number, upstream: string): Promise<C
 export async function buildRouter(): Promise<void> {
   await promisify(execFile)(process.execPath, [
     require.resolve("typescript/bin/tsc"),
-    "-p",
+    "-b",
     path.join(ROOT, "router/tsconfig.json"),
   ]);
 }
@@ -108,7 +110,7 @@ export async function startRouterProcess(
   port: number,
   env: Record<string, string>,
 ): Promise<Child> {
-  const child = spawn(process.execPath, [path.join(ROOT, "router/dist/server.js")], {
+  const child = spawn(process.execPath, ROUTER_NODE_ARGS, {
     // Metrics on a free port of their own: a run starts several routers on one host.
     env: {
       ...process.env,

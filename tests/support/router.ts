@@ -1,5 +1,6 @@
-// The router as its own process, as production runs it: `node router/dist/server.js`, built
-// once per test run from the current sources, configured by environment variables.
+// The router as its own process, as production runs it: `node --conditions=vllm-compiled
+// router/dist/server.js` (the image's CMD), built once per test run from the current sources,
+// configured by environment variables.
 import { ChildProcess, execFile, spawn } from "node:child_process";
 import * as path from "node:path";
 import { promisify } from "node:util";
@@ -8,14 +9,16 @@ import { migrate, upsertEntry, type EntryInput } from "@vllm-fleet/registry";
 
 const ROOT = path.resolve(__dirname, "../..");
 export const ROUTER_ENTRY = path.join(ROOT, "router/dist/server.js");
+/** Node's arguments for the compiled router: the condition selects the registry's compiled entry. */
+export const ROUTER_NODE_ARGS = ["--conditions=vllm-compiled", ROUTER_ENTRY];
 
 let built: Promise<void> | undefined;
 
-/** Compiles router/ to router/dist once per run (what `npm run build -w router` does). */
+/** Compiles registry/ and router/ to their dist/ once per run (what `npm run build -w router` does). */
 export function buildRouter(): Promise<void> {
   built ??= promisify(execFile)(
     process.execPath,
-    [require.resolve("typescript/bin/tsc"), "-p", path.join(ROOT, "router/tsconfig.json")],
+    [require.resolve("typescript/bin/tsc"), "-b", path.join(ROOT, "router/tsconfig.json")],
     { cwd: ROOT },
   ).then(() => undefined);
   return built;
@@ -45,7 +48,7 @@ export async function startRouter(
   { waitReady = true } = {},
 ): Promise<RouterProcess> {
   await buildRouter();
-  const child = spawn(process.execPath, [ROUTER_ENTRY], {
+  const child = spawn(process.execPath, ROUTER_NODE_ARGS, {
     env: {
       PATH: process.env.PATH,
       PORT: "0",
