@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Command, InvalidArgumentError } from "commander";
+import { InvalidArgumentError } from "commander";
 import { StackSpec } from "../components/config";
 import { modelRegistration } from "../components/modelManifests";
 import { RegistryEntryInputs, registryEntryProvider } from "../components/registryEntry";
@@ -20,15 +20,15 @@ import { startSimulator, Simulator } from "./simulator";
 import { startEmbeddedPostgres } from "./lib/embeddedPostgres";
 import { withParentDeathSignal } from "./lib/parentDeathSignal";
 import {
-  commanderOutput,
   EXIT,
-  EXIT_HELP,
-  formatTable,
   main,
   runScript,
+  scriptCommand,
   ScriptError,
   ScriptIo,
+  stopSignals,
 } from "./lib/cli";
+import { formatTable } from "./lib/format";
 import { CheckResult, formatResults, passed, verifyPlatform } from "./lib/verification";
 
 /** Exit codes: the table every script shares (printed by --help). */
@@ -401,58 +401,22 @@ function parsePort(value: string): number {
   return n;
 }
 
-/** Signals that stop the platform: Ctrl-C, a kill, and the terminal closing. */
-const STOP_SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-/** How often the parent is looked for: `npm run` exits on SIGTERM without passing it on. */
-const PARENT_POLL_MS = 500;
-
-/**
- * The first stop signal, or the parent process going away (we are re-parented); while
- * listening, signals no longer kill the process outright, so teardown always runs.
- */
-function stopSignals(): { received: Promise<string>; dispose(): void } {
-  let on: (reason: string) => void = () => undefined;
-  const received = new Promise<string>((resolve) => (on = resolve));
-  for (const s of STOP_SIGNALS) process.on(s, on);
-  const parent = process.ppid;
-  const poll = setInterval(() => {
-    if (process.ppid !== parent) on("the parent process exiting");
-  }, PARENT_POLL_MS);
-  poll.unref();
-  return {
-    received,
-    dispose: () => {
-      clearInterval(poll);
-      for (const s of STOP_SIGNALS) process.off(s, on);
-    },
-  };
-}
-
 export async function run(args: string[], io: ScriptIo): Promise<number> {
-  return runScript(io, EXIT.usage, async () => {
-    const program = new Command("npm run local --")
-      .description(
-        "Run the development stack's data plane on this machine: PostgreSQL, a vLLM simulator per model, the registry, the router; then verify it through the router.",
-      )
-      .option("--once", "exit after the verification (exit code says whether it passed)")
-      .option("--port <port>", "router port (0 picks a free one)", parsePort, 8080)
-      .option("--stack <name>", "stack whose models to simulate", "development")
-      .addHelpText(
-        "after",
-        `
-Environment: DATABASE_URL (use this PostgreSQL instead of an embedded one; development rows
+  const program = scriptCommand(io, {
+    name: "npm run local --",
+    description:
+      "Run the development stack's data plane on this machine: PostgreSQL, a vLLM simulator per model, the registry, the router; then verify it through the router.",
+    help: `Environment: DATABASE_URL (use this PostgreSQL instead of an embedded one; development rows
 are overwritten), REDIS_URL (put Redis in front of the registry).
 
 Without --once it serves until Ctrl-C, SIGTERM,
 SIGHUP (the terminal closing) or its parent process exiting, then stops everything it started;
-on Linux the router and PostgreSQL also die with it if it is killed outright (SIGKILL).
-
-${EXIT_HELP}`,
-      )
-      .exitOverride()
-      .configureOutput(commanderOutput(io));
-    program.parse(args, { from: "user" });
-    const opts = program.opts<LocalOptions>();
+on Linux the router and PostgreSQL also die with it if it is killed outright (SIGKILL).`,
+  })
+    .option("--once", "exit after the verification (exit code says whether it passed)")
+    .option("--port <port>", "router port (0 picks a free one)", parsePort, 8080)
+    .option("--stack <name>", "stack whose models to simulate", "development");
+  return runScript<LocalOptions>(io, program, args, async (opts) => {
     const started = Date.now();
     const signals = stopSignals();
     const teardown = new Teardown();

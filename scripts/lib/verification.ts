@@ -8,7 +8,8 @@ import { listEntries } from "../../router/src/registry/queries";
 import type { Environment } from "../../router/src/registry/types";
 import { ROUTER_NAME } from "../../components/routerManifests";
 import type { RegistryEntry } from "../../router/src/registry/types";
-import { EXIT, formatTable, ScriptError, ScriptIo } from "./cli";
+import { EXIT, ScriptError, ScriptIo } from "./cli";
+import { formatTable } from "./format";
 import {
   expectedEndpoint,
   outputRouterUrl,
