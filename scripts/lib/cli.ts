@@ -96,7 +96,8 @@ export interface CommandSpec {
  * A commander program in the frame every command shares: --help and usage errors go through
  * `io` (values they echo escaped) and end with a pointer to --help, usage errors are thrown for
  * runScript to turn into exit 2, and --help ends with the exit-code table. Subcommands added
- * with `.command()` inherit all of it but the table.
+ * with `.command()` inherit all of it but the table (commander's copyInheritedSettings copies
+ * output, exit and help-after-error settings, not help text).
  */
 export function scriptCommand(io: ScriptIo, spec: CommandSpec): Command {
   return new Command(spec.name)
