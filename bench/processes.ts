@@ -4,11 +4,12 @@ import { ChildProcess, execFile, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { promisify } from "node:util";
+import { spawnRouter } from "../scripts/lib/routerProcess";
+
+export { buildRouter } from "../scripts/lib/routerProcess";
 
 export const ROOT = path.resolve(__dirname, "..");
 const TS_NODE = ["-r", "ts-node/register/transpile-only"];
-/** The compiled router as its image runs it (the condition selects the registry's compiled entry). */
-const ROUTER_NODE_ARGS = ["--conditions=vllm-compiled", path.join(ROOT, "router/dist/server.js")];
 /** USER_HZ: the unit of /proc CPU times, 100 on every Linux architecture Node.js supports. */
 const CLOCK_TICKS = 100;
 
@@ -97,57 +98,18 @@ export function startBareProxyProcess(port: number, upstream: string): Promise<C
   );
 }
 
-export async function buildRouter(): Promise<void> {
-  await promisify(execFile)(process.execPath, [
-    require.resolve("typescript/bin/tsc"),
-    "-b",
-    path.join(ROOT, "router/tsconfig.json"),
-  ]);
-}
-
-/** Starts a built router on `port` and waits until /readyz answers (its cache is loaded). */
+/** Starts the built router (buildRouter) on `port` and waits until it is ready (its cache is loaded). */
 export async function startRouterProcess(
   port: number,
   env: Record<string, string>,
 ): Promise<Child> {
-  const child = spawn(process.execPath, ROUTER_NODE_ARGS, {
-    // Metrics on a free port of their own: a run starts several routers on one host.
-    env: {
-      ...process.env,
-      PORT: String(port),
-      METRICS_PORT: "0",
-      HOST: "127.0.0.1",
-      LOG_LEVEL: "info",
-      ...env,
-    },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 15000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`router exited with ${child.exitCode}`);
-    if (
-      await fetch(`${url}/readyz`).then(
-        (r) => r.ok,
-        () => false,
-      )
-    )
-      break;
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL"); // never left running by a failed run
-      throw new Error("router was not ready (/readyz) within 15 s");
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  // The shell's environment too (e.g. REGISTRY_SSLROOTCERT for a DATABASE_URL of its own), but
+  // metrics on a free port of their own (the default): a run starts several routers on one host.
+  const router = await spawnRouter({ env: { PORT: String(port), ...env }, inheritEnv: true });
   return {
-    child,
-    url,
-    stop: () =>
-      new Promise<void>((r) => {
-        if (child.exitCode !== null) return r();
-        child.once("exit", () => r());
-        child.kill("SIGKILL");
-      }),
+    child: router.child,
+    url: router.url,
+    stop: () => router.stop("SIGKILL").then(() => undefined),
   };
 }
 

@@ -3,13 +3,11 @@
 // simulator per model, the registry rows written by the provider the Pulumi program uses,
 // the router (a child process, from source), then the verification through the router.
 // Everything started here is stopped on exit, on Ctrl-C and on failure.
-import { freePort } from "./lib/freePort";
-import { ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Command, InvalidArgumentError } from "commander";
+import { InvalidArgumentError } from "commander";
 import { StackSpec } from "../components/config";
 import { modelRegistration } from "../components/modelManifests";
 import { RegistryEntryInputs, registryEntryProvider } from "../components/registryEntry";
@@ -17,24 +15,23 @@ import { loadStackSpec } from "../components/stackFile";
 import { connectClient, redactUrl, withRegistryClient, migrate } from "@vllm-fleet/registry";
 import { startSimulator, Simulator } from "./simulator";
 import { startEmbeddedPostgres } from "./lib/embeddedPostgres";
-import { withParentDeathSignal } from "./lib/parentDeathSignal";
+import { freePort } from "./lib/freePort";
 import {
-  commanderOutput,
   EXIT,
-  EXIT_HELP,
-  formatTable,
   main,
   runScript,
+  scriptCommand,
   ScriptError,
   ScriptIo,
+  stopSignals,
 } from "./lib/cli";
+import { formatTable } from "./lib/format";
+import { spawnRouter } from "./lib/routerProcess";
 import { CheckResult, formatResults, passed, verifyPlatform } from "./lib/verification";
 
 /** Exit codes: the table every script shares (printed by --help). */
 export { EXIT };
 
-const ROOT = path.resolve(__dirname, "..");
-const ROUTER_SOURCE = path.join(ROOT, "router/src/server.ts");
 /** Who the local platform records as `managed_by` on the rows it writes. */
 export const LOCAL_MANAGER = "local";
 const ROUTER_START_TIMEOUT_MS = 30000;
@@ -106,96 +103,6 @@ async function startPostgres(teardown: Teardown) {
   teardown.add("embedded PostgreSQL", () => pg.destroy());
   await withRegistryClient(pg.url, (db) => db.query("CREATE DATABASE model_registry"));
   return { url: pg.url.replace(/\/postgres$/, "/model_registry"), port: pg.port, embedded: true };
-}
-
-interface RouterChild {
-  url: string;
-  metricsUrl: string;
-  child: ChildProcess;
-  exited: Promise<number | null>;
-}
-
-/** Starts the router from source (a fresh clone has no router/dist) and waits until it is ready. */
-async function startRouter(
-  env: Record<string, string>,
-  logFile: string,
-  teardown: Teardown,
-): Promise<RouterChild> {
-  const log = fs.createWriteStream(logFile);
-  const [cmd, argv] = withParentDeathSignal(
-    process.execPath,
-    ["-r", "ts-node/register/transpile-only", ROUTER_SOURCE],
-    "SIGTERM",
-  );
-  const child = spawn(cmd, argv, {
-    cwd: ROOT,
-    env: { TS_NODE_PROJECT: path.join(ROOT, "router/tsconfig.json"), ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const exited = new Promise<number | null>((resolve) =>
-    child.once("exit", (code, signal) => resolve(code ?? (signal ? 128 : null))),
-  );
-  teardown.add("router", async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-    const timer = setTimeout(() => child.kill("SIGKILL"), ROUTER_STOP_TIMEOUT_MS);
-    await exited;
-    clearTimeout(timer);
-    await new Promise((r) => log.end(r));
-  });
-  let metricsPort = 0;
-  const port = await new Promise<number>((resolve, reject) => {
-    let buf = "";
-    const onData = (d: string) => {
-      log.write(d);
-      buf += d;
-      let i: number;
-      while ((i = buf.indexOf("\n")) !== -1) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        try {
-          const rec = JSON.parse(line) as { msg?: string; port?: number; metricsPort?: number };
-          metricsPort = rec.metricsPort ?? metricsPort;
-          if (rec.msg === "router listening" && rec.port) resolve(rec.port);
-        } catch {
-          // not a log record (e.g. a configuration error): kept in the log file
-        }
-      }
-    };
-    child.stdout!.setEncoding("utf8").on("data", onData);
-    child.stderr!.setEncoding("utf8").on("data", (d: string) => log.write(d));
-    void exited.then((code) =>
-      reject(new Error(`the router exited with code ${code} before listening; see ${logFile}`)),
-    );
-    setTimeout(
-      () =>
-        reject(
-          new Error(
-            `the router did not listen within ${ROUTER_START_TIMEOUT_MS / 1000} s; see ${logFile}`,
-          ),
-        ),
-      ROUTER_START_TIMEOUT_MS,
-    ).unref();
-  });
-  const url = `http://127.0.0.1:${port}`;
-  // Like a readiness probe: the router answers once it has loaded the registry.
-  const deadline = Date.now() + ROUTER_START_TIMEOUT_MS;
-  const readyz = () =>
-    fetch(`${url}/readyz`).then(
-      (r) => {
-        void r.body?.cancel();
-        return r.status;
-      },
-      () => 0,
-    );
-  while ((await readyz()) !== 200) {
-    if (child.exitCode !== null) throw new Error(`the router exited; see ${logFile}`);
-    if (Date.now() > deadline)
-      throw new Error(
-        `the router did not become ready within ${ROUTER_START_TIMEOUT_MS / 1000} s; see ${logFile}`,
-      );
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { url, metricsUrl: `http://127.0.0.1:${metricsPort}`, child, exited };
 }
 
 /**
@@ -297,24 +204,32 @@ export async function startLocal(
     async () => {
       const port = opts.port;
       if (port !== 0) await assertPortFree(port);
-      return startRouter(
-        {
+      const log = fs.createWriteStream(routerLog);
+      teardown.add("router log", () => new Promise((r) => log.end(r)));
+      // From source: a fresh clone has no router/dist.
+      const r = await spawnRouter({
+        from: "source",
+        env: {
           PATH: io.env.PATH ?? "",
           HOME: io.env.HOME ?? os.tmpdir(),
           DATABASE_URL: pg.url,
           ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
           ROUTER_ENVIRONMENT: spec.environment,
           PORT: String(port),
-          METRICS_PORT: "0",
-          HOST: "127.0.0.1",
           // Nothing balances traffic away from a local router: stop at once on Ctrl-C.
           ROUTER_SHUTDOWN_DELAY_MS: "0",
           ROUTER_DRAIN_TIMEOUT_MS: "2000",
-          LOG_LEVEL: "info",
         },
-        routerLog,
-        teardown,
-      );
+        timeoutMs: ROUTER_START_TIMEOUT_MS,
+        // A router started after an interrupt's teardown is stopped at once; its log is closed.
+        onLine: (line) => log.writableEnded || log.write(`${line}\n`),
+      }).catch((e: Error) => {
+        throw new Error(`${e.message}\nrouter log: ${routerLog}`);
+      });
+      teardown.add("router", async () => {
+        await r.stop("SIGTERM", ROUTER_STOP_TIMEOUT_MS);
+      });
+      return r;
     },
     (r) => r.url,
   );
@@ -400,58 +315,22 @@ function parsePort(value: string): number {
   return n;
 }
 
-/** Signals that stop the platform: Ctrl-C, a kill, and the terminal closing. */
-const STOP_SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-/** How often the parent is looked for: `npm run` exits on SIGTERM without passing it on. */
-const PARENT_POLL_MS = 500;
-
-/**
- * The first stop signal, or the parent process going away (we are re-parented); while
- * listening, signals no longer kill the process outright, so teardown always runs.
- */
-function stopSignals(): { received: Promise<string>; dispose(): void } {
-  let on: (reason: string) => void = () => undefined;
-  const received = new Promise<string>((resolve) => (on = resolve));
-  for (const s of STOP_SIGNALS) process.on(s, on);
-  const parent = process.ppid;
-  const poll = setInterval(() => {
-    if (process.ppid !== parent) on("the parent process exiting");
-  }, PARENT_POLL_MS);
-  poll.unref();
-  return {
-    received,
-    dispose: () => {
-      clearInterval(poll);
-      for (const s of STOP_SIGNALS) process.off(s, on);
-    },
-  };
-}
-
 export async function run(args: string[], io: ScriptIo): Promise<number> {
-  return runScript(io, EXIT.usage, async () => {
-    const program = new Command("npm run local --")
-      .description(
-        "Run the development stack's data plane on this machine: PostgreSQL, a vLLM simulator per model, the registry, the router; then verify it through the router.",
-      )
-      .option("--once", "exit after the verification (exit code says whether it passed)")
-      .option("--port <port>", "router port (0 picks a free one)", parsePort, 8080)
-      .option("--stack <name>", "stack whose models to simulate", "development")
-      .addHelpText(
-        "after",
-        `
-Environment: DATABASE_URL (use this PostgreSQL instead of an embedded one; development rows
+  const program = scriptCommand(io, {
+    name: "npm run local --",
+    description:
+      "Run the development stack's data plane on this machine: PostgreSQL, a vLLM simulator per model, the registry, the router; then verify it through the router.",
+    help: `Environment: DATABASE_URL (use this PostgreSQL instead of an embedded one; development rows
 are overwritten), REDIS_URL (put Redis in front of the registry).
 
 Without --once it serves until Ctrl-C, SIGTERM,
 SIGHUP (the terminal closing) or its parent process exiting, then stops everything it started;
-on Linux the router and PostgreSQL also die with it if it is killed outright (SIGKILL).
-
-${EXIT_HELP}`,
-      )
-      .exitOverride()
-      .configureOutput(commanderOutput(io));
-    program.parse(args, { from: "user" });
-    const opts = program.opts<LocalOptions>();
+on Linux the router and PostgreSQL also die with it if it is killed outright (SIGKILL).`,
+  })
+    .option("--once", "exit after the verification (exit code says whether it passed)")
+    .option("--port <port>", "router port (0 picks a free one)", parsePort, 8080)
+    .option("--stack <name>", "stack whose models to simulate", "development");
+  return runScript<LocalOptions>(io, program, args, async (opts) => {
     const started = Date.now();
     const signals = stopSignals();
     const teardown = new Teardown();

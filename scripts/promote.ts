@@ -4,7 +4,6 @@
 // preview with the policy pack, and commit the stack file on a new branch (optionally a pull
 // request): merging deploys it. `--apply` also runs `pulumi up` now (break-glass).
 import * as path from "node:path";
-import { Command } from "commander";
 import { PROJECT, StackConfigError } from "../components/config";
 import { releaseRevision } from "../components/modelManifests";
 import {
@@ -13,13 +12,11 @@ import {
   printable,
   type RegistryEntry,
 } from "@vllm-fleet/registry";
-import { commanderOutput, main, runScript, ScriptError, ScriptIo } from "./lib/cli";
+import { EXIT, main, runScript, scriptCommand, ScriptError, ScriptIo } from "./lib/cli";
 import { ConfigJson, stackShortName } from "./lib/pulumi";
 import {
   applyChange,
   changeBranch,
-  EXIT,
-  EXIT_HELP,
   nextGate,
   prepareChange,
   previewChange,
@@ -31,7 +28,8 @@ import {
 import { loadStack, registryCa, stackRegistryUrl, StackView, unreadableStack } from "./lib/stack";
 import { formatResults, passed, verifyStack } from "./lib/verification";
 
-export { EXIT } from "./lib/rollout";
+/** Exit codes: the table every script shares (printed by --help). */
+export { EXIT };
 
 /** Config path of the router image promotion copies (`pulumi config set --path`). */
 const ROUTER_IMAGE_PATH = "router.image";
@@ -101,42 +99,11 @@ function routerImageIn(config: ConfigJson): string | undefined {
 }
 
 export async function run(args: string[], io: ScriptIo): Promise<number> {
-  return runScript(io, EXIT.usage, async () => {
-    const program = new Command("npm run promote --")
-      .description(
-        "Promote what the source stack verifiably runs to another stack: its releases (images, revisions, vLLM args) and its router image. By default the change is a commit of the target's stack file on a new branch, deployed by merging it; --apply also deploys it now.",
-      )
-      .requiredOption("--from <stack>", "stack whose verified releases are promoted (e.g. staging)")
-      .requiredOption("--to <stack>", "stack receiving them (e.g. production)")
-      .option(
-        "--pull-request",
-        "push the branch to origin and open a pull request into the current branch with gh",
-      )
-      .option(
-        "--branch <name>",
-        "branch the change is committed on (default: promote/<from>-to-<to>-<UTC time>)",
-      )
-      .option(
-        "--apply",
-        "break-glass: also run pulumi up on the target now (asks first unless --yes)",
-      )
-      .option("--yes", "with --apply: apply without asking (CI)")
-      .option(
-        "-C, --cwd <dir>",
-        "the Pulumi project, a git work tree (default: the current directory)",
-      )
-      .option(
-        "--from-router-url <url>",
-        "router of the source stack (default: its routerUrl output)",
-      )
-      .option(
-        "--to-router-url <url>",
-        "with --apply: router of the target stack (default: its routerUrl output)",
-      )
-      .addHelpText(
-        "after",
-        `
-Gates: the source's registry rows are ready at each release's revision and its routerImage
+  const program = scriptCommand(io, {
+    name: "npm run promote --",
+    description:
+      "Promote what the source stack verifiably runs to another stack: its releases (images, revisions, vLLM args) and its router image. By default the change is a commit of the target's stack file on a new branch, deployed by merging it; --apply also deploys it now.",
+    help: `Gates: the source's registry rows are ready at each release's revision and its routerImage
 output is pinned by digest; the source passes verification; \`pulumi config cp --path
 releases\` and \`pulumi config set --path router.image\` edit Pulumi.<to>.yaml; the new config is
 validated and previewed with the policy pack (policies/config/<to>.json); the stack file is
@@ -151,14 +118,33 @@ environment's writer role); DATABASE_URL, when set, overrides both (e.g. a super
 
 Environment: DATABASE_URL (optional override), ROUTER_API_KEY (when the routers
 authenticate); \`pulumi\` on PATH, logged in to the stacks' backend; \`git\`; \`gh\` (logged
-in) for --pull-request.
-
-${EXIT_HELP}`,
-      )
-      .exitOverride()
-      .configureOutput(commanderOutput(io));
-    program.parse(args, { from: "user" });
-    const o = program.opts<PromoteOptions>();
+in) for --pull-request.`,
+  })
+    .requiredOption("--from <stack>", "stack whose verified releases are promoted (e.g. staging)")
+    .requiredOption("--to <stack>", "stack receiving them (e.g. production)")
+    .option(
+      "--pull-request",
+      "push the branch to origin and open a pull request into the current branch with gh",
+    )
+    .option(
+      "--branch <name>",
+      "branch the change is committed on (default: promote/<from>-to-<to>-<UTC time>)",
+    )
+    .option(
+      "--apply",
+      "break-glass: also run pulumi up on the target now (asks first unless --yes)",
+    )
+    .option("--yes", "with --apply: apply without asking (CI)")
+    .option(
+      "-C, --cwd <dir>",
+      "the Pulumi project, a git work tree (default: the current directory)",
+    )
+    .option("--from-router-url <url>", "router of the source stack (default: its routerUrl output)")
+    .option(
+      "--to-router-url <url>",
+      "with --apply: router of the target stack (default: its routerUrl output)",
+    );
+  return runScript<PromoteOptions>(io, program, args, async (o) => {
     if (o.from === o.to)
       throw new ScriptError("--from and --to must be different stacks", EXIT.usage);
     if (o.yes && !o.apply)

@@ -2,7 +2,7 @@
 // Reads DATABASE_URL (else, with --stack, the stack's registryUrl output) and REDIS_URL (optional, for cache invalidation and status).
 // Writes run in a transaction that --dry-run rolls back, so a dry run shows the exact result
 // (including constraint errors) and sends no NOTIFY.
-import { Command, CommanderError, Option } from "commander";
+import { Command, Option } from "commander";
 import type { Client } from "pg";
 import {
   decodeEntry,
@@ -38,7 +38,15 @@ import {
   STATUSES,
   textProblems,
 } from "@vllm-fleet/registry";
-import { commanderOutput, EXIT, EXIT_HELP, formatCsv, formatTable, ScriptError } from "./lib/cli";
+import { EXIT, main, runScript, scriptCommand, ScriptError, ScriptIo } from "./lib/cli";
+import {
+  Format,
+  formatCsv,
+  formatOption,
+  formatTable,
+  minuteCell,
+  printResult,
+} from "./lib/format";
 import { onPath, PulumiCli } from "./lib/pulumi";
 import { stackRegistryUrl } from "./lib/stack";
 
@@ -48,31 +56,10 @@ export { EXIT };
 /** Who the CLI records as `managed_by` on rows it registers. */
 export const CLI_MANAGER = "registry-cli";
 
-export type Format = "table" | "json" | "csv";
-
-/** Where the CLI reads its environment and writes its output (a process, or a test). */
-export interface CliIo {
-  env: Record<string, string | undefined>;
-  out: (text: string) => void;
-  err: (text: string) => void;
-  /** Where DATABASE_URL came from when not the environment (--stack), for messages. */
-  databaseUrlFrom?: string;
-}
-
-class CliError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: number,
-  ) {
-    super(message);
-  }
-}
+/** The script's io, with where DATABASE_URL came from when --stack set it (for messages). */
+type CliIo = ScriptIo & { databaseUrlFrom?: string };
 
 // ---- output ----------------------------------------------------------------------------
-
-function minutes(iso: string | null): string {
-  return iso ? iso.slice(0, 16).replace("T", " ") : "";
-}
 
 const TABLE_HEADERS = [
   "ID",
@@ -91,8 +78,8 @@ const tableRow = (e: RegistryEntry) => [
   e.status,
   e.environment,
   e.namespace,
-  minutes(e.lastHealthCheckAt),
-  minutes(e.updatedAt),
+  minuteCell(e.lastHealthCheckAt),
+  minuteCell(e.updatedAt),
 ];
 
 const CSV_HEADERS = [
@@ -128,10 +115,11 @@ const csvRow = (e: RegistryEntry) => [
   e.updatedAt,
 ];
 
-/** `list` output: "Found N model deployment(s)" and a table, or JSON / CSV of the rows (exact). */
-export function formatEntries(entries: RegistryEntry[], format: Format): string {
-  if (format === "json") return JSON.stringify(entries, null, 2);
-  if (format === "csv") return formatCsv(CSV_HEADERS, entries.map(csvRow));
+/** Rows as CSV: every column, exact but for neutralised formula cells. */
+const entriesCsv = (entries: RegistryEntry[]) => formatCsv(CSV_HEADERS, entries.map(csvRow));
+
+/** `list` as text: "Found N model deployment(s)" and a table. */
+function listText(entries: RegistryEntry[]): string {
   const found = `Found ${entries.length} model deployment(s)`;
   return entries.length
     ? `${found}\n\n${formatTable(TABLE_HEADERS, entries.map(tableRow))}`
@@ -156,7 +144,7 @@ function describeCache(outcome: InvalidateOutcome): string {
 async function withDb<T>(io: CliIo, fn: (db: Client) => Promise<T>): Promise<T> {
   const url = io.env.DATABASE_URL;
   if (!url)
-    throw new CliError(
+    throw new ScriptError(
       "DATABASE_URL is not set: export DATABASE_URL=postgresql://user:password@host:5432/model_registry, or pass --stack <name> to use the stack's registryUrl output",
       EXIT.usage,
     );
@@ -165,15 +153,15 @@ async function withDb<T>(io: CliIo, fn: (db: Client) => Promise<T>): Promise<T> 
     try {
       ca = readCaFile(io.env.PGSSLROOTCERT, "--sslrootcert / PGSSLROOTCERT");
     } catch (e) {
-      throw new CliError((e as Error).message, EXIT.usage);
+      throw new ScriptError(printable((e as Error).message), EXIT.usage);
     }
   }
   let db: Client;
   try {
     db = await connectClient(url, { ca });
   } catch (e) {
-    throw new CliError(
-      `${(e as Error).message}; check ${io.databaseUrlFrom ?? "DATABASE_URL"} and that PostgreSQL is running`,
+    throw new ScriptError(
+      `${printable((e as Error).message)}; check ${io.databaseUrlFrom ?? "DATABASE_URL"} and that PostgreSQL is running`,
       EXIT.unavailable,
     );
   }
@@ -181,7 +169,7 @@ async function withDb<T>(io: CliIo, fn: (db: Client) => Promise<T>): Promise<T> 
     return await fn(db);
   } catch (e) {
     if ((e as { code?: string }).code === "42P01")
-      throw new CliError(
+      throw new ScriptError(
         "the registry table does not exist: the registry is not migrated; `pulumi -C registry-stack up` migrates the shared registry (a database of your own: `npm run registry -- migrate` as its owner)",
         EXIT.unavailable,
       );
@@ -213,11 +201,12 @@ async function write(
       return result;
     } catch (e) {
       await db.query("ROLLBACK");
-      throw e;
+      // The library's input rules name the field and quote the value: a usage error.
+      throw e instanceof RegistryInputError ? new ScriptError(e.message, EXIT.usage) : e;
     }
   });
   if (!entry)
-    throw new CliError(
+    throw new ScriptError(
       `model not found in registry: ${opts.modelName} (environment ${opts.environment}); see \`npm run registry -- list --environment ${opts.environment}\``,
       EXIT.notFound,
     );
@@ -229,23 +218,19 @@ async function write(
     io.err(
       `note: this row is managed by stack ${entry.managedBy}; \`pulumi refresh\` shows the change as drift and \`pulumi up\` reverts it`,
     );
-  if (opts.format === "json") {
-    io.out(
-      JSON.stringify({ action: verb, dryRun: !!opts.dryRun, entry, cache: cache ?? null }, null, 2),
-    );
-  } else if (opts.format === "csv") {
-    io.out(formatCsv(CSV_HEADERS, [csvRow(entry)]));
-  } else {
-    // Each line is one value's line, escaped: nothing a row holds can add a line of its own.
-    const head = opts.dryRun
-      ? `[dry-run] would be ${verb} (nothing written): ${entry.modelName} (${entry.environment})`
-      : `✓ Model ${verb}: ${entry.modelName} (${entry.environment})`;
-    const reason = entry.disabledReason ? `\nReason: ${printable(entry.disabledReason)}` : "";
-    const cacheLine = cache ? describeCache(cache) : "Cache: untouched (dry run)";
-    io.out(
-      `${printable(head)}${reason}\n\n${formatTable(TABLE_HEADERS, [tableRow(entry)])}\n\n${printable(cacheLine)}`,
-    );
-  }
+  printResult(io, opts.format, {
+    json: { action: verb, dryRun: !!opts.dryRun, entry, cache: cache ?? null },
+    csv: () => entriesCsv([entry]),
+    text: () => {
+      // Each line is one value's line, escaped: nothing a row holds can add a line of its own.
+      const head = opts.dryRun
+        ? `[dry-run] would be ${verb} (nothing written): ${entry.modelName} (${entry.environment})`
+        : `✓ Model ${verb}: ${entry.modelName} (${entry.environment})`;
+      const reason = entry.disabledReason ? `\nReason: ${printable(entry.disabledReason)}` : "";
+      const cacheLine = cache ? describeCache(cache) : "Cache: untouched (dry run)";
+      return `${printable(head)}${reason}\n\n${formatTable(TABLE_HEADERS, [tableRow(entry)])}\n\n${printable(cacheLine)}`;
+    },
+  });
 }
 
 // ---- option parsing --------------------------------------------------------------------
@@ -260,7 +245,7 @@ function validated<T extends string>(
 ) {
   return (value: string): T => {
     const p = problems(value, flag);
-    if (p.length) throw new CliError(p.join("; "), EXIT.usage);
+    if (p.length) throw new ScriptError(p.join("; "), EXIT.usage);
     return value as T;
   };
 }
@@ -276,10 +261,7 @@ const environmentOption = (mandatory: boolean) => {
   ).argParser(validated<Environment>(environmentProblems, "--environment"));
   return mandatory ? o.makeOptionMandatory() : o;
 };
-const formatOption = () =>
-  new Option("--format <format>", "output format")
-    .choices(["table", "json", "csv"])
-    .default("table");
+const FORMATS: Format[] = ["table", "json", "csv"];
 const dryRunOption = () => new Option("--dry-run", "show the result without writing anything");
 
 function parseFallbacks(value: string): string[] {
@@ -288,27 +270,21 @@ function parseFallbacks(value: string): string[] {
     .map((s) => s.trim())
     .filter(Boolean);
   const problems = names.flatMap((n, i) => modelNameProblems(n, `--fallbacks[${i}]`));
-  if (problems.length) throw new CliError(problems.join("; "), EXIT.usage);
+  if (problems.length) throw new ScriptError(problems.join("; "), EXIT.usage);
   return names;
 }
 
 // ---- commands --------------------------------------------------------------------------
 
 function buildProgram(io: CliIo): Command {
-  const program = new Command()
-    .name("npm run registry --")
-    .description(
+  const program = scriptCommand(io, {
+    name: "npm run registry --",
+    description:
       "Operate the model registry (PostgreSQL, cached in Redis). Reads DATABASE_URL (or, with --stack, the stack's registryUrl output) and optional REDIS_URL.",
-    )
-    .addHelpText(
-      "after",
-      `\nRows managed by a stack (managed_by) are reverted by its next \`pulumi up\`; \`pulumi refresh\` shows edits as drift.\n\n${EXIT_HELP}`,
-    )
-    .showHelpAfterError("(add --help for usage)")
+    help: "Rows managed by a stack (managed_by) are reverted by its next `pulumi up`; `pulumi refresh` shows edits as drift.",
+  })
     // --stack and --sslrootcert apply to every command: show them in each command's help.
     .configureHelp({ showGlobalOptions: true })
-    .exitOverride()
-    .configureOutput(commanderOutput(io))
     .option(
       "--sslrootcert <file>",
       "PEM file of the registry's CA, for sslmode require/verify-ca/verify-full in DATABASE_URL (default: PGSSLROOTCERT)",
@@ -344,7 +320,7 @@ function buildProgram(io: CliIo): Command {
         (v) => {
           const n = Number(v);
           if (!Number.isInteger(n) || n < 0 || n > LATEST_VERSION)
-            throw new CliError(
+            throw new ScriptError(
               `--target ${quoted(v)} is invalid: use a version between 0 and ${LATEST_VERSION}`,
               EXIT.usage,
             );
@@ -353,14 +329,14 @@ function buildProgram(io: CliIo): Command {
       ),
     )
     .addOption(dryRunOption())
-    .addOption(formatOption())
+    .addOption(formatOption(FORMATS))
     .action(async (o: { down?: boolean; target?: number; dryRun?: boolean; format: Format }) => {
       const direction: "up" | "down" = o.down ? "down" : "up";
       const result: MigrateResult = await withDb(io, async (db) => {
         const problem = await migrationRoleProblem(db);
         if (problem)
-          throw new CliError(
-            `${problem} (DATABASE_URL); \`pulumi -C registry-stack up\` migrates the shared registry as its owner role`,
+          throw new ScriptError(
+            `${printable(problem)} (DATABASE_URL); \`pulumi -C registry-stack up\` migrates the shared registry as its owner role`,
             EXIT.usage,
           );
         if (!o.dryRun)
@@ -376,17 +352,15 @@ function buildProgram(io: CliIo): Command {
         const steps = pending.map((m) => ({ direction, version: m.version, name: m.name }));
         return { from, to, steps };
       });
-      if (o.format === "json") io.out(JSON.stringify({ dryRun: !!o.dryRun, ...result }, null, 2));
-      else if (o.dryRun)
-        io.out(
-          `[dry-run] schema at version ${result.from}; would ${direction === "up" ? "apply" : "revert"}: ${
-            result.steps.map((s) => `${s.version} ${s.name}`).join(", ") || "nothing"
-          }`,
-        );
-      else
-        io.out(
-          `Registry schema at version ${result.to} (latest ${LATEST_VERSION}); ${result.steps.length} migration(s) ${direction === "up" ? "applied" : "reverted"}`,
-        );
+      printResult(io, o.format, {
+        json: { dryRun: !!o.dryRun, ...result },
+        text: () =>
+          o.dryRun
+            ? `[dry-run] schema at version ${result.from}; would ${direction === "up" ? "apply" : "revert"}: ${
+                result.steps.map((s) => `${s.version} ${s.name}`).join(", ") || "nothing"
+              }`
+            : `Registry schema at version ${result.to} (latest ${LATEST_VERSION}); ${result.steps.length} migration(s) ${direction === "up" ? "applied" : "reverted"}`,
+      });
     });
 
   program
@@ -399,7 +373,7 @@ function buildProgram(io: CliIo): Command {
         validated(modelNameProblems, "--model-name"),
       ),
     )
-    .addOption(formatOption())
+    .addOption(formatOption(FORMATS))
     .action(
       async (o: {
         environment?: Environment;
@@ -408,7 +382,11 @@ function buildProgram(io: CliIo): Command {
         format: Format;
       }) => {
         const entries = await withDb(io, (db) => listEntries(db, o));
-        io.out(formatEntries(entries, o.format));
+        printResult(io, o.format, {
+          json: entries,
+          csv: () => entriesCsv(entries),
+          text: () => listText(entries),
+        });
       },
     );
 
@@ -417,20 +395,20 @@ function buildProgram(io: CliIo): Command {
     .description("show one model's row and the state of its Redis cache entry")
     .addOption(modelNameOption())
     .addOption(environmentOption(true))
-    .addOption(formatOption())
+    .addOption(formatOption(FORMATS))
     .action(async (o: { modelName: string; environment: Environment; format: Format }) => {
       const entry = await withDb(io, (db) => getEntry(db, o.environment, o.modelName));
       if (!entry)
-        throw new CliError(
+        throw new ScriptError(
           `model not found in registry: ${o.modelName} (environment ${o.environment})`,
           EXIT.notFound,
         );
       const cache = await cacheState(io, entry);
-      if (o.format === "json") io.out(JSON.stringify({ entry, cache }, null, 2));
-      else if (o.format === "csv") io.out(formatCsv(CSV_HEADERS, [csvRow(entry)]));
-      else
-        io.out(
-          // One line per field, each escaped as a whole.
+      printResult(io, o.format, {
+        json: { entry, cache },
+        csv: () => entriesCsv([entry]),
+        // One line per field, each escaped as a whole.
+        text: () =>
           [
             `Model: ${entry.modelName}`,
             `Environment: ${entry.environment}`,
@@ -441,13 +419,13 @@ function buildProgram(io: CliIo): Command {
             `Fallbacks: ${entry.fallbacks.join(", ") || "none"}`,
             `Revision: ${entry.revision ?? ""}`,
             `Managed by: ${entry.managedBy ?? ""}`,
-            `Last health check: ${minutes(entry.lastHealthCheckAt) || "never"}`,
-            `Updated: ${minutes(entry.updatedAt)}`,
+            `Last health check: ${minuteCell(entry.lastHealthCheckAt) || "never"}`,
+            `Updated: ${minuteCell(entry.updatedAt)}`,
             `Cache: ${cache.state}${cache.detail ? ` (${cache.detail})` : ""}`,
           ]
             .map((line) => printable(line))
             .join("\n"),
-        );
+      });
     });
 
   program
@@ -478,7 +456,7 @@ function buildProgram(io: CliIo): Command {
       ).argParser(parseFallbacks),
     )
     .addOption(dryRunOption())
-    .addOption(formatOption())
+    .addOption(formatOption(FORMATS))
     .action(
       async (
         o: WriteOptions & {
@@ -517,7 +495,7 @@ function buildProgram(io: CliIo): Command {
     if (reason) cmd.addOption(reason);
     cmd
       .addOption(dryRunOption())
-      .addOption(formatOption())
+      .addOption(formatOption(FORMATS))
       .action(async (o: WriteOptions & { reason?: string }) =>
         write(io, o, verb, (db) =>
           setStatus(db, o.environment, o.modelName, status, o.reason ?? defaultReason),
@@ -582,30 +560,8 @@ async function cacheState(io: CliIo, entry: RegistryEntry): Promise<CacheState> 
 }
 
 /** Runs the CLI with `args` (without node and script); resolves to the exit code. */
-export async function run(args: string[], io: CliIo): Promise<number> {
-  const program = buildProgram(io);
-  if (args.length === 0) {
-    program.outputHelp();
-    return EXIT.usage;
-  }
-  try {
-    await program.parseAsync(args, { from: "user" });
-    return EXIT.ok;
-  } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
-    // One line, escaped: database errors can echo values too.
-    io.err(`error: ${printable((e as Error).message)}`);
-    if (e instanceof CliError || e instanceof ScriptError) return e.exitCode;
-    return e instanceof RegistryInputError ? EXIT.usage : EXIT.failed;
-  }
+export async function run(args: string[], io: ScriptIo): Promise<number> {
+  return runScript(io, buildProgram(io), args);
 }
 
-if (require.main === module) {
-  void run(process.argv.slice(2), {
-    env: process.env,
-    out: (s) => process.stdout.write(`${s}\n`),
-    err: (s) => process.stderr.write(`${s}\n`),
-  }).then((code) => {
-    process.exitCode = code;
-  });
-}
+if (require.main === module) main(run);

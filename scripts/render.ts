@@ -2,7 +2,7 @@
 // offline (no cluster, no Pulumi CLI), validated against the Kubernetes schemas.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Command, InvalidArgumentError } from "commander";
+import { InvalidArgumentError } from "commander";
 import { stringify } from "yaml";
 import {
   parseStackConfig,
@@ -13,7 +13,8 @@ import {
 import { schemaProblems } from "../components/manifestSchema";
 import { renderStack } from "../components/renderStack";
 import { loadStackConfig } from "../components/stackFile";
-import { EXIT, EXIT_HELP } from "./lib/cli";
+import { EXIT, main, runScript, scriptCommand, ScriptError, ScriptIo } from "./lib/cli";
+import { unreadableStack } from "./lib/stack";
 
 /** File name of one object: apply order first, so `kubectl apply -f dir` creates namespaces first. */
 export function manifestFileName(index: number, kind: string, name: string): string {
@@ -23,8 +24,12 @@ export function manifestFileName(index: number, kind: string, name: string): str
 /** Lists the files a render wrote, so the next render removes exactly those and nothing else. */
 export const RENDER_INDEX = ".rendered-files";
 
-/** The output directory is not one render may write into; nothing was changed. */
-export class RenderDirectoryError extends Error {}
+/** The output directory is not one render may write into (a usage error); nothing was changed. */
+export class RenderDirectoryError extends ScriptError {
+  constructor(message: string) {
+    super(message, EXIT.usage);
+  }
+}
 
 /**
  * Removes what the previous render into `out` wrote (its index lists the files) and nothing
@@ -55,26 +60,13 @@ function readSpec(stack: string): StackSpec {
   try {
     config = loadStackConfig(stack);
   } catch (e) {
-    throw new RenderExit(
-      `render: cannot read stack ${stack}: ${(e as Error).message}`,
-      EXIT.unavailable,
-    );
+    throw unreadableStack(stack, e);
   }
   try {
     return parseStackConfig(readStackConfig(config), { stack });
   } catch (e) {
-    if (e instanceof StackConfigError) throw new RenderExit(e.message, EXIT.usage);
+    if (e instanceof StackConfigError) throw new ScriptError(e.message, EXIT.usage);
     throw e;
-  }
-}
-
-/** A failure render reports and exits with `code`. */
-class RenderExit extends Error {
-  constructor(
-    message: string,
-    readonly code: number,
-  ) {
-    super(message);
   }
 }
 
@@ -96,12 +88,17 @@ export function renderToDirectory(
   return { files: names.map((n) => path.join(out, n)), problems };
 }
 
-function main(argv: string[]): number {
-  const program = new Command()
-    .name("npm run render --")
-    .description(
+export async function run(args: string[], io: ScriptIo): Promise<number> {
+  const program = scriptCommand(io, {
+    name: "npm run render --",
+    description:
       "Write every Kubernetes manifest of a stack as YAML (offline), validated against the Kubernetes schemas.",
-    )
+    help: `A re-render removes only the files the previous render listed in ${RENDER_INDEX}; a non-empty
+directory without that list is refused, never cleared.
+
+Exits 2 for an invalid stack config or an --out directory render may not write into, 4 when a
+manifest fails its schema.`,
+  })
     .requiredOption("--stack <name>", "stack to render (development, staging, production)", (v) => {
       if (!/^[A-Za-z0-9_.-]+$/.test(v))
         throw new InvalidArgumentError("a stack name such as development");
@@ -110,44 +107,21 @@ function main(argv: string[]): number {
     .option(
       "--out <dir>",
       "output directory (default: rendered/<stack>); new, empty, or written by an earlier render",
-    )
-    .addHelpText(
-      "after",
-      `\nA re-render removes only the files the previous render listed in ${RENDER_INDEX}; a non-empty\ndirectory without that list is refused, never cleared.\n\nExits 2 for an invalid stack config or an --out directory render may not write into, 4 when a\nmanifest fails its schema.\n\n${EXIT_HELP}`,
-    )
-    .exitOverride();
-  try {
-    program.parse(argv);
-  } catch (e) {
-    return (e as { exitCode?: number }).exitCode === 0 ? EXIT.ok : EXIT.usage;
-  }
-  const { stack, out } = program.opts<{ stack: string; out?: string }>();
-  const dir = path.resolve(out ?? path.join("rendered", stack));
-  const started = Date.now();
-  try {
+    );
+  return runScript<{ stack: string; out?: string }>(io, program, args, async ({ stack, out }) => {
+    const dir = path.resolve(out ?? path.join("rendered", stack));
+    const started = Date.now();
     const { files, problems } = renderToDirectory(stack, dir);
-    if (problems.length) {
-      console.error(
-        `render: ${problems.length} manifest(s) fail schema validation:\n${problems.map((p) => `  - ${p}`).join("\n")}`,
+    if (problems.length)
+      throw new ScriptError(
+        `${problems.length} manifest(s) fail schema validation:\n${problems.map((p) => `  - ${p}`).join("\n")}`,
+        EXIT.unverified,
       );
-      return EXIT.unverified;
-    }
-    console.log(
+    io.out(
       `render: wrote ${files.length} manifests for stack '${stack}' to ${path.relative(process.cwd(), dir) || "."} in ${Date.now() - started} ms`,
     );
     return EXIT.ok;
-  } catch (e) {
-    if (e instanceof RenderDirectoryError) {
-      console.error(`render: ${e.message}`);
-      return EXIT.usage;
-    }
-    if (e instanceof RenderExit) {
-      console.error(e.message);
-      return e.code;
-    }
-    console.error(`render: ${(e as Error).message}`);
-    return EXIT.failed;
-  }
+  });
 }
 
-if (require.main === module) process.exitCode = main(process.argv);
+if (require.main === module) main(run);

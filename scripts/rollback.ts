@@ -4,8 +4,9 @@
 // policy pack, commit the stack file on a new branch (so the next deploy keeps the rollback),
 // then confirm, up and verify (`--no-apply` stops after the commit).
 import * as path from "node:path";
-import { Command, InvalidArgumentError } from "commander";
-import { commanderOutput, formatTable, main, runScript, ScriptError, ScriptIo } from "./lib/cli";
+import { InvalidArgumentError } from "commander";
+import { EXIT, main, runScript, scriptCommand, ScriptError, ScriptIo } from "./lib/cli";
+import { formatTable, minuteCell } from "./lib/format";
 import { stackShortName, UpdateInfo } from "./lib/pulumi";
 import { unreadableStack } from "./lib/stack";
 import {
@@ -13,8 +14,6 @@ import {
   changeBranch,
   ChangeContext,
   describeReleases,
-  EXIT,
-  EXIT_HELP,
   gate,
   nextGate,
   prepareChange,
@@ -26,7 +25,8 @@ import {
   sameReleases,
 } from "./lib/rollout";
 
-export { EXIT } from "./lib/rollout";
+/** Exit codes: the table every script shares (printed by --help). */
+export { EXIT };
 
 const HISTORY_PAGE = 20;
 
@@ -54,7 +54,7 @@ function historyTable(releases: UpdateInfo[], current: UpdateInfo["config"]): st
     ["UPDATE", "FINISHED", "MESSAGE", "RELEASES", ""],
     releases.map((h) => [
       String(h.version),
-      (h.endTime ?? h.startTime).slice(0, 16).replace("T", " "),
+      minuteCell(h.endTime ?? h.startTime),
       (h.message ?? "").split("\n")[0].slice(0, 40),
       describeReleases(h.config![RELEASE_KEY]),
       sameReleases(h.config![RELEASE_KEY], current?.[RELEASE_KEY]) ? "(current config)" : "",
@@ -70,38 +70,11 @@ function parseUpdate(value: string): number {
 }
 
 export async function run(args: string[], io: ScriptIo): Promise<number> {
-  return runScript(io, EXIT.usage, async () => {
-    const program = new Command("npm run rollback --")
-      .description(
-        "Roll a stack's release config back to an earlier successful update from `pulumi stack history`, then preview, confirm, up and verify.",
-      )
-      .requiredOption("--stack <name>", "stack to roll back (e.g. production)")
-      .option(
-        "--to <update>",
-        "update number to restore (default: the previous release)",
-        parseUpdate,
-      )
-      .option("--list", "only show the recent releases")
-      .option("--apply", "run pulumi up now, after the commit (the default)")
-      .option("--no-apply", "only commit the rollback; merging the branch deploys it")
-      .option("--yes", "apply without asking (CI)")
-      .option(
-        "--pull-request",
-        "push the branch to origin and open a pull request into the current branch with gh",
-      )
-      .option(
-        "--branch <name>",
-        "branch the change is committed on (default: rollback/<stack>-to-update-<n>-<UTC time>)",
-      )
-      .option(
-        "-C, --cwd <dir>",
-        "the Pulumi project, a git work tree (default: the current directory)",
-      )
-      .option("--router-url <url>", "router of the stack (default: its routerUrl output)")
-      .addHelpText(
-        "after",
-        `
-Only the release config (${RELEASE_KEY}) is restored; capacity stays as it is now. The
+  const program = scriptCommand(io, {
+    name: "npm run rollback --",
+    description:
+      "Roll a stack's release config back to an earlier successful update from `pulumi stack history`, then preview, confirm, up and verify.",
+    help: `Only the release config (${RELEASE_KEY}) is restored; capacity stays as it is now. The
 restored config is written to Pulumi.<stack>.yaml, validated, previewed with the policy pack
 (policies/config/<stack>.json) and committed on its own on a new branch. A rollback is an
 emergency, so by default it is then applied at once (pulumi up after confirmation, or --yes,
@@ -110,14 +83,32 @@ the next deploy from the repository's stack file undoes the rollback. --no-apply
 (merging deploys it). Refuses to run when Pulumi.<stack>.yaml has uncommitted changes.
 
 Environment: DATABASE_URL (registry; default: the stack's registryUrl output), ROUTER_API_KEY; \`pulumi\` on PATH; \`git\`; \`gh\`
-(logged in) for --pull-request.
-
-${EXIT_HELP}`,
-      )
-      .exitOverride()
-      .configureOutput(commanderOutput(io));
-    program.parse(args, { from: "user" });
-    const o = program.opts<RollbackOptions>();
+(logged in) for --pull-request.`,
+  })
+    .requiredOption("--stack <name>", "stack to roll back (e.g. production)")
+    .option(
+      "--to <update>",
+      "update number to restore (default: the previous release)",
+      parseUpdate,
+    )
+    .option("--list", "only show the recent releases")
+    .option("--apply", "run pulumi up now, after the commit (the default)")
+    .option("--no-apply", "only commit the rollback; merging the branch deploys it")
+    .option("--yes", "apply without asking (CI)")
+    .option(
+      "--pull-request",
+      "push the branch to origin and open a pull request into the current branch with gh",
+    )
+    .option(
+      "--branch <name>",
+      "branch the change is committed on (default: rollback/<stack>-to-update-<n>-<UTC time>)",
+    )
+    .option(
+      "-C, --cwd <dir>",
+      "the Pulumi project, a git work tree (default: the current directory)",
+    )
+    .option("--router-url <url>", "router of the stack (default: its routerUrl output)");
+  return runScript<RollbackOptions>(io, program, args, async (o) => {
     const apply = o.apply ?? true;
     const cwd = path.resolve(o.cwd ?? process.cwd());
     const pulumi = pulumiFor(io, cwd);

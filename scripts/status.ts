@@ -3,7 +3,6 @@
 // reachable, pod readiness, with every disagreement between them flagged as drift.
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { Command, Option } from "commander";
 import { modelSelector } from "../components/naming";
 import { releaseRevision } from "../components/modelManifests";
 import {
@@ -15,16 +14,8 @@ import {
   RegistryEntry,
   registryKey,
 } from "@vllm-fleet/registry";
-import {
-  commanderOutput,
-  EXIT,
-  EXIT_HELP,
-  formatTable,
-  main,
-  runScript,
-  ScriptError,
-  ScriptIo,
-} from "./lib/cli";
+import { EXIT, main, runScript, scriptCommand, ScriptError, ScriptIo } from "./lib/cli";
+import { Format, formatOption, formatTable, printResult } from "./lib/format";
 import { onPath } from "./lib/pulumi";
 import { expectedEndpoint, readStack, registryCa, stackRegistryUrl, StackView } from "./lib/stack";
 
@@ -263,38 +254,27 @@ export function formatStatus(
 }
 
 export async function run(args: string[], io: ScriptIo): Promise<number> {
-  return runScript(io, EXIT.usage, async () => {
-    const program = new Command("npm run status --")
-      .description(
-        "Show each model of a stack as its config, the registry, the Redis cache and the cluster see it, and flag drift between them.",
-      )
-      .requiredOption("--stack <name>", "stack to inspect")
-      .addOption(
-        new Option("--format <format>", "output format")
-          .choices(["table", "json"])
-          .default("table"),
-      )
-      .addHelpText(
-        "after",
-        `
-Registry: DATABASE_URL when set, else the stack's registryUrl output, its environment's writer
+  const program = scriptCommand(io, {
+    name: "npm run status --",
+    description:
+      "Show each model of a stack as its config, the registry, the Redis cache and the cluster see it, and flag drift between them.",
+    help: `Registry: DATABASE_URL when set, else the stack's registryUrl output, its environment's writer
 role (\`pulumi stack output --show-secrets\`). PGSSLROOTCERT (the registry's CA, default the
 stack's registry.sslrootcert), REDIS_URL (cache, optional). Pods are read with kubectl when it is on PATH with a context; otherwise the cluster is reported unreachable.
 With \`pulumi\` on PATH the config comes from \`pulumi config\`, else from Pulumi.<stack>.yaml.
 
-It exits 5 when there is drift, so it can gate a pipeline.
-
-${EXIT_HELP}`,
-      )
-      .exitOverride()
-      .configureOutput(commanderOutput(io));
-    program.parse(args, { from: "user" });
-    const o = program.opts<{ stack: string; format: "table" | "json" }>();
+It exits 5 when there is drift, so it can gate a pipeline.`,
+  })
+    .requiredOption("--stack <name>", "stack to inspect")
+    .addOption(formatOption(["table", "json"]));
+  return runScript<{ stack: string; format: Format }>(io, program, args, async (o) => {
     const view = await readStack(o.stack, io);
     const status = await stackStatus(view, io);
     const drift = status.orphans.length > 0 || status.models.some((m) => m.drift.length > 0);
-    if (o.format === "json") io.out(JSON.stringify({ stack: o.stack, drift, ...status }, null, 2));
-    else io.out(formatStatus(view, status));
+    printResult(io, o.format, {
+      json: { stack: o.stack, drift, ...status },
+      text: () => formatStatus(view, status),
+    });
     return drift ? EXIT.drift : EXIT.ok;
   });
 }

@@ -1,17 +1,10 @@
 // npm run verify -- --stack <name>: post-deploy checks of a stack through its router.
 // Reads DATABASE_URL (registry; else the stack's registryUrl output), ROUTER_URL / --router-url and ROUTER_API_KEY from the
 // environment, so no credential ever appears on a command line.
-import { Command, InvalidArgumentError, Option } from "commander";
+import { InvalidArgumentError, Option } from "commander";
 import { Environment, ENVIRONMENTS } from "@vllm-fleet/registry";
-import {
-  commanderOutput,
-  EXIT,
-  EXIT_HELP,
-  main,
-  runScript,
-  ScriptError,
-  ScriptIo,
-} from "./lib/cli";
+import { EXIT, main, runScript, scriptCommand, ScriptError, ScriptIo } from "./lib/cli";
+import { Format, formatOption, printResult } from "./lib/format";
 import { readStack, registryCa, requireDatabaseUrl } from "./lib/stack";
 import {
   CheckResult,
@@ -31,47 +24,16 @@ interface VerifyOptions {
   stack?: string;
   environment?: Environment;
   routerUrl?: string;
-  format: "table" | "json";
+  format: Format;
   timeoutMs: number;
 }
 
 export async function run(args: string[], io: ScriptIo): Promise<number> {
-  return runScript(io, EXIT.usage, async () => {
-    const program = new Command("npm run verify --")
-      .description(
-        "Verify a deployed stack: registry rows ready at the Service endpoints, a completion per model through the router within the budget, disabled models denied, /metrics only on the metrics port.",
-      )
-      .option("--stack <name>", "stack whose config (and outputs) say what should be deployed")
-      .addOption(
-        new Option(
-          "--environment <env>",
-          "without --stack: verify every registry row of this environment as it stands",
-        ).choices(ENVIRONMENTS),
-      )
-      .option(
-        "--router-url <url>",
-        "router base URL (default: ROUTER_URL, or the stack's routerUrl output)",
-      )
-      .addOption(
-        new Option("--format <format>", "output format")
-          .choices(["table", "json"])
-          .default("table"),
-      )
-      .option(
-        "--timeout-ms <ms>",
-        "budget of one test completion",
-        (v) => {
-          const n = Number(v);
-          if (!Number.isInteger(n) || n < 1)
-            throw new InvalidArgumentError("--timeout-ms must be a positive integer");
-          return n;
-        },
-        COMPLETION_BUDGET_MS,
-      )
-      .addHelpText(
-        "after",
-        `
-Registry: DATABASE_URL when set, else (with --stack) the stack's registryUrl output, its
+  const program = scriptCommand(io, {
+    name: "npm run verify --",
+    description:
+      "Verify a deployed stack: registry rows ready at the Service endpoints, a completion per model through the router within the budget, disabled models denied, /metrics only on the metrics port.",
+    help: `Registry: DATABASE_URL when set, else (with --stack) the stack's registryUrl output, its
 environment's writer role (\`pulumi stack output --show-secrets\`); --environment needs
 DATABASE_URL. PGSSLROOTCERT (the registry's CA, default the
 stack's registry.sslrootcert), ROUTER_URL, ROUTER_METRICS_URL (the router's metrics port, e.g.
@@ -80,14 +42,32 @@ http://127.0.0.1:9090; checked when set), ROUTER_API_KEY (when the router authen
 
 It fails (exit 4) when a check fails and also when there is nothing to verify: no enabled model
 of the stack (or, with --environment, no row) has a ready registry row, or the router says it
-serves another environment.
-
-${EXIT_HELP}`,
-      )
-      .exitOverride()
-      .configureOutput(commanderOutput(io));
-    program.parse(args, { from: "user" });
-    const o = program.opts<VerifyOptions>();
+serves another environment.`,
+  })
+    .option("--stack <name>", "stack whose config (and outputs) say what should be deployed")
+    .addOption(
+      new Option(
+        "--environment <env>",
+        "without --stack: verify every registry row of this environment as it stands",
+      ).choices(ENVIRONMENTS),
+    )
+    .option(
+      "--router-url <url>",
+      "router base URL (default: ROUTER_URL, or the stack's routerUrl output)",
+    )
+    .addOption(formatOption(["table", "json"]))
+    .option(
+      "--timeout-ms <ms>",
+      "budget of one test completion",
+      (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1)
+          throw new InvalidArgumentError("--timeout-ms must be a positive integer");
+        return n;
+      },
+      COMPLETION_BUDGET_MS,
+    );
+  return runScript<VerifyOptions>(io, program, args, async (o) => {
     if (!o.stack && !o.environment)
       throw new ScriptError(
         "pass --stack <name>, or --environment <env> with --router-url",
@@ -121,8 +101,10 @@ ${EXIT_HELP}`,
       });
     }
     const ok = passed(results);
-    if (o.format === "json") io.out(JSON.stringify({ subject, ok, results }, null, 2));
-    else io.out(`Verifying ${subject}\n\n${formatResults(results)}`);
+    printResult(io, o.format, {
+      json: { subject, ok, results },
+      text: () => `Verifying ${subject}\n\n${formatResults(results)}`,
+    });
     return ok ? EXIT.ok : EXIT.unverified;
   });
 }

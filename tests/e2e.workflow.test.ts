@@ -9,7 +9,8 @@ import * as path from "node:path";
 import { parse } from "yaml";
 import { SECRET_KEYS } from "../components/config";
 import { ROUTER_NAME, ROUTER_SERVICE_PORT } from "../components/routerManifests";
-import { CliIo, run as registryCli } from "../scripts/registry";
+import type { ScriptRun } from "../scripts/lib/cli";
+import { run as registryCli } from "../scripts/registry";
 import { run as verify } from "../scripts/verify";
 import { stackSpec } from "./support/stackFiles";
 
@@ -64,10 +65,7 @@ function scriptInvocations(script: string): string[][] {
 /** A help text line that defines `flag` (not merely a longer flag starting with it). */
 const definesFlag = (flag: string) => new RegExp(`\\s${flag}(?=[\\s,=]|$)`, "m");
 
-async function helpOf(
-  cli: (args: string[], io: CliIo) => Promise<number>,
-  args: string[],
-): Promise<string> {
+async function helpOf(cli: ScriptRun, args: string[]): Promise<string> {
   let text = "";
   const code = await cli([...args, "--help"], {
     env: {},

@@ -7,7 +7,7 @@ import { execFile } from "node:child_process";
 import * as path from "node:path";
 import { Client } from "pg";
 import { registryEntryProvider, RegistryEntryInputs } from "../components/registryEntry";
-import { csvCell, formatTable } from "../scripts/lib/cli";
+import { csvCell, formatTable } from "../scripts/lib/format";
 import type { StackView } from "../scripts/lib/stack";
 import { formatResults } from "../scripts/lib/verification";
 import { EXIT, run } from "../scripts/registry";

@@ -1,9 +1,10 @@
-// What every operator script shares: where it reads its environment and writes its output
-// (a process, or a test calling run() in-process), confirmation prompts and result tables.
-// Values in human-readable output are escaped (registry/src/text.ts), so a registry value
-// cannot add lines, colours or cursor movements to what an operator reads.
+// The frame of every operator command: where it reads its environment and writes its output
+// (a process, or a test calling run() in-process), its commander program (--help, usage errors),
+// its exit codes, how errors are printed, confirmation prompts, and waiting for a stop signal.
+// Results are printed through ./format. What is echoed back (typed values, error messages) is
+// escaped (router/src/registry/text.ts), so it cannot steer the terminal.
 import * as readline from "node:readline/promises";
-import { CommanderError } from "commander";
+import { Command, CommanderError, OptionValues } from "commander";
 import { printable } from "@vllm-fleet/registry";
 
 /** A script's environment and output; tests pass their own. */
@@ -82,71 +83,77 @@ export class ScriptError extends Error {
   }
 }
 
-/** Runs a script body: commander's --help/usage errors and ScriptErrors become exit codes. */
-export async function runScript(
+/** What a command says about itself in --help. */
+export interface CommandSpec {
+  /** How it is run, the `Usage:` line (e.g. `npm run status --`). */
+  name: string;
+  description: string;
+  /** Text after the options and before the exit-code table (environment, notable codes). */
+  help?: string;
+}
+
+/**
+ * A commander program in the frame every command shares: --help and usage errors go through
+ * `io` (values they echo escaped) and end with a pointer to --help, usage errors are thrown for
+ * runScript to turn into exit 2, and --help ends with the exit-code table. Subcommands added
+ * with `.command()` inherit all of it but the table (commander's copyInheritedSettings copies
+ * output, exit and help-after-error settings, not help text).
+ */
+export function scriptCommand(io: ScriptIo, spec: CommandSpec): Command {
+  return new Command(spec.name)
+    .description(spec.description)
+    .addHelpText("after", `\n${spec.help ? `${spec.help}\n\n` : ""}${EXIT_HELP}`)
+    .showHelpAfterError("(add --help for usage)")
+    .exitOverride()
+    .configureOutput(commanderOutput(io));
+}
+
+/**
+ * Parses `args` with `program` and runs `body` with its options (a program of subcommands runs
+ * their actions instead; without a subcommand it prints its help and exits 2). Resolves to the
+ * exit code: 0 for --help, 2 for a usage error, a ScriptError's own code, else 1; errors are
+ * printed as `error: <message>`.
+ */
+export async function runScript<O extends OptionValues>(
   io: ScriptIo,
-  usageExit: number,
-  body: () => Promise<number>,
+  program: Command,
+  args: string[],
+  body?: (opts: O) => Promise<number>,
 ): Promise<number> {
+  if (args.length === 0 && program.commands.length > 0) {
+    program.outputHelp();
+    return EXIT.usage;
+  }
   try {
-    return await body();
+    await program.parseAsync(args, { from: "user" });
+    return body ? await body(program.opts<O>()) : EXIT.ok;
   } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : usageExit;
-    // Messages may list problems one per line; the values in them are escaped where they
-    // are quoted, and nothing else in a message may steer the terminal.
-    io.err(`error: ${printable((e as Error).message, true)}`);
+    if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    io.err(`error: ${errorText(e)}`);
     return e instanceof ScriptError ? e.exitCode : EXIT.failed;
   }
+}
+
+/**
+ * A ScriptError's message is the script's own: it may list problems one per line, and the
+ * values in it are escaped where they are quoted. Any other error's text is foreign (a driver,
+ * a library) and may echo values: one line, escaped.
+ */
+function errorText(e: unknown): string {
+  const message = e instanceof Error ? e.message : String(e);
+  return printable(message, e instanceof ScriptError);
 }
 
 /**
  * Commander output goes through the script's io (so tests see --help and usage errors). Its
  * errors echo what was typed (`unknown option '...'`, `argument '...' is invalid`): escaped.
  */
-export function commanderOutput(io: ScriptIo) {
+function commanderOutput(io: ScriptIo) {
   return {
     writeOut: (s: string) => io.out(s.trimEnd()),
     writeErr: (s: string) => io.err(s.trimEnd()),
     outputError: (s: string, write: (s: string) => void) => write(printable(s.trimEnd())),
   };
-}
-
-/**
- * Left-aligned columns separated by two spaces (plain text, easy to grep); every cell is
- * escaped, so a value cannot break out of its cell, its row or the table.
- */
-export function formatTable(headers: string[], rows: string[][]): string {
-  const cells = [headers, ...rows].map((r) => r.map((c) => printable(c)));
-  const widths = headers.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
-  return cells
-    .map((r) =>
-      r
-        .map((c, i) => c.padEnd(widths[i]))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n");
-}
-
-/**
- * Cells a spreadsheet would evaluate as a formula (OWASP "CSV Injection",
- * https://owasp.org/www-community/attacks/CSV_Injection, and ASVS 5.0 V1.2.10): a leading
- * '=', '+', '-', '@', tab, carriage return or NUL.
- */
-const FORMULA_START = /^[=+\-@\t\r\0]/;
-
-/**
- * One CSV cell: a formula cell gets a leading `'` (shown as text), and a cell with a quote,
- * comma or line break, or a neutralised one, is quoted with inner quotes doubled (RFC 4180,
- * section 2, rules 6 and 7). The value is otherwise exact.
- */
-export function csvCell(value: string): string {
-  const cell = FORMULA_START.test(value) ? `'${value}` : value;
-  return cell !== value || /[",\n\r]/.test(cell) ? `"${cell.replace(/"/g, '""')}"` : cell;
-}
-
-export function formatCsv(headers: string[], rows: string[][]): string {
-  return [headers, ...rows].map((r) => r.map(csvCell).join(",")).join("\n");
 }
 
 /** The io of a real process: stdout/stderr, and a y/N prompt when stdin is a terminal. */
@@ -168,7 +175,45 @@ export function processIo(): ScriptIo {
   };
 }
 
-/** Entry point of a script file: run with process io, then exit with its code. */
-export function main(run: (args: string[], io: ScriptIo) => Promise<number>): void {
-  void run(process.argv.slice(2), processIo()).then((code) => process.exit(code));
+/** A command as its file exports it: the arguments after the script name, an io, an exit code. */
+export type ScriptRun = (args: string[], io: ScriptIo) => Promise<number>;
+
+/**
+ * Entry point of a script file: run with process io, then exit with its code once stdout and
+ * stderr are flushed (process.exit drops pending writes, and writes to pipes are asynchronous
+ * on macOS: https://nodejs.org/api/process.html#a-note-on-process-io), even if a handle lingers.
+ */
+export function main(run: ScriptRun): void {
+  void run(process.argv.slice(2), processIo()).then((code) =>
+    process.stdout.write("", () => process.stderr.write("", () => process.exit(code))),
+  );
+}
+
+/** Signals that stop a serving command: Ctrl-C, a kill, and the terminal closing. */
+const STOP_SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+/** How often the parent is looked for: `npm run` exits on SIGTERM without passing it on. */
+const PARENT_POLL_MS = 500;
+
+/**
+ * For a command that serves until stopped: `received` resolves with the first stop signal, or
+ * with the parent process going away (we are re-parented). While it listens, these signals no
+ * longer kill the process outright, so the command's teardown always runs; `dispose` gives
+ * them back.
+ */
+export function stopSignals(): { received: Promise<string>; dispose(): void } {
+  let on: (reason: string) => void = () => undefined;
+  const received = new Promise<string>((resolve) => (on = resolve));
+  for (const s of STOP_SIGNALS) process.on(s, on);
+  const parent = process.ppid;
+  const poll = setInterval(() => {
+    if (process.ppid !== parent) on("the parent process exiting");
+  }, PARENT_POLL_MS);
+  poll.unref();
+  return {
+    received,
+    dispose: () => {
+      clearInterval(poll);
+      for (const s of STOP_SIGNALS) process.off(s, on);
+    },
+  };
 }

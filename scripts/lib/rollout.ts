@@ -23,9 +23,6 @@ import { formatResults, passed, verifyStack } from "./verification";
 /** The config key promotion copies and rollback restores: everything else is per environment. */
 export const RELEASE_KEY = `${PROJECT}:releases`;
 
-/** Exit codes of promote and rollback: the shared table, with a code per gate (see cli.ts). */
-export { EXIT, EXIT_HELP } from "./cli";
-
 /** A PulumiCli in the project `cwd` whose streamed output (preview, up) goes to stdout. */
 export function pulumiFor(io: ScriptIo, cwd: string): PulumiCli {
   if (!onPath("pulumi", io.env))

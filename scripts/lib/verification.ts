@@ -10,7 +10,8 @@ import {
   type RegistryEntry,
 } from "@vllm-fleet/registry";
 import { ROUTER_NAME } from "../../components/routerManifests";
-import { EXIT, formatTable, ScriptError, ScriptIo } from "./cli";
+import { EXIT, ScriptError, ScriptIo } from "./cli";
+import { formatTable } from "./format";
 import {
   expectedEndpoint,
   outputRouterUrl,
