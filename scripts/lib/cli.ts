@@ -2,7 +2,7 @@
 // (a process, or a test calling run() in-process), its commander program (--help, usage errors),
 // its exit codes, how errors are printed, confirmation prompts, and waiting for a stop signal.
 // Results are printed through ./format. What is echoed back (typed values, error messages) is
-// escaped (router/src/registry/text.ts), so it cannot steer the terminal.
+// escaped (registry/src/text.ts), so it cannot steer the terminal.
 import * as readline from "node:readline/promises";
 import { Command, CommanderError, OptionValues } from "commander";
 import { printable } from "@vllm-fleet/registry";

@@ -1,5 +1,5 @@
 // How every command prints results (--format): tables for people, CSV for spreadsheets, JSON for
-// machines. Table cells are escaped (router/src/registry/text.ts), so a registry value cannot add
+// machines. Table cells are escaped (registry/src/text.ts), so a registry value cannot add
 // lines, colours or cursor movements to what an operator reads; CSV cells cannot carry formulas.
 import { Option } from "commander";
 import { printable } from "@vllm-fleet/registry";
