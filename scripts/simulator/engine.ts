@@ -96,7 +96,6 @@ export interface EngineStats {
   preemptions: number;
   /** Cached blocks reused for other tokens. */
   evictions: number;
-  steps: number;
 }
 
 class Sequence implements EngineRequest {
@@ -163,12 +162,10 @@ class Sequence implements EngineRequest {
   }
 }
 
-/** What one step computes: tokens per scheduled sequence, and how long it takes. */
+/** What one step computes, tokens per scheduled sequence, and how long it takes. */
 export interface Step {
   readonly ms: number;
   readonly items: readonly { seq: Sequence; tokens: number }[];
-  readonly prefillTokens: number;
-  readonly decodes: number;
 }
 
 export class Engine {
@@ -179,7 +176,6 @@ export class Engine {
   private prefixCacheQueries = 0;
   private prefixCacheHits = 0;
   private preemptions = 0;
-  private steps = 0;
 
   constructor(
     params: Partial<EngineParameters> = {},
@@ -203,7 +199,6 @@ export class Engine {
       prefixCacheHits: this.prefixCacheHits,
       preemptions: this.preemptions,
       evictions: this.pool.evictions,
-      steps: this.steps,
     };
   }
 
@@ -285,12 +280,11 @@ export class Engine {
     if (items.length === 0) return undefined;
     const { stepMs, prefillTokensPerSecond, decodeMsPerSeq } = this.params;
     const ms = stepMs + (prefillTokens * 1000) / prefillTokensPerSecond + decodes * decodeMsPerSeq;
-    return { ms, items, prefillTokens, decodes };
+    return { ms, items };
   }
 
   /** Ends a step: its tokens are computed, full blocks cached, and tokens sampled and emitted. */
   finish(step: Step): void {
-    this.steps++;
     const { blockSize } = this.params;
     for (const { seq, tokens } of step.items) {
       seq.inStep = false;

@@ -55,15 +55,6 @@ export class BlockPool {
     return (this.capacity - this.free) / this.capacity;
   }
 
-  /** Number of cached blocks (held or evictable). */
-  get size(): number {
-    return this.cached.size;
-  }
-
-  has(hash: string): boolean {
-    return this.cached.has(hash);
-  }
-
   /**
    * The cached blocks of the longest leading run of `hashes`, at most `maxBlocks` of them
    * (KVCacheManager.get_computed_blocks); not yet held.
