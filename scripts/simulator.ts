@@ -1,10 +1,13 @@
 // `npm run sim -- --port 8001 --model my-model`: a vLLM-compatible server without a GPU.
 import { Command, InvalidArgumentError, Option } from "commander";
 import { EXIT, EXIT_HELP } from "./lib/cli";
+import { ENGINE_DEFAULTS, EngineParameters, engineParameterError } from "./simulator/engine";
 import { SIMULATOR_FAULTS, SimulatorFault, startSimulator } from "./simulator/server";
 
 export { startSimulator } from "./simulator/server";
 export type { Simulator, SimulatorFault, SimulatorOptions } from "./simulator/server";
+export { ENGINE_DEFAULTS } from "./simulator/engine";
+export type { EngineParameters, EngineStats } from "./simulator/engine";
 
 function nonNegativeInt(flag: string) {
   return (value: string): number => {
@@ -14,6 +17,17 @@ function nonNegativeInt(flag: string) {
     return n;
   };
 }
+
+/** The engine model's flags, vLLM's names where vLLM has the setting; each implies --engine. */
+const ENGINE_FLAGS: Record<keyof EngineParameters, [flag: string, help: string]> = {
+  blockSize: ["--block-size <n>", "tokens per KV-cache block"],
+  numGpuBlocks: ["--num-gpu-blocks <n>", "KV-cache blocks (vLLM --num-gpu-blocks-override)"],
+  maxNumSeqs: ["--max-num-seqs <n>", "most running sequences; the rest wait"],
+  maxNumBatchedTokens: ["--max-num-batched-tokens <n>", "most tokens computed in a step"],
+  stepMs: ["--step-ms <ms>", "fixed time of a step"],
+  prefillTokensPerSecond: ["--prefill-tokens-per-second <n>", "uncached prompt tokens a second"],
+  decodeMsPerSeq: ["--decode-ms-per-seq <ms>", "step time each decoding sequence adds"],
+};
 
 async function main(argv: string[]): Promise<void> {
   const program = new Command("sim")
@@ -48,28 +62,50 @@ async function main(argv: string[]): Promise<void> {
     .addOption(
       new Option("--fault <fault>", "fault to inject").choices(SIMULATOR_FAULTS as string[]),
     )
+    .option(
+      "--engine",
+      "model a vLLM engine (scheduler, queue, prefix-cached KV cache) instead of fixed pacing",
+    );
+  for (const k of Object.keys(ENGINE_FLAGS) as (keyof EngineParameters)[]) {
+    const [flag, help] = ENGINE_FLAGS[k];
+    const parse = (value: string) => {
+      const error = engineParameterError(k, Number(value));
+      if (error) throw new InvalidArgumentError(`${flag.split(" ")[0]} ${error}`);
+      return Number(value);
+    };
+    program.option(flag, `${help} (engine; default ${ENGINE_DEFAULTS[k]})`, parse);
+  }
+  program
     .addHelpText("after", `\n${EXIT_HELP}`)
     .showHelpAfterError()
     // Usage errors exit with the shared usage code (commander's own is 1).
     .exitOverride((e) => process.exit(e.exitCode === 0 ? EXIT.ok : EXIT.usage));
   program.parse(argv);
-  const o = program.opts<{
-    model: string;
-    port: number;
-    host: string;
-    servedModelName?: string;
-    ttftMs: number;
-    tokensPerSecond: number;
-    maxModelLen: number;
-    fault?: SimulatorFault;
-  }>();
-  const sim = await startSimulator(o);
+  const o = program.opts<
+    {
+      model: string;
+      port: number;
+      host: string;
+      servedModelName?: string;
+      ttftMs: number;
+      tokensPerSecond: number;
+      maxModelLen: number;
+      fault?: SimulatorFault;
+      engine?: boolean;
+    } & Partial<EngineParameters>
+  >();
+  const given = (Object.keys(ENGINE_FLAGS) as (keyof EngineParameters)[]).filter(
+    (k) => o[k] !== undefined,
+  );
+  const engine = Object.fromEntries(given.map((k) => [k, o[k]]));
+  const modelled = o.engine || given.length > 0;
+  const sim = await startSimulator({ ...o, engine: modelled ? engine : undefined });
   // Handlers before the announcement: whoever waits for it may signal at once.
   const stop = () => void sim.close().then(() => process.exit(EXIT.ok));
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
   process.stdout.write(
-    `vLLM simulator for '${o.servedModelName ?? o.model}' listening on ${sim.url}\n`,
+    `vLLM simulator for '${o.servedModelName ?? o.model}' listening on ${sim.url}${modelled ? " (engine model)" : ""}\n`,
   );
 }
 

@@ -25,7 +25,7 @@ import { loadStackConfig } from "../components/stackFile";
 import { RouterMetrics } from "../router/src/metrics";
 import { PG_TIMEOUTS } from "@vllm-fleet/registry";
 import { LISTEN_RETRY_MAX_MS, LISTEN_TIMEOUT_MS } from "../router/src/registryListener";
-import { SimulatorMetrics } from "../scripts/simulator/metrics";
+import { pacedSnapshot, SimulatorMetrics } from "../scripts/simulator/metrics";
 
 const specOf = (stack: string): StackSpec =>
   parseStackConfig(readStackConfig(loadStackConfig(stack)));
@@ -64,7 +64,7 @@ describe("metric names", () => {
   });
 
   it("lists series the vLLM simulator exposes like vLLM does", () => {
-    const text = new SimulatorMetrics("m").render(1);
+    const text = new SimulatorMetrics("m").render(pacedSnapshot(1));
     for (const name of Object.values(VLLM_METRICS)) {
       const series = HISTOGRAMS.includes(name) ? `${name}_bucket` : name;
       assert.match(text, new RegExp(`^${series}\\{`, "m"), name);

@@ -68,8 +68,33 @@ describe("vllm shim of the simulator image", () => {
       port: 9001,
       servedModelName: "m",
       maxModelLen: 512,
+      engine: {},
       ignored: ["--enable-prefix-caching"],
     });
+  });
+
+  it("sizes the engine model by vLLM's --max-num-seqs, --max-num-batched-tokens, --block-size, --num-gpu-blocks-override (EngineArgs)", () => {
+    const p = parseServeArgs([
+      "serve",
+      "m",
+      "--max-num-seqs=4",
+      "--max_num_batched_tokens",
+      "512",
+      "--block-size=32",
+      "--num-gpu-blocks-override",
+      "100",
+    ]);
+    assert.deepEqual(p.engine, {
+      maxNumSeqs: 4,
+      maxNumBatchedTokens: 512,
+      blockSize: 32,
+      numGpuBlocks: 100,
+    });
+    assert.deepEqual(p.ignored, []);
+    assert.throws(
+      () => parseServeArgs(["serve", "m", "--max-num-seqs=0"]),
+      /--max-num-seqs: expected an integer >= 1, got '0'/,
+    );
   });
 
   it("rejects what vLLM would reject, naming the argument", () => {
@@ -120,17 +145,35 @@ describe("simulator Dockerfile", function () {
     assert.ok(fs.existsSync(path.join(image.root, "usr/local/bin/vllm")));
   });
 
+  it("sends the build exactly the context files it copies (BuildKit reads <Dockerfile>.dockerignore)", () => {
+    const copied = stages
+      .flatMap((s) => s.instructions)
+      .filter((i) => i.op === "COPY" && !i.args.startsWith("--from"))
+      .flatMap((i) => i.args.split(/\s+/).slice(0, -1));
+    const ignore = fs.readFileSync(`${DOCKERFILE}.dockerignore`, "utf8").split("\n");
+    assert.ok(ignore.includes("*"), "everything else stays out");
+    const allowed = ignore.filter((l) => l.startsWith("!")).map((l) => l.slice(1));
+    assert.deepEqual([...allowed].sort(), [...copied].sort());
+  });
+
   it("ships compiled JavaScript that needs no packages and writes no files (read-only root)", () => {
     const dir = path.dirname(shimTarget());
     assert.ok(!fs.existsSync(path.join(image.root, "opt/vllm-simulator/node_modules")));
     const files = fs.readdirSync(dir);
-    assert.deepEqual(files.sort(), ["metrics.js", "server.js", "vllm.js"]);
+    assert.deepEqual(files.sort(), [
+      "engine.js",
+      "kvcache.js",
+      "metrics.js",
+      "server.js",
+      "tokens.js",
+      "vllm.js",
+    ]);
     for (const f of files) {
       const js = fs.readFileSync(path.join(dir, f), "utf8");
       for (const [, dep] of js.matchAll(/require\("([^"]+)"\)/g)) {
         assert.match(
           dep,
-          /^(node:(crypto|http|net)|\.\/(server|metrics))$/,
+          /^(node:(crypto|http|net)|\.\/(server|engine|kvcache|tokens|metrics))$/,
           `${f} requires ${dep}`,
         );
       }
@@ -183,8 +226,11 @@ describe("simulator Dockerfile", function () {
       });
       assert.equal(chat.status, 200);
       assert.equal(((await chat.json()) as { object: string }).object, "chat.completion");
+      // The image serves through the engine model: its prefix cache counted both prompts.
       const metrics = await (await fetch(`${url}/metrics`)).text();
-      assert.match(metrics, /^vllm:num_requests_running/m);
+      assert.match(metrics, /^vllm:num_requests_running\{/m);
+      const queries = /^vllm:prefix_cache_queries_total\{[^}]*\} (\d+)$/m.exec(metrics)?.[1];
+      assert.ok(Number(queries) > 0, metrics);
       assert.match(output, /ignored: --tensor-parallel-size=1 --gpu-memory-utilization=0\.9/);
     } finally {
       if (child.exitCode === null) {

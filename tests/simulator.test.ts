@@ -114,17 +114,17 @@ describe("vLLM simulator", () => {
     assert.equal(bad.status, 400);
   });
 
-  it("exports vLLM's metric names labelled model_name", async () => {
+  it("exports vLLM's metric names labelled model_name and engine", async () => {
     const text = await (await fetch(`${sim.url}/metrics`)).text();
     for (const name of [
-      'vllm:num_requests_running{model_name="Qwen/Qwen2.5"} 0',
-      'vllm:num_requests_waiting{model_name="Qwen/Qwen2.5"}',
-      'vllm:gpu_cache_usage_perc{model_name="Qwen/Qwen2.5"}',
-      'vllm:kv_cache_usage_perc{model_name="Qwen/Qwen2.5"}',
-      'vllm:time_to_first_token_seconds_bucket{model_name="Qwen/Qwen2.5",le="+Inf"}',
-      'vllm:e2e_request_latency_seconds_count{model_name="Qwen/Qwen2.5"}',
-      'vllm:prompt_tokens_total{model_name="Qwen/Qwen2.5"}',
-      'vllm:generation_tokens_total{model_name="Qwen/Qwen2.5"} 10',
+      'vllm:num_requests_running{model_name="Qwen/Qwen2.5",engine="0"} 0',
+      'vllm:num_requests_waiting{model_name="Qwen/Qwen2.5",engine="0"}',
+      'vllm:gpu_cache_usage_perc{model_name="Qwen/Qwen2.5",engine="0"}',
+      'vllm:kv_cache_usage_perc{model_name="Qwen/Qwen2.5",engine="0"}',
+      'vllm:time_to_first_token_seconds_bucket{model_name="Qwen/Qwen2.5",engine="0",le="+Inf"}',
+      'vllm:e2e_request_latency_seconds_count{model_name="Qwen/Qwen2.5",engine="0"}',
+      'vllm:prompt_tokens_total{model_name="Qwen/Qwen2.5",engine="0"}',
+      'vllm:generation_tokens_total{model_name="Qwen/Qwen2.5",engine="0"} 10',
     ]) {
       assert.ok(text.includes(name), `missing ${name}`);
     }
@@ -180,6 +180,9 @@ describe("vLLM simulator", () => {
     const bad = await run(["--model", "m", "--fault", "explode"]);
     assert.equal(bad.code, EXIT.usage);
     assert.match(bad.out, /--fault/);
+    const badEngine = await run(["--model", "m", "--max-num-seqs", "0"]);
+    assert.equal(badEngine.code, EXIT.usage);
+    assert.match(badEngine.out, /--max-num-seqs must be an integer > 0, got 0/);
     const taken = await startSimulator({ port: 0, model: "m", ttftMs: 0, tokensPerSecond: 0 });
     try {
       const busy = await run(["--model", "m", "--port", String(new URL(taken.url).port)]);
@@ -192,5 +195,9 @@ describe("vLLM simulator", () => {
     const ok = await run(["--model", "m", "--port", String(port)]);
     assert.match(ok.out, new RegExp(`listening on http://127.0.0.1:${port}`));
     assert.equal(ok.code, 0);
+    // Any engine flag turns the engine model on.
+    const engine = await run(["--model", "m", "--port", "0", "--step-ms", "0"]);
+    assert.match(engine.out, /listening on http:\/\/127\.0\.0\.1:\d+ \(engine model\)/);
+    assert.equal(engine.code, 0);
   });
 });

@@ -1,9 +1,12 @@
 // A vLLM OpenAI-server simulator: vLLM's endpoints, response and SSE chunk formats and metric
-// names, with settable time to first token, token rate and faults. No GPU, no model.
+// names, with faults and either fixed pacing (time to first token, token rate) or the engine
+// model (./engine: scheduler, queue, prefix-cached KV cache). No GPU, no model.
 import { randomUUID } from "node:crypto";
 import * as http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { SimulatorMetrics } from "./metrics";
+import { ENGINE_DEFAULTS, EngineLoop, EngineParameters, EngineStats } from "./engine";
+import { pacedSnapshot, SimulatorMetrics } from "./metrics";
+import { GENERATED, promptTokens, tokenize } from "./tokens";
 
 export type SimulatorFault = "refuse" | "500" | "drop-mid-stream";
 export const SIMULATOR_FAULTS: readonly SimulatorFault[] = ["refuse", "500", "drop-mid-stream"];
@@ -17,10 +20,16 @@ export interface SimulatorOptions {
   model: string;
   /** Name vLLM serves the model as (`--served-model-name`); requests must use it. */
   servedModelName?: string;
-  /** Delay before the first token. */
-  ttftMs: number;
-  /** Token rate after the first token (0 sends all tokens at once). */
-  tokensPerSecond: number;
+  /** Delay before the first token, without `engine` (default 50). */
+  ttftMs?: number;
+  /** Token rate after the first token, without `engine` (0 sends all tokens at once; default 50). */
+  tokensPerSecond?: number;
+  /**
+   * Serve through the engine model instead of fixed pacing: these parameters, ENGINE_DEFAULTS for
+   * the rest (`{}` for all defaults). Without `numGpuBlocks`, the cache holds at least one
+   * sequence of `maxModelLen` tokens.
+   */
+  engine?: Partial<EngineParameters>;
   /** Fault to inject from the start. */
   fault?: SimulatorFault;
   /** Largest `max_tokens` honoured (vLLM's --max-model-len); default 8192. */
@@ -36,6 +45,8 @@ export interface SimulatorStats {
   running: number;
   /** Stream writes that waited for the reader to catch up (backpressure reached the engine). */
   stalled: number;
+  /** The engine model's state and counters (with `engine` only). */
+  engine?: EngineStats;
 }
 
 export interface Simulator {
@@ -49,9 +60,9 @@ export interface Simulator {
   close(): Promise<void>;
 }
 
-/** Tokens the simulator "generates": short words, so text length tracks token count. */
-const WORDS = ["The", " quick", " brown", " fox", " jumps", " over", " the", " lazy", " dog", "."];
 const MAX_TOKENS_DEFAULT = 16;
+const FIXED_PACING_DEFAULT_MS = 50;
+const FIXED_TOKENS_PER_SECOND_DEFAULT = 50;
 const MAX_MODEL_LEN_DEFAULT = 8192;
 /** After this many streamed tokens a `drop-mid-stream` fault cuts the connection. */
 const DROP_AFTER_TOKENS = 2;
@@ -64,7 +75,14 @@ interface Generation {
   stream: boolean;
   includeUsage: boolean;
   maxTokens: number;
-  promptTokens: number;
+  prompt: string[];
+}
+
+/** Where a request's tokens come from: fixed pacing or the engine. */
+interface TokenSource {
+  /** Resolves true when the next token is due, false when there are no more. */
+  next(): Promise<boolean>;
+  abort(): void;
 }
 
 type Json = Record<string, unknown>;
@@ -76,6 +94,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   const sockets = new Set<Socket>();
   const stats: SimulatorStats = { requests: 0, aborted: 0, running: 0, stalled: 0 };
   const maxModelLen = options.maxModelLen ?? MAX_MODEL_LEN_DEFAULT;
+  const engine = options.engine && new EngineLoop(engineParameters(options.engine, maxModelLen));
   const emit = async (res: http.ServerResponse, text: string) => {
     if (await write(res, text)) stats.stalled++;
   };
@@ -119,7 +138,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     }
     if (req.method === "GET" && path === "/metrics") {
       res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
-      res.end(metrics.render(stats.running));
+      res.end(metrics.render(engine?.engine.stats() ?? pacedSnapshot(stats.running)));
       return;
     }
     const chat = path === "/v1/chat/completions";
@@ -143,6 +162,17 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       return sendError(res, 500, "InternalServerError", "simulated engine failure");
     if (path === "/v1/embeddings") return sendEmbeddings(res, body);
     const limit = body.max_tokens ?? body.max_completion_tokens;
+    const prompt = promptTokens(body);
+    // The engine holds a sequence's KV, so it keeps prompt + output within max_model_len; vLLM
+    // rejects a prompt that alone reaches it (OpenAIServing._validate_input).
+    if (engine && prompt.length >= maxModelLen) {
+      return sendError(
+        res,
+        400,
+        "BadRequestError",
+        `This model's maximum context length is ${maxModelLen} tokens. However, your request has ${prompt.length} input tokens. Please reduce the length of the input messages.`,
+      );
+    }
     await generate(res, {
       id: `${chat ? "chatcmpl" : "cmpl"}-${randomUUID().replace(/-/g, "")}`,
       created: Math.floor(Date.now() / 1000),
@@ -152,10 +182,26 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
         (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true,
       maxTokens: Math.min(
         Number.isInteger(limit) ? Number(limit) : MAX_TOKENS_DEFAULT,
-        maxModelLen,
+        engine ? maxModelLen - prompt.length : maxModelLen,
       ),
-      promptTokens: promptTokens(body),
+      prompt,
     });
+  }
+
+  function tokenSource(gen: Generation): TokenSource {
+    if (engine) return engine.submit(gen.prompt, gen.maxTokens);
+    const ttftMs = options.ttftMs ?? FIXED_PACING_DEFAULT_MS;
+    const tokensPerSecond = options.tokensPerSecond ?? FIXED_TOKENS_PER_SECOND_DEFAULT;
+    let sent = 0;
+    let aborted = false;
+    return {
+      async next() {
+        if (sent++ === 0) await sleep(ttftMs);
+        else if (tokensPerSecond > 0) await sleep(1000 / tokensPerSecond);
+        return !aborted;
+      },
+      abort: () => void (aborted = true),
+    };
   }
 
   async function generate(res: http.ServerResponse, gen: Generation): Promise<void> {
@@ -163,9 +209,12 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     stats.running++;
     const started = process.hrtime.bigint();
     const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
+    const source = tokenSource(gen);
     let gone = false;
     const onClose = () => {
-      if (!res.writableFinished) gone = true;
+      if (res.writableFinished) return;
+      gone = true;
+      source.abort();
     };
     res.once("close", onClose);
     try {
@@ -173,13 +222,13 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
         res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8" });
         res.flushHeaders();
       }
-      await sleep(options.ttftMs);
-      metrics.observeTtft(elapsed());
       const tokens: string[] = [];
-      for (let i = 0; i < gen.maxTokens && !gone; i++) {
-        if (i > 0 && options.tokensPerSecond > 0) await sleep(1000 / options.tokensPerSecond);
+      while (tokens.length < gen.maxTokens && !gone && (await source.next())) {
         if (gone) break;
-        const token = WORDS[i % WORDS.length];
+        const i = tokens.length;
+        if (i === 0) metrics.firstToken(elapsed(), gen.prompt.length);
+        metrics.token();
+        const token = GENERATED[i % GENERATED.length];
         tokens.push(token);
         if (!gen.stream) continue;
         if (fault === "drop-mid-stream" && i === DROP_AFTER_TOKENS) {
@@ -198,12 +247,11 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       }
       const finish = tokens.length >= gen.maxTokens ? "length" : "stop";
       const usage = {
-        prompt_tokens: gen.promptTokens,
-        total_tokens: gen.promptTokens + tokens.length,
+        prompt_tokens: gen.prompt.length,
+        total_tokens: gen.prompt.length + tokens.length,
         completion_tokens: tokens.length,
         prompt_tokens_details: null,
       };
-      metrics.countTokens(gen.promptTokens, tokens.length);
       if (gen.stream) {
         await emit(res, sse(chunk(gen, served, gen.chat ? {} : "", finish)));
         if (gen.includeUsage) {
@@ -217,10 +265,11 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       } else {
         sendJson(res, 200, completion(gen, served, tokens.join(""), finish, usage));
       }
-      metrics.observeE2e(elapsed());
+      metrics.finish(finish, elapsed());
     } finally {
       stats.running--;
       res.off("close", onClose);
+      source.abort();
     }
   }
 
@@ -250,7 +299,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     url: `http://${host}:${port}`,
     port,
     endpoint: `${host}:${port}`,
-    stats: () => ({ ...stats }),
+    stats: () => ({ ...stats, ...(engine && { engine: engine.engine.stats() }) }),
     async setFault(next) {
       fault = next;
       if (next === "refuse" && listening) {
@@ -262,6 +311,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       }
     },
     async close() {
+      engine?.close();
       if (listening) await unlisten();
       listening = false;
     },
@@ -331,7 +381,7 @@ function sendEmbeddings(res: http.ServerResponse, body: Json): void {
       (_, d) => ((String(input).length + d) % 7) / 7,
     ),
   }));
-  const tokens = inputs.reduce((n: number, i) => n + Math.ceil(String(i).length / 4), 0);
+  const tokens = inputs.reduce((n: number, i) => n + tokenize(String(i)).length, 0);
   sendJson(res, 200, {
     id: `embd-${randomUUID().replace(/-/g, "")}`,
     object: "list",
@@ -347,14 +397,23 @@ function sendEmbeddings(res: http.ServerResponse, body: Json): void {
   });
 }
 
-/** Rough prompt size: a token per 4 characters of prompt or message content. */
-function promptTokens(body: Json): number {
-  const text = Array.isArray(body.messages)
-    ? (body.messages as { content?: unknown }[])
-        .map((m) => JSON.stringify(m.content ?? ""))
-        .join("")
-    : JSON.stringify(body.prompt ?? "");
-  return Math.max(1, Math.ceil(text.length / 4));
+/**
+ * The engine's parameters: `given` over the defaults, with a cache that holds at least one
+ * sequence of max_model_len tokens unless its size is given. vLLM refuses to start when it is
+ * smaller (kv_cache_utils.check_enough_kv_cache_memory); so does the simulator.
+ */
+export function engineParameters(
+  given: Partial<EngineParameters>,
+  maxModelLen: number,
+): Partial<EngineParameters> {
+  const blockSize = given.blockSize ?? ENGINE_DEFAULTS.blockSize;
+  const needed = Math.ceil(maxModelLen / blockSize);
+  const numGpuBlocks = given.numGpuBlocks ?? Math.max(ENGINE_DEFAULTS.numGpuBlocks, needed);
+  if (numGpuBlocks < needed)
+    throw new Error(
+      `max model len ${maxModelLen} needs ${needed} KV-cache blocks of ${blockSize} tokens, more than the ${numGpuBlocks} blocks of the cache; lower the max model len or raise the number of blocks`,
+    );
+  return { ...given, numGpuBlocks };
 }
 
 function sse(value: Json): string {

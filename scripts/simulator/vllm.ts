@@ -3,9 +3,13 @@
 // simulator. Flag names and forms follow vLLM's parser (vllm-project/vllm:
 // vllm/entrypoints/cli/serve.py `vllm serve <model_tag> [options]`,
 // vllm/entrypoints/openai/cli_args.py --host/--port, vllm/engine/arg_utils.py
-// --served-model-name/--max-model-len; FlexibleArgumentParser in vllm/utils accepts
-// `--flag=value`, `--flag value` and underscores for dashes). GPU flags mean nothing here and are
-// accepted as they are. Imports node built-ins only, so the image needs no node_modules.
+// --served-model-name/--max-model-len, and the scheduler and cache flags --max-num-seqs,
+// --max-num-batched-tokens, --block-size and --num-gpu-blocks-override of EngineArgs;
+// FlexibleArgumentParser in vllm/utils accepts `--flag=value`, `--flag value` and underscores for
+// dashes). It always runs the engine model (./engine): vLLM always schedules, queues and caches
+// prefixes (prefix caching is on by default in V1). GPU flags mean nothing here and are accepted
+// as they are. Imports node built-ins only, so the image needs no node_modules.
+import type { EngineParameters } from "./engine";
 import { startSimulator } from "./server";
 
 /** What the simulator takes from a `vllm serve` command line. */
@@ -16,12 +20,23 @@ export interface ServeArgs {
   port: number;
   servedModelName?: string;
   maxModelLen?: number;
+  /** vLLM's scheduler and KV-cache flags that were given, as engine parameters. */
+  engine: Partial<EngineParameters>;
   /** Flags accepted without effect (GPU, dtype, revision, ...), as given. */
   ignored: string[];
 }
 
+/** vLLM's flags for what the engine model has, and the parameter each sets. */
+const ENGINE_FLAGS = new Map<string, keyof EngineParameters>([
+  ["max-num-seqs", "maxNumSeqs"],
+  ["max-num-batched-tokens", "maxNumBatchedTokens"],
+  ["block-size", "blockSize"],
+  ["num-gpu-blocks-override", "numGpuBlocks"],
+]);
+
 /** `vllm serve` flags that take a value (so `--flag value` consumes the next word). */
 const VALUE_FLAGS = new Set([
+  ...ENGINE_FLAGS.keys(),
   "model",
   "host",
   "port",
@@ -35,7 +50,7 @@ const VALUE_FLAGS = new Set([
 ]);
 
 export const USAGE =
-  "usage: vllm serve <model_tag> [--host H] [--port P] [--served-model-name N] [--max-model-len L] [other vLLM flags]";
+  "usage: vllm serve <model_tag> [--host H] [--port P] [--served-model-name N] [--max-model-len L] [--max-num-seqs N] [--max-num-batched-tokens N] [--block-size N] [--num-gpu-blocks-override N] [other vLLM flags]";
 
 /** Thrown for a command line vLLM would reject; the message names the argument. */
 export class UsageError extends Error {}
@@ -52,7 +67,7 @@ export function parseServeArgs(argv: string[]): ServeArgs {
   const [sub, ...rest] = argv;
   if (sub !== "serve") throw new UsageError(`unknown command '${sub ?? ""}'; ${USAGE}`);
   // vLLM's defaults: all interfaces (--host None), port 8000.
-  const out: ServeArgs = { model: "", host: "0.0.0.0", port: 8000, ignored: [] };
+  const out: ServeArgs = { model: "", host: "0.0.0.0", port: 8000, engine: {}, ignored: [] };
   for (let i = 0; i < rest.length; i++) {
     const word = rest[i];
     if (!word.startsWith("--")) {
@@ -72,6 +87,7 @@ export function parseServeArgs(argv: string[]): ServeArgs {
     else if (flag === "port") out.port = integer(flag, value!, 0);
     else if (flag === "served-model-name") out.servedModelName = value;
     else if (flag === "max-model-len") out.maxModelLen = integer(flag, value!, 1);
+    else if (ENGINE_FLAGS.has(flag)) out.engine[ENGINE_FLAGS.get(flag)!] = integer(flag, value!, 1);
     else out.ignored.push(eq < 0 && value !== undefined ? `${word}=${value}` : word);
   }
   if (!out.model) throw new UsageError(`the model tag is required; ${USAGE}`);
@@ -96,8 +112,7 @@ async function main(argv: string[]): Promise<void> {
     host: args.host,
     port: args.port,
     maxModelLen: args.maxModelLen,
-    ttftMs: 20,
-    tokensPerSecond: 200,
+    engine: args.engine,
   });
   const stop = () => void sim.close().then(() => process.exit(0));
   process.once("SIGTERM", stop);
