@@ -8,7 +8,7 @@ import {
   PROJECT,
   ROUTER_REGISTRY_PASSWORD_KEY,
   setSecretKeys,
-} from "./components/config";
+} from "./components/spec";
 import { Environment } from "./components/environment";
 import { ModelDeployment } from "./components/modelDeployment";
 import { loadProgramConfig } from "./components/programConfig";

@@ -1,6 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import type { StackSpec } from "./config";
+import type { StackSpec } from "./spec";
 import { buildEnvironmentObjects } from "./environmentManifests";
 
 export interface EnvironmentArgs {

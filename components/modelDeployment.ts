@@ -1,6 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import type { ModelSpec, StackSpec } from "./config";
+import type { ModelSpec, StackSpec } from "./spec";
 import {
   buildHuggingFaceTokenSecret,
   buildModelObjects,
@@ -8,7 +8,7 @@ import {
   probeBudget,
 } from "./modelManifests";
 import { RegistryEntry } from "./registryEntry";
-import { modelEndpoint, registryKey } from "./naming";
+import { modelEndpoint, registryKey } from "./spec";
 
 export interface ModelDeploymentArgs {
   /** The validated stack the model belongs to (environment, namespace, monitoring). */

@@ -8,8 +8,8 @@ import type { IService } from "kubernetes-models/v1/Service";
 import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
 import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import type { IServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
-import type { ModelSpec, StackSpec } from "./config";
-import { modelLabels, modelSelector, routerSelector, serviceName, VLLM_PORT } from "./naming";
+import type { ModelSpec, StackSpec } from "./spec";
+import { modelLabels, modelSelector, routerSelector, serviceName, VLLM_PORT } from "./spec";
 
 /** Seconds the pod keeps serving after removal from endpoints, so in-flight routing settles. */
 export const PRESTOP_SECONDS = 15;
@@ -215,7 +215,7 @@ export function buildModelDeployment(
             fsGroup: 1000,
             seccompProfile: { type: "RuntimeDefault" },
           },
-          // The accelerator vendor's node labels (components/accelerators.ts), then extras.
+          // The accelerator vendor's node labels (components/spec/accelerators.ts), then extras.
           nodeSelector: { ...gpu?.nodeLabels, ...model.nodeSelector },
           tolerations: model.tolerations,
           containers: [

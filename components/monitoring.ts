@@ -1,7 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { buildPrometheusRule } from "./alerts";
-import type { StackSpec } from "./config";
+import type { StackSpec } from "./spec";
 import { buildDashboardConfigMap } from "./dashboard";
 
 export interface FleetMonitoringArgs {

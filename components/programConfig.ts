@@ -1,6 +1,6 @@
 // Config of a running Pulumi program, validated before anything is created.
 import * as pulumi from "@pulumi/pulumi";
-import { readStackConfig, StackConfigError } from "./config";
+import { readStackConfig, StackConfigError } from "./spec";
 
 /** Parses the running stack's config of `project` (and its raw config); invalid config fails the program. */
 export function loadProgramConfig<T>(

@@ -10,8 +10,8 @@ import * as k8s from "@pulumi/kubernetes";
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import type { RegistryServer } from "./config";
-import { Environment, routerLabels } from "./naming";
+import type { RegistryServer } from "./spec";
+import { Environment, routerLabels } from "./spec";
 import type { LoginKind, RegistryStackOutputs } from "./registryStack";
 
 /** Name and key of the Kubernetes Secret holding the router's connection string. */

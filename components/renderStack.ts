@@ -1,5 +1,5 @@
 // Every Kubernetes object of a stack, from the same pure builders the components use.
-import type { StackSpec } from "./config";
+import type { StackSpec } from "./spec";
 import { buildEnvironmentObjects } from "./environmentManifests";
 import type { Manifest } from "./manifest";
 import { buildModelObjects } from "./modelManifests";

@@ -2,7 +2,7 @@ import * as path from "node:path";
 import * as dockerBuild from "@pulumi/docker-build";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import type { StackSpec } from "./config";
+import type { StackSpec } from "./spec";
 import {
   buildRouterObjects,
   buildRouterRedisSecret,

@@ -10,8 +10,8 @@ import type { ISecret } from "kubernetes-models/v1/Secret";
 import type { IService } from "kubernetes-models/v1/Service";
 import type { IServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
 import { ROUTER_CONNECTIONS_PER_PROCESS } from "../router/src/registry/types";
-import type { StackSpec } from "./config";
-import { routerLabels, routerSelector, VLLM_PORT } from "./naming";
+import type { StackSpec } from "./spec";
+import { routerLabels, routerSelector, VLLM_PORT } from "./spec";
 
 type Named<T> = T & { metadata: { name: string } };
 

@@ -1,6 +1,6 @@
 // What the pack knows about the fleet's objects, and the rule scaffolding shared by every rule.
 // The pack is self-contained (it can be published on its own), so the label names below mirror
-// components/naming.ts; tests/policies.pack.test.ts keeps the two in step.
+// components/spec/naming.ts; tests/policies.pack.test.ts keeps the two in step.
 import {
   PolicyConfigSchema,
   ReportViolation,
@@ -24,7 +24,7 @@ import {
 } from "./kube";
 
 export const ENVIRONMENTS = ["development", "staging", "production"] as const;
-/** Environment of each stack by name (mirrors STACK_ENVIRONMENTS in components/naming.ts). */
+/** Environment of each stack by name (mirrors STACK_ENVIRONMENTS in components/spec/naming.ts). */
 export const STACK_ENVIRONMENTS: Readonly<Record<string, (typeof ENVIRONMENTS)[number]>> = {
   development: "development",
   staging: "staging",

@@ -3,7 +3,7 @@
 // the environments' group roles; environment stacks read its outputs via a StackReference.
 // Who owns what in PostgreSQL: docs/architecture.md.
 import * as pulumi from "@pulumi/pulumi";
-import { parseRegistryStackConfig, REGISTRY_PROJECT } from "../components/config";
+import { parseRegistryStackConfig, REGISTRY_PROJECT } from "../components/spec";
 import { loadProgramConfig } from "../components/programConfig";
 import { RegistrySchema } from "../components/registrySchema";
 import type { RegistryStackOutputs } from "../components/registryStack";

@@ -5,7 +5,7 @@
 // request): merging deploys it. `--apply` also runs `pulumi up` now (break-glass).
 import * as path from "node:path";
 import { Command } from "commander";
-import { PROJECT, StackConfigError } from "../components/config";
+import { PROJECT, StackConfigError } from "../components/spec";
 import { releaseRevision } from "../components/modelManifests";
 import { withRegistryClient } from "../router/src/registry/connect";
 import { listEntries } from "../router/src/registry/queries";

@@ -9,10 +9,10 @@ import {
   readStackConfig,
   StackConfigError,
   StackSpec,
-} from "../components/config";
+  loadStackConfig,
+} from "../components/spec";
 import { schemaProblems } from "../components/manifestSchema";
 import { renderStack } from "../components/renderStack";
-import { loadStackConfig } from "../components/stackFile";
 import { EXIT, EXIT_HELP } from "./lib/cli";
 
 /** File name of one object: apply order first, so `kubectl apply -f dir` creates namespaces first. */

@@ -4,7 +4,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { Command, Option } from "commander";
-import { modelSelector } from "../components/naming";
+import { modelSelector } from "../components/spec";
 import { releaseRevision } from "../components/modelManifests";
 import { decodeEntry } from "../router/src/registry/cache";
 import { connectRedis, withRegistryClient } from "../router/src/registry/connect";

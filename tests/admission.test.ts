@@ -4,10 +4,9 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parseStackConfig, readStackConfig } from "../components/config";
+import { parseStackConfig, readStackConfig, loadStackConfig } from "../components/spec";
 import { buildLimitRange, buildNamespace } from "../components/environmentManifests";
 import { renderStack } from "../components/renderStack";
-import { loadStackConfig } from "../components/stackFile";
 import type { IContainer as Container } from "kubernetes-models/v1/Container";
 import { TYPES, quantity } from "../policies/kube";
 import { Violation, admit, formatViolations } from "./support/admission";

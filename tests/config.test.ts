@@ -12,9 +12,9 @@ import {
   REGISTRY_PROJECT,
   setSecretKeys,
   StackConfigError,
-} from "../components/config";
+  loadStackConfig,
+} from "../components/spec";
 import { checkRegistryStack } from "../components/registryStack";
-import { loadStackConfig } from "../components/stackFile";
 import { makeTestPki, TestPki } from "./support/pki";
 import { registryStackOutputsFor } from "./support/program";
 

@@ -3,23 +3,21 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ACCELERATOR_VENDORS } from "../components/accelerators";
 import {
+  ACCELERATOR_VENDORS,
   extraArgProblem,
   MANAGED_VLLM_FLAGS,
   parseStackConfig,
   PROJECT_DIR,
   readStackConfig,
   StackConfigError,
-} from "../components/config";
-import {
   extendedResourceNameProblem,
   labelValueProblem,
   parseQuantity,
   qualifiedNameProblem,
-} from "../components/kubeSyntax";
+  loadStackConfig,
+} from "../components/spec";
 import { buildModelDeployment } from "../components/modelManifests";
-import { loadStackConfig } from "../components/stackFile";
 import { evaluatePolicies } from "../policies/evaluate";
 import { TYPES } from "../policies/kube";
 import { packConfig } from "../policies/packConfig";

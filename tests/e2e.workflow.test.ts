@@ -7,7 +7,7 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse } from "yaml";
-import { SECRET_KEYS } from "../components/config";
+import { SECRET_KEYS } from "../components/spec";
 import { ROUTER_NAME, ROUTER_SERVICE_PORT } from "../components/routerManifests";
 import { CliIo, run as registryCli } from "../scripts/registry";
 import { run as verify } from "../scripts/verify";

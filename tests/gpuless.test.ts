@@ -2,10 +2,14 @@
 // simulator or CPU builds; no GPU requests, GPU node selector or GPU tolerations; the GPU
 // policies accept them only where declared and never in production.
 import { strict as assert } from "node:assert";
-import { parseStackConfig, readStackConfig, StackConfigError } from "../components/config";
+import {
+  parseStackConfig,
+  readStackConfig,
+  StackConfigError,
+  loadStackConfig,
+} from "../components/spec";
 import { buildResourceQuota } from "../components/environmentManifests";
 import { ACCELERATOR_ANNOTATION, buildModelDeployment } from "../components/modelManifests";
-import { loadStackConfig } from "../components/stackFile";
 import { ACCELERATOR_ANNOTATION as PACK_ACCELERATOR_ANNOTATION } from "../policies/fleet";
 import { TYPES } from "../policies/kube";
 import { gpuNodeSelector, gpuQuota, gpuRequestsEqualLimits } from "../policies/rules/gpu";

@@ -4,7 +4,13 @@ import { strict as assert } from "node:assert";
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import type { IPersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClaim";
 import type { IService } from "kubernetes-models/v1/Service";
-import { ModelSpec, parseStackConfig, readStackConfig, StackSpec } from "../components/config";
+import {
+  ModelSpec,
+  parseStackConfig,
+  readStackConfig,
+  StackSpec,
+  loadStackConfig,
+} from "../components/spec";
 import {
   buildHuggingFaceTokenSecret,
   buildModelCacheClaim,
@@ -13,7 +19,6 @@ import {
   huggingFaceSecretName,
 } from "../components/modelManifests";
 import { renderStack } from "../components/renderStack";
-import { loadStackConfig } from "../components/stackFile";
 
 const spec = (stack: string) => parseStackConfig(readStackConfig(loadStackConfig(stack)));
 const SKIP_AWAIT = "pulumi.com/skipAwait";

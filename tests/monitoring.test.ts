@@ -11,7 +11,13 @@ import {
   RUNBOOKS,
   buildPrometheusRule,
 } from "../components/alerts";
-import { StackSpec, parseStackConfig, readStackConfig } from "../components/config";
+import {
+  StackSpec,
+  parseStackConfig,
+  readStackConfig,
+  ENVIRONMENTS,
+  loadStackConfig,
+} from "../components/spec";
 import { Panel, buildDashboard, buildDashboardConfigMap } from "../components/dashboard";
 import {
   ALLOWED_SERIES,
@@ -20,8 +26,6 @@ import {
   VLLM_METRICS,
   seriesIn,
 } from "../components/metricNames";
-import { ENVIRONMENTS } from "../components/naming";
-import { loadStackConfig } from "../components/stackFile";
 import { RouterMetrics } from "../router/src/metrics";
 import { PG_TIMEOUTS } from "../router/src/registry/connect";
 import { LISTEN_RETRY_MAX_MS, LISTEN_TIMEOUT_MS } from "../router/src/registryListener";

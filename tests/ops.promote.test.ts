@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parseStackConfig, readStackConfig } from "../components/config";
+import { parseStackConfig, readStackConfig } from "../components/spec";
 import { releaseRevision } from "../components/modelManifests";
 import { EXIT, run } from "../scripts/promote";
 import { EXIT_HELP } from "../scripts/lib/cli";

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type Redis from "ioredis";
-import { parseStackConfig } from "../components/config";
+import { parseStackConfig } from "../components/spec";
 import { releaseRevision } from "../components/modelManifests";
 import { encodeEntry } from "../router/src/registry/cache";
 import { connectRedis, withRegistryClient } from "../router/src/registry/connect";

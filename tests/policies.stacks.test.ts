@@ -10,7 +10,7 @@ import { rules } from "../policies/rules";
 import { buildEnvironmentObjects } from "../components/environmentManifests";
 import { buildRouterObjects } from "../components/routerManifests";
 import { durationSeconds, stackForPolicies, withPulumiStack } from "./support/policyStacks";
-import { stackEnvironment } from "../components/naming";
+import { stackEnvironment } from "../components/spec";
 import { STACK_FILES, stackSpec } from "./support/stackFiles";
 
 const STACKS = STACK_FILES;

@@ -10,10 +10,13 @@ import {
   runProgram,
   ProgramRun,
 } from "./support/program";
-import { modelEndpoint } from "../components/naming";
-import { parseStackConfig, readStackConfig } from "../components/config";
+import {
+  modelEndpoint,
+  parseStackConfig,
+  readStackConfig,
+  loadStackConfig,
+} from "../components/spec";
 import { registryStackProblems } from "../components/registryStack";
-import { loadStackConfig } from "../components/stackFile";
 
 const STACKS = ["development", "staging", "production"] as const;
 const REGISTRY_ENTRY = "pulumi-nodejs:dynamic/vllm-registry:RegistryEntry";

@@ -13,7 +13,7 @@ import * as path from "node:path";
 import { Client } from "pg";
 import { RegistryEntryInputs, registryEntryProvider } from "../components/registryEntry";
 import { registryStackProblems } from "../components/registryStack";
-import { parseStackConfig, PROJECT, readStackConfig } from "../components/config";
+import { parseStackConfig, PROJECT, readStackConfig, loadStackConfig } from "../components/spec";
 import {
   LATEST_VERSION,
   REGISTRY_CHANNEL,
@@ -24,7 +24,6 @@ import {
 import { listEntries, setStatus, upsertEntry } from "../router/src/registry/queries";
 import type { EntryInput, Environment } from "../router/src/registry/types";
 import { runHost, serializeToFile } from "./support/dynamicProviderHost";
-import { loadStackConfig } from "../components/stackFile";
 import { MOCK_ADMIN_PASSWORD, MockedResource } from "./support/program";
 import {
   routerRole,

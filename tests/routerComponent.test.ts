@@ -2,11 +2,17 @@
 // and RouterService under Pulumi mocks (image built and deployed by digest).
 import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
-import { parseStackConfig, PROJECT, readStackConfig, StackSpec } from "../components/config";
+import {
+  parseStackConfig,
+  PROJECT,
+  readStackConfig,
+  StackSpec,
+  modelLabels,
+  loadStackConfig,
+} from "../components/spec";
 import { schemaProblems } from "../components/manifestSchema";
 import type { Manifest } from "../components/manifest";
 import { registryAddress, RouterService } from "../components/router";
-import { modelLabels } from "../components/naming";
 import {
   buildRouterObjects,
   ROUTER_DRAIN_SECONDS,
@@ -16,7 +22,6 @@ import {
   ROUTER_PORT,
   routerUrl,
 } from "../components/routerManifests";
-import { loadStackConfig } from "../components/stackFile";
 
 const spec = (stack: string): StackSpec =>
   parseStackConfig(readStackConfig(loadStackConfig(stack)));

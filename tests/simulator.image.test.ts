@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { buildModelDeployment } from "../components/modelManifests";
-import { VLLM_PORT } from "../components/naming";
+import { VLLM_PORT } from "../components/spec";
 import { parseServeArgs, UsageError } from "../scripts/simulator/vllm";
 import { parseDockerfile, runDockerfile, StageResult } from "./support/dockerfile";
 import { eventually } from "./support/router";

@@ -10,9 +10,11 @@ import {
   PROJECT_DIR,
   readStackConfig,
   StackConfigError,
-} from "../components/config";
-import { STACK_ENVIRONMENTS, stackEnvironment } from "../components/naming";
-import { loadStackConfig, loadStackSpec } from "../components/stackFile";
+  STACK_ENVIRONMENTS,
+  stackEnvironment,
+  loadStackConfig,
+  loadStackSpec,
+} from "../components/spec";
 import { evaluatePolicies, EvaluatedResource } from "../policies/evaluate";
 import * as fleetNames from "../policies/fleet";
 import { packConfig } from "../policies/packConfig";
@@ -140,7 +142,7 @@ describe("environment bound to the stack", () => {
 });
 
 describe("policy pack: stack-environment", () => {
-  it("mirrors STACK_ENVIRONMENTS of components/naming.ts, and every stack has its pack config", () => {
+  it("mirrors STACK_ENVIRONMENTS of components/spec/naming.ts, and every stack has its pack config", () => {
     assert.deepEqual(fleetNames.STACK_ENVIRONMENTS, STACK_ENVIRONMENTS);
     for (const stack of STACK_FILES) {
       const file = path.join(PROJECT_DIR, "policies", "config", `${stack}.json`);

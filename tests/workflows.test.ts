@@ -8,8 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parse } from "yaml";
-import { parseStackConfig, readStackConfig } from "../components/config";
-import { loadStackConfig } from "../components/stackFile";
+import { parseStackConfig, readStackConfig, loadStackConfig } from "../components/spec";
 
 const ROOT = path.resolve(__dirname, "..");
 const GITHUB = path.join(ROOT, ".github");

@@ -4,7 +4,7 @@
 // a message saying what state the stack is in; before the commit the stack file is restored.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PROJECT, StackConfigError } from "../../components/config";
+import { PROJECT, StackConfigError } from "../../components/spec";
 import { EXIT, ScriptError, ScriptIo } from "./cli";
 import { createPullRequest, Git } from "./git";
 import {

@@ -5,10 +5,10 @@ import {
   readStackConfig,
   StackConfigError,
   StackSpec,
-} from "../../components/config";
-import { modelEndpoint } from "../../components/naming";
+  modelEndpoint,
+  loadStackSpec,
+} from "../../components/spec";
 import { readCaFile } from "../../router/src/registry/tls";
-import { loadStackSpec } from "../../components/stackFile";
 import { EXIT, ScriptError, ScriptIo } from "./cli";
 import { onPath, PulumiCli, plainConfig } from "./pulumi";
 

@@ -5,9 +5,8 @@
 // checks at all) fails.
 import { withRegistryClient } from "../../router/src/registry/connect";
 import { listEntries } from "../../router/src/registry/queries";
-import type { Environment } from "../../router/src/registry/types";
+import type { Environment, RegistryEntry } from "../../router/src/registry/types";
 import { ROUTER_NAME } from "../../components/routerManifests";
-import type { RegistryEntry } from "../../router/src/registry/types";
 import { EXIT, formatTable, ScriptError, ScriptIo } from "./cli";
 import {
   expectedEndpoint,

@@ -2,11 +2,9 @@
 // one real stack file, with Pulumi.yaml defaults merged as the CLI does.
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { loadStackConfig } from "../../components/stackFile";
-import { PROJECT, REGISTRY_PROJECT } from "../../components/config";
+import { loadStackConfig, PROJECT, REGISTRY_PROJECT, ENVIRONMENTS } from "../../components/spec";
 import type { RegistryStackOutputs } from "../../components/registryStack";
 import { ACCESS_ROLES } from "../../components/registrySchema";
-import { ENVIRONMENTS } from "../../components/naming";
 import { LATEST_VERSION, environmentRole } from "../../router/src/registry/migrations";
 
 export interface MockedResource {

@@ -6,10 +6,8 @@
 // the migrations as the owner role. Row-level security is then what production has.
 import assert from "node:assert/strict";
 import { Client } from "pg";
-import { PROJECT } from "../../components/config";
+import { PROJECT, loadStackConfig, ENVIRONMENTS } from "../../components/spec";
 import { registryMigrationsProvider } from "../../components/registryMigrations";
-import { loadStackConfig } from "../../components/stackFile";
-import { ENVIRONMENTS } from "../../components/naming";
 import { environmentRole, LATEST_VERSION } from "../../router/src/registry/migrations";
 import type { Environment } from "../../router/src/registry/types";
 import { plain, providerOf, ProviderSession, q } from "./postgresqlProvider";

@@ -2,8 +2,7 @@
 // soon as it exists.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { StackSpec } from "../../components/config";
-import { loadStackSpec } from "../../components/stackFile";
+import { StackSpec, loadStackSpec } from "../../components/spec";
 
 const ROOT = path.resolve(__dirname, "../..");
 

@@ -3,7 +3,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse } from "yaml";
-import { parseStackConfig, PROJECT, readStackConfig, StackSpec } from "./config";
+import { parseStackConfig, PROJECT, PROJECT_DIR, readStackConfig, StackSpec } from "./config";
 
 /** Secure values in a stack file are ciphertext the CLI decrypts; offline we only know they are set. */
 export const SECRET_PLACEHOLDER = "[secret]";
@@ -11,7 +11,7 @@ export const SECRET_PLACEHOLDER = "[secret]";
 /** Project-prefixed config (`vllm-fleet:releases` -> JSON text), as `pulumi config --json` would give. */
 export function loadStackConfig(
   stack: string,
-  dir = path.resolve(__dirname, ".."),
+  dir = PROJECT_DIR,
   project = PROJECT,
 ): Record<string, string> {
   const stackFile = path.join(dir, `Pulumi.${stack}.yaml`);

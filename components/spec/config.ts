@@ -23,7 +23,7 @@ import {
 } from "./naming";
 
 /** The project directory (Pulumi.yaml): relative config paths start here, as for the providers. */
-export const PROJECT_DIR = path.resolve(__dirname, "..");
+export const PROJECT_DIR = path.resolve(__dirname, "../..");
 
 /** Pulumi project name: stack config keys carry it as a prefix (`vllm-fleet:releases`). */
 export const PROJECT = "vllm-fleet";
@@ -66,7 +66,7 @@ const quantity = (what: string) =>
       `${what} must be a Kubernetes quantity above 0 such as "8", "500m", "32Gi" (suffixes n u m k M G T P E, Ki Mi Gi Ti Pi Ei, or an exponent such as 1e3; 'mi' is not one)`,
     );
 
-/** A string checked by one of Kubernetes' syntax rules (components/kubeSyntax.ts). */
+/** A string checked by one of Kubernetes' syntax rules (components/spec/kubeSyntax.ts). */
 const k8sString = (what: string, problem: (v: string) => string | undefined) =>
   z.string().superRefine((v, ctx) => {
     const p = problem(v);
@@ -426,7 +426,7 @@ function issueMessage(issue: z.ZodIssue): string {
 function environmentProblem(stack: string, declared: Environment): string | undefined {
   const bound = stackEnvironment(stack);
   if (!bound)
-    return `environment: stack '${stack}' has no environment; name the stack after one (${Object.keys(STACK_ENVIRONMENTS).join(", ")}) or add it to STACK_ENVIRONMENTS in components/naming.ts and policies/fleet.ts with its policies/config/<stack>.json`;
+    return `environment: stack '${stack}' has no environment; name the stack after one (${Object.keys(STACK_ENVIRONMENTS).join(", ")}) or add it to STACK_ENVIRONMENTS in components/spec/naming.ts and policies/fleet.ts with its policies/config/<stack>.json`;
   if (bound !== declared)
     return `environment: is '${declared}' but stack '${stack}' is the ${bound} environment (the stack name decides it, with its guardrails); set environment: ${bound}`;
   return undefined;

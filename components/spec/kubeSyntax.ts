@@ -1,7 +1,7 @@
 // Kubernetes' own syntax rules for the values the stack config puts into objects, so a value the
 // API server would reject fails at config time (before anything is created), not mid-update.
 // Each rule is the upstream function named in its comment.
-export { parseQuantity } from "../policies/kube";
+export { parseQuantity } from "../../policies/kube";
 
 // k8s.io/apimachinery pkg/util/validation/validation.go (dns1123LabelFmt, dns1123SubdomainFmt).
 const DNS1123_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";

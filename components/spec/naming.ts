@@ -1,10 +1,10 @@
 // Names every part of the platform agrees on: Service DNS, registry keys, labels.
 
-import type { Environment } from "../router/src/registry/types";
+import type { Environment } from "../../router/src/registry/types";
 
 // The registry library (shipped inside the router image) owns the environment list and key format.
-export { ENVIRONMENTS, registryKey } from "../router/src/registry/types";
-export type { Environment } from "../router/src/registry/types";
+export { ENVIRONMENTS, registryKey } from "../../router/src/registry/types";
+export type { Environment } from "../../router/src/registry/types";
 
 /**
  * The environment of each stack, by stack name: the name decides the environment (and with it
