@@ -26,7 +26,13 @@ import {
   formatReleaseChanges,
   RELEASE_KEY,
 } from "./lib/rollout";
-import { loadStack, registryCa, stackRegistryUrl, StackView, unreadableStack } from "./lib/stack";
+import {
+  loadStackView,
+  registryCa,
+  stackRegistryUrl,
+  StackView,
+  unreadableStack,
+} from "./lib/stack";
 import { formatResults, passed, verifyStack } from "./lib/verification";
 
 export { EXIT } from "./lib/rollout";
@@ -176,7 +182,7 @@ ${EXIT_HELP}`,
     let source: StackView;
     let rows: RegistryEntry[];
     try {
-      source = await loadStack(o.from, pulumi);
+      source = await loadStackView(o.from, pulumi);
     } catch (e) {
       if (e instanceof StackConfigError)
         throw new ScriptError(

@@ -4,13 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { stringify } from "yaml";
-import {
-  parseStackConfig,
-  readStackConfig,
-  StackConfigError,
-  StackSpec,
-  loadStackConfig,
-} from "../components/spec";
+import { loadStackSpec, StackConfigError, StackSpec } from "../components/spec";
 import { schemaProblems } from "../components/manifestSchema";
 import { renderStack } from "../components/renderStack";
 import { EXIT, EXIT_HELP } from "./lib/cli";
@@ -51,20 +45,14 @@ function clearPreviousRender(out: string): void {
 
 /** The stack's config from its file: an invalid config exits 2, an unreadable stack 3. */
 function readSpec(stack: string): StackSpec {
-  let config: Record<string, string>;
   try {
-    config = loadStackConfig(stack);
+    return loadStackSpec(stack);
   } catch (e) {
+    if (e instanceof StackConfigError) throw new RenderExit(e.message, EXIT.usage);
     throw new RenderExit(
       `render: cannot read stack ${stack}: ${(e as Error).message}`,
       EXIT.unavailable,
     );
-  }
-  try {
-    return parseStackConfig(readStackConfig(config), { stack });
-  } catch (e) {
-    if (e instanceof StackConfigError) throw new RenderExit(e.message, EXIT.usage);
-    throw e;
   }
 }
 

@@ -22,7 +22,13 @@ import {
   ScriptIo,
 } from "./lib/cli";
 import { onPath } from "./lib/pulumi";
-import { expectedEndpoint, readStack, registryCa, stackRegistryUrl, StackView } from "./lib/stack";
+import {
+  expectedEndpoint,
+  requireStackView,
+  registryCa,
+  stackRegistryUrl,
+  StackView,
+} from "./lib/stack";
 
 /** Exit codes: the table every script shares (printed by --help). */
 export { EXIT };
@@ -286,7 +292,7 @@ ${EXIT_HELP}`,
       .configureOutput(commanderOutput(io));
     program.parse(args, { from: "user" });
     const o = program.opts<{ stack: string; format: "table" | "json" }>();
-    const view = await readStack(o.stack, io);
+    const view = await requireStackView(o.stack, io);
     const status = await stackStatus(view, io);
     const drift = status.orphans.length > 0 || status.models.some((m) => m.drift.length > 0);
     if (o.format === "json") io.out(JSON.stringify({ stack: o.stack, drift, ...status }, null, 2));

@@ -12,7 +12,7 @@ import {
   ScriptError,
   ScriptIo,
 } from "./lib/cli";
-import { readStack, registryCa, requireDatabaseUrl } from "./lib/stack";
+import { requireStackView, registryCa, requireDatabaseUrl } from "./lib/stack";
 import {
   CheckResult,
   COMPLETION_BUDGET_MS,
@@ -97,7 +97,7 @@ ${EXIT_HELP}`,
     let results: CheckResult[];
     let subject: string;
     if (o.stack) {
-      const view = await readStack(o.stack, io);
+      const view = await requireStackView(o.stack, io);
       subject = `stack ${o.stack} (${view.spec.environment}, config from ${view.source === "pulumi" ? "pulumi" : `Pulumi.${o.stack}.yaml`})`;
       const flag = o.routerUrl || !io.env.ROUTER_URL ? "--router-url" : "ROUTER_URL";
       results = await verifyStack(view, io, o.routerUrl ?? io.env.ROUTER_URL, o.timeoutMs, flag);

@@ -9,14 +9,13 @@ import {
   MANAGED_VLLM_FLAGS,
   parseStackConfig,
   PROJECT_DIR,
-  readStackConfig,
   StackConfigError,
   extendedResourceNameProblem,
   labelValueProblem,
   parseQuantity,
   qualifiedNameProblem,
-  loadStackConfig,
 } from "../components/spec";
+import { rawStackFile } from "./support/stackFiles";
 import { buildModelDeployment } from "../components/modelManifests";
 import { evaluatePolicies } from "../policies/evaluate";
 import { TYPES } from "../policies/kube";
@@ -26,8 +25,8 @@ import { gpuNodeSelector } from "../policies/rules/gpu";
 type Raw = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 const M = "llama-3-1-8b-instruct";
-const production = (): Raw => readStackConfig(loadStackConfig("production"));
-const staging = (): Raw => readStackConfig(loadStackConfig("staging"));
+const production = (): Raw => rawStackFile("production");
+const staging = (): Raw => rawStackFile("staging");
 
 function problemsOf(mutate: (c: Raw) => void, base = production, setSecrets?: string[]): string[] {
   const cfg = structuredClone(base());

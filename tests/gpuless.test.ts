@@ -2,12 +2,8 @@
 // simulator or CPU builds; no GPU requests, GPU node selector or GPU tolerations; the GPU
 // policies accept them only where declared and never in production.
 import { strict as assert } from "node:assert";
-import {
-  parseStackConfig,
-  readStackConfig,
-  StackConfigError,
-  loadStackConfig,
-} from "../components/spec";
+import { parseStackConfig, StackConfigError } from "../components/spec";
+import { rawStackFile } from "./support/stackFiles";
 import { buildResourceQuota } from "../components/environmentManifests";
 import { ACCELERATOR_ANNOTATION, buildModelDeployment } from "../components/modelManifests";
 import { ACCELERATOR_ANNOTATION as PACK_ACCELERATOR_ANNOTATION } from "../policies/fleet";
@@ -21,7 +17,7 @@ const MODEL = "qwen2-5-1-5b-instruct";
 
 /** The development stack with its model's `gpu` removed (and whatever else `change` does). */
 function gpuless(change: (c: Raw) => void = () => undefined): Raw {
-  const cfg = readStackConfig(loadStackConfig("development")) as Raw;
+  const cfg = rawStackFile("development") as Raw;
   delete cfg.capacity[MODEL].gpu;
   change(cfg);
   return cfg;
@@ -57,7 +53,7 @@ describe("models without GPUs", () => {
   });
 
   it("config: a production model without GPUs is an error naming the path and the fix", () => {
-    const cfg = readStackConfig(loadStackConfig("production")) as Raw;
+    const cfg = rawStackFile("production") as Raw;
     delete cfg.capacity["llama-3-1-8b-instruct"].gpu;
     assert.deepEqual(problems(cfg), [
       "capacity.llama-3-1-8b-instruct.gpu: is required in production: production models run on GPUs; set gpu.count (and gpu.product)",
@@ -86,7 +82,7 @@ describe("models without GPUs", () => {
     assert.equal(d.metadata.annotations[ACCELERATOR_ANNOTATION], "none");
     assert.equal(ACCELERATOR_ANNOTATION, PACK_ACCELERATOR_ANNOTATION, "pack and program agree");
     // A GPU model carries no such annotation.
-    const gpu = deployment(readStackConfig(loadStackConfig("development")) as Raw);
+    const gpu = deployment(rawStackFile("development") as Raw);
     assert.equal(gpu.metadata.annotations[ACCELERATOR_ANNOTATION], undefined);
     assert.equal(gpu.spec.template.spec.containers[0].resources.limits["nvidia.com/gpu"], "1");
   });

@@ -4,13 +4,7 @@ import { strict as assert } from "node:assert";
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import type { IPersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClaim";
 import type { IService } from "kubernetes-models/v1/Service";
-import {
-  ModelSpec,
-  parseStackConfig,
-  readStackConfig,
-  StackSpec,
-  loadStackConfig,
-} from "../components/spec";
+import { ModelSpec, StackSpec, loadStackSpec } from "../components/spec";
 import {
   buildHuggingFaceTokenSecret,
   buildModelCacheClaim,
@@ -20,7 +14,6 @@ import {
 } from "../components/modelManifests";
 import { renderStack } from "../components/renderStack";
 
-const spec = (stack: string) => parseStackConfig(readStackConfig(loadStackConfig(stack)));
 const SKIP_AWAIT = "pulumi.com/skipAwait";
 
 function withModel(s: StackSpec, name: string, change: Partial<ModelSpec>): ModelSpec {
@@ -62,7 +55,7 @@ function serviceAwaitFinishes(s: IService, endpoints: { notReady: number }): boo
 const pvcPhase = (pods: number) => (pods > 0 ? "Bound" : "Pending");
 
 describe("model manifests: Pulumi waits only for what can happen", () => {
-  const s = spec("staging");
+  const s = loadStackSpec("staging");
   const cases: [string, Partial<ModelSpec>, number][] = [
     ["a disabled model", { enabled: false }, 0],
     ["a disabled model with replicas 0", { enabled: false, replicas: 0 }, 0],
@@ -134,7 +127,7 @@ function pvcDiff(old: IPersistentVolumeClaim, next: IPersistentVolumeClaim) {
 }
 
 describe("model manifests: the cache volume survives scaling", () => {
-  const p = spec("production");
+  const p = loadStackSpec("production");
   const llama = (change: Partial<ModelSpec>) => withModel(p, "llama-3-1-8b-instruct", change);
 
   it("never changes the claim when replicas or enabled change", () => {
@@ -149,7 +142,7 @@ describe("model manifests: the cache volume survives scaling", () => {
   });
 
   it("uses the configured access mode, not one derived from replicas", () => {
-    const d = spec("development");
+    const d = loadStackSpec("development");
     const m = d.models[0];
     assert.deepEqual(buildModelCacheClaim(d, { ...m, replicas: 4 }).spec!.accessModes, [
       "ReadWriteOnce",
@@ -199,7 +192,7 @@ describe("model manifests: the cache volume survives scaling", () => {
 });
 
 describe("model manifests: the Hugging Face token of gated models", () => {
-  const s = spec("staging");
+  const s = loadStackSpec("staging");
   const env = (m: ModelSpec) =>
     buildModelDeployment(s, m).spec!.template.spec!.containers[0].env ?? [];
 
@@ -235,7 +228,7 @@ describe("model manifests: the Hugging Face token of gated models", () => {
 });
 
 describe("model manifests: replicas on different nodes, node disk reserved", () => {
-  const s = spec("production");
+  const s = loadStackSpec("production");
   const pod = (m: ModelSpec) => buildModelDeployment(s, m).spec!.template.spec!;
 
   it("spreads two or more replicas over kubernetes.io/hostname, never blocking scheduling", () => {

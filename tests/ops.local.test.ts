@@ -12,7 +12,7 @@ import { decodeEntry } from "../router/src/registry/cache";
 import { connectRedis, withRegistryClient } from "../router/src/registry/connect";
 import { getEntry } from "../router/src/registry/queries";
 import { registryKey } from "../router/src/registry/types";
-import { parseStackConfig, readStackConfig, loadStackConfig } from "../components/spec";
+import { loadStackSpec } from "../components/spec";
 import { EXIT, LOCAL_MANAGER, localEntryInputs, run } from "../scripts/local";
 import { EXIT_HELP } from "../scripts/lib/cli";
 import { runProgram } from "./support/program";
@@ -215,7 +215,7 @@ describe("npm run local", () => {
   it("registers with the inputs the Pulumi program gives the registry provider", async () => {
     // Only where the row points, who writes it and the credentials differ from `pulumi up`.
     const own = ["endpoint", "managedBy", "connectionString", "redisUrl"];
-    const spec = parseStackConfig(readStackConfig(loadStackConfig("staging")));
+    const spec = loadStackSpec("staging");
     const run = await runProgram("staging");
     const entries = run.ofType("pulumi-nodejs:dynamic/vllm-registry:RegistryEntry");
     assert.equal(entries.length, spec.models.length);

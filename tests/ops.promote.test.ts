@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parseStackConfig, readStackConfig } from "../components/spec";
+import { loadStackSpec } from "../components/spec";
 import { releaseRevision } from "../components/modelManifests";
 import { EXIT, run } from "../scripts/promote";
 import { EXIT_HELP } from "../scripts/lib/cli";
@@ -42,7 +42,7 @@ const POLICY_FLAGS = "--policy-pack policies --policy-pack-config policies/confi
 
 /** The revision the program records for a release of staging (its registry row's `revision`). */
 function stagingRevision(r: Record<string, unknown>): string {
-  const spec = parseStackConfig(readStackConfig(plainConfig(configJson(stagingConfig([r])))));
+  const spec = loadStackSpec("staging", { config: plainConfig(configJson(stagingConfig([r]))) });
   return releaseRevision(spec.models[0]);
 }
 

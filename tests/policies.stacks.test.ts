@@ -10,8 +10,8 @@ import { rules } from "../policies/rules";
 import { buildEnvironmentObjects } from "../components/environmentManifests";
 import { buildRouterObjects } from "../components/routerManifests";
 import { durationSeconds, stackForPolicies, withPulumiStack } from "./support/policyStacks";
-import { stackEnvironment } from "../components/spec";
-import { STACK_FILES, stackSpec } from "./support/stackFiles";
+import { stackEnvironment, loadStackSpec } from "../components/spec";
+import { STACK_FILES } from "./support/stackFiles";
 
 const STACKS = STACK_FILES;
 
@@ -20,7 +20,7 @@ const show = (ds: Diagnostic[]) => ds.map((d) => `[${d.policy}] ${d.message}`).j
 describe("policy pack on the real stacks (program under mocks)", () => {
   for (const stack of STACKS) {
     it(`${stack}: every rule passes`, async () => {
-      const spec = stackSpec(stack);
+      const spec = loadStackSpec(stack);
       const { resources } = await stackForPolicies(stack);
       // The stack has what the rules look at; an empty stack would pass vacuously.
       for (const type of [
@@ -82,7 +82,7 @@ describe("policy pack on the real stacks (program under mocks)", () => {
 
   for (const stack of STACKS) {
     it(`${stack}: the router's objects from their builders pass every rule`, async () => {
-      const spec = stackSpec(stack);
+      const spec = loadStackSpec(stack);
       const image = `registry.example.com/vllm-router@sha256:${"a".repeat(64)}`;
       const objects = [
         ...Object.values(buildEnvironmentObjects(spec)),

@@ -10,12 +10,7 @@ import {
   runProgram,
   ProgramRun,
 } from "./support/program";
-import {
-  modelEndpoint,
-  parseStackConfig,
-  readStackConfig,
-  loadStackConfig,
-} from "../components/spec";
+import { modelEndpoint, loadStackSpec } from "../components/spec";
 import { registryStackProblems } from "../components/registryStack";
 
 const STACKS = ["development", "staging", "production"] as const;
@@ -611,7 +606,7 @@ describe("registry stack program under mocks (registry-stack/)", () => {
 
   it("exports what the environment stacks check", async () => {
     const run = await runProgram("shared", { project: "vllm-registry" });
-    const env = parseStackConfig(readStackConfig(loadStackConfig("production")));
+    const env = loadStackSpec("production");
     assert.deepEqual(registryStackProblems(env.registry, "production", run.outputs), []);
   });
 

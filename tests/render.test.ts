@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parse } from "yaml";
-import { parseStackConfig, readStackConfig, loadStackConfig } from "../components/spec";
+import { loadStackSpec } from "../components/spec";
 import type { Manifest } from "../components/manifest";
 import { schemaProblems } from "../components/manifestSchema";
 import { buildModelDeployment } from "../components/modelManifests";
@@ -14,7 +14,6 @@ import { RENDER_INDEX, RenderDirectoryError, renderToDirectory } from "../script
 import { STACK_FILES } from "./support/stackFiles";
 
 const ROOT = path.resolve(__dirname, "..");
-const spec = (stack: string) => parseStackConfig(readStackConfig(loadStackConfig(stack)));
 
 describe("render", () => {
   for (const stack of STACK_FILES) {
@@ -22,7 +21,7 @@ describe("render", () => {
       const out = fs.mkdtempSync(path.join(os.tmpdir(), `render-${stack}-`));
       const { files, problems } = renderToDirectory(stack, out);
       assert.deepEqual(problems, []);
-      const s = spec(stack);
+      const s = loadStackSpec(stack);
       assert.equal(files.length, renderStack(s).length);
       const docs = files.map((f) => parse(fs.readFileSync(f, "utf8")));
       for (const d of docs) assert.deepEqual(schemaProblems(d), [], `${d.kind}/${d.metadata.name}`);
@@ -87,7 +86,10 @@ describe("render", () => {
   });
 
   it("rejects a manifest that breaks the Kubernetes schema", () => {
-    const dep = buildModelDeployment(spec("development"), spec("development").models[0]);
+    const dep = buildModelDeployment(
+      loadStackSpec("development"),
+      loadStackSpec("development").models[0],
+    );
     (dep.spec!.template.spec!.containers[0] as { ports: unknown }).ports = [
       { containerPort: "eight thousand" },
     ];

@@ -2,14 +2,7 @@
 // and RouterService under Pulumi mocks (image built and deployed by digest).
 import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
-import {
-  parseStackConfig,
-  PROJECT,
-  readStackConfig,
-  StackSpec,
-  modelLabels,
-  loadStackConfig,
-} from "../components/spec";
+import { PROJECT, modelLabels, loadStackSpec } from "../components/spec";
 import { schemaProblems } from "../components/manifestSchema";
 import type { Manifest } from "../components/manifest";
 import { registryAddress, RouterService } from "../components/router";
@@ -23,8 +16,6 @@ import {
   routerUrl,
 } from "../components/routerManifests";
 
-const spec = (stack: string): StackSpec =>
-  parseStackConfig(readStackConfig(loadStackConfig(stack)));
 const DIGEST = `sha256:${"ab".repeat(32)}`;
 const wiring = {
   image: `registry.example/vllm-router:staging@${DIGEST}`,
@@ -38,7 +29,7 @@ const selects = (selector: Record<string, string> | undefined, labels: Record<st
 describe("router manifests", () => {
   for (const stack of ["development", "staging", "production"]) {
     it(`are schema-valid and consistent for ${stack}`, () => {
-      const s = spec(stack);
+      const s = loadStackSpec(stack);
       const objs = buildRouterObjects(s, wiring);
       const present = Object.values(objs).filter(
         (o): o is NonNullable<typeof o> => o !== undefined,
@@ -62,7 +53,8 @@ describe("router manifests", () => {
   }
 
   it("runs PSS-restricted: non-root, read-only root, no escalation, no capabilities, no token", () => {
-    const pod = buildRouterObjects(spec("production"), wiring).deployment.spec!.template.spec!;
+    const pod = buildRouterObjects(loadStackSpec("production"), wiring).deployment.spec!.template
+      .spec!;
     assert.equal(pod.automountServiceAccountToken, false);
     assert.equal(pod.enableServiceLinks, false);
     assert.equal(pod.securityContext?.runAsNonRoot, true);
@@ -82,8 +74,8 @@ describe("router manifests", () => {
 
   it("takes secrets from Secrets only and matches the grace period to the drain", () => {
     const s = {
-      ...spec("production"),
-      router: { ...spec("production").router, apiKeysSecret: "router-api-keys" },
+      ...loadStackSpec("production"),
+      router: { ...loadStackSpec("production").router, apiKeysSecret: "router-api-keys" },
     };
     const objs = buildRouterObjects(s, wiring);
     const pod = objs.deployment.spec!.template.spec!;
@@ -114,7 +106,7 @@ describe("router manifests", () => {
   it("mounts the registry CA from a ConfigMap read-only and points REGISTRY_SSLROOTCERT at it", () => {
     const CA = "-----BEGIN CERTIFICATE-----\nregistry CA\n-----END CERTIFICATE-----\n";
     const withCa = (ca: string) => {
-      const s = spec("production");
+      const s = loadStackSpec("production");
       return buildRouterObjects({ ...s, registry: { ...s.registry, caCertificate: ca } }, wiring);
     };
     const objs = withCa(CA);
@@ -139,13 +131,13 @@ describe("router manifests", () => {
     const other = withCa(CA.replace("registry CA", "rotated CA")).deployment.spec!.template;
     assert.notDeepEqual(template.metadata?.annotations, other.metadata?.annotations);
 
-    const none = buildRouterObjects(spec("production"), wiring);
+    const none = buildRouterObjects(loadStackSpec("production"), wiring);
     assert.equal(none.registryCa, undefined);
     assert.ok(!JSON.stringify(none.deployment).includes("REGISTRY_SSLROOTCERT"));
   });
 
   it("serves metrics on a port of their own that the ServiceMonitor scrapes by name, apart from the API port", () => {
-    const objs = buildRouterObjects(spec("production"), wiring);
+    const objs = buildRouterObjects(loadStackSpec("production"), wiring);
     const container = objs.deployment.spec!.template.spec!.containers[0];
     const env = Object.fromEntries(container.env!.map((e) => [e.name, e.value]));
     assert.equal(env.PORT, String(ROUTER_PORT));
@@ -165,7 +157,7 @@ describe("router manifests", () => {
   });
 
   it("lets traffic in from client namespaces and Prometheus, and out only to vLLM, the registry, Redis and DNS", () => {
-    const s = spec("staging");
+    const s = loadStackSpec("staging");
     const np = buildRouterObjects(s, wiring).networkPolicy.spec!;
     assert.deepEqual(np.policyTypes, ["Ingress", "Egress"]);
     const from = np.ingress!.flatMap((r) => r.from!.map((f) => f.namespaceSelector?.matchLabels));
@@ -257,7 +249,7 @@ describe("RouterService under mocks", () => {
   const valueOf = <T>(o: pulumi.Output<T>) => new Promise<T>((r) => o.apply(r));
 
   it("builds the image, deploys it by digest and outputs the in-cluster URL", async () => {
-    const s = spec("staging");
+    const s = loadStackSpec("staging");
     s.router.imageRegistry = "registry.example/platform";
     const router = new RouterService("router", {
       stack: s,
@@ -298,7 +290,7 @@ describe("RouterService under mocks", () => {
   });
 
   it("creates the registry CA ConfigMap from registry.sslrootcert", async () => {
-    const s = spec("staging");
+    const s = loadStackSpec("staging");
     s.router.image = `registry.example/vllm-router@${DIGEST}`;
     s.registry = { ...s.registry, caCertificate: "-----BEGIN CERTIFICATE-----\n" };
     const router = new RouterService("with-ca", { stack: s, registrySecretName: "x" });
@@ -313,7 +305,7 @@ describe("RouterService under mocks", () => {
   });
 
   it("deploys a prebuilt router.image as given, building nothing", async () => {
-    const s = spec("staging");
+    const s = loadStackSpec("staging");
     s.router.image = `registry.example/vllm-router@${DIGEST}`;
     const images = created.filter((r) => r.type === "docker-build:index:Image").length;
     const prebuilt = new RouterService("prebuilt", { stack: s, registrySecretName: "x" });

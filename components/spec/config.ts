@@ -745,11 +745,11 @@ export function setSecretKeys(all: Record<string, string>): string[] {
   return SECRET_KEYS.filter((k) => all[`${PROJECT}:${k}`] !== undefined);
 }
 
-/** Raw config of the running stack, read from Pulumi config (keys prefixed with `project`). */
-export function readStackConfig(
-  all: Record<string, string>,
-  project = PROJECT,
-): Record<string, unknown> {
+/**
+ * Raw config (what parseStackConfig takes) from a stack's Pulumi config: the keys of `project`
+ * without the prefix, JSON values parsed, secrets left out.
+ */
+export function rawConfig(all: Record<string, string>, project = PROJECT): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(all)) {
     if (!key.startsWith(`${project}:`)) continue;

@@ -9,7 +9,7 @@ export {
   parseStackConfig,
   PROJECT,
   PROJECT_DIR,
-  readStackConfig,
+  rawConfig,
   REGISTRY_PROJECT,
   ROUTER_REGISTRY_PASSWORD_KEY,
   SECRET_KEYS,
@@ -37,4 +37,5 @@ export {
   VLLM_PORT,
 } from "./naming";
 export type { Environment } from "./naming";
-export { loadStackConfig, loadStackSpec } from "./stackFile";
+export { loadStackSpec, stackFileConfig } from "./stackFile";
+export type { StackSource } from "./stackFile";

@@ -2,7 +2,7 @@
 // one real stack file, with Pulumi.yaml defaults merged as the CLI does.
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { loadStackConfig, PROJECT, REGISTRY_PROJECT, ENVIRONMENTS } from "../../components/spec";
+import { PROJECT, REGISTRY_PROJECT, ENVIRONMENTS, stackFileConfig } from "../../components/spec";
 import type { RegistryStackOutputs } from "../../components/registryStack";
 import { ACCESS_ROLES } from "../../components/registrySchema";
 import { LATEST_VERSION, environmentRole } from "../../router/src/registry/migrations";
@@ -203,7 +203,7 @@ export async function runProgram(stack: string, options: RunOptions = {}): Promi
     });
     register(req, callback);
   };
-  const config = loadStackConfig(stack, program.dir, project);
+  const config = stackFileConfig(stack, program.dir, project);
   for (const [k, v] of Object.entries(overrides)) {
     config[`${project}:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
   }

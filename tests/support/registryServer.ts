@@ -6,7 +6,8 @@
 // the migrations as the owner role. Row-level security is then what production has.
 import assert from "node:assert/strict";
 import { Client } from "pg";
-import { PROJECT, loadStackConfig, ENVIRONMENTS } from "../../components/spec";
+import { ENVIRONMENTS } from "../../components/spec";
+import { rawStackFile } from "./stackFiles";
 import { registryMigrationsProvider } from "../../components/registryMigrations";
 import { environmentRole, LATEST_VERSION } from "../../router/src/registry/migrations";
 import type { Environment } from "../../router/src/registry/types";
@@ -144,7 +145,7 @@ export async function startRegistryServer(o: RegistryServerOptions): Promise<Reg
 
   // Each environment stack, reading the registry stack's outputs: its login roles as the admin.
   for (const env of o.environments) {
-    const base = JSON.parse(loadStackConfig(env)[`${PROJECT}:registry`]);
+    const base = rawStackFile(env).registry as object;
     declared[env] = (
       await runProgram(env, { overrides: { registry: { ...base, database, adminUser } } })
     ).resources;
