@@ -16,7 +16,7 @@ import { FleetMonitoring } from "./components/monitoring";
 import { RegistryAccess } from "./components/registryDatabase";
 import { readRegistryStack } from "./components/registryStack";
 import { RouterService } from "./components/router";
-import { routerConnectionLimit } from "./components/routerManifests";
+import { routerConnectionLimit } from "./components/manifests";
 
 const spec = loadProgramConfig(
   (raw, all) => parseStackConfig(raw, { stack: pulumi.getStack(), setSecrets: setSecretKeys(all) }),

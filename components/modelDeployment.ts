@@ -6,7 +6,7 @@ import {
   buildModelObjects,
   modelRegistration,
   probeBudget,
-} from "./modelManifests";
+} from "./manifests";
 import { RegistryEntry } from "./registryEntry";
 import { modelEndpoint, registryKey } from "./spec";
 
@@ -37,7 +37,7 @@ export interface RegistryConnection {
 
 /**
  * One vLLM model served in one environment: cache volume, Deployment, Service, PDB,
- * NetworkPolicy and ServiceMonitor, built by the pure functions in modelManifests.ts.
+ * NetworkPolicy and ServiceMonitor, built by the pure functions in manifests/modelManifests.ts.
  */
 export class ModelDeployment extends pulumi.ComponentResource {
   /** In-cluster endpoint: `{model}-{env}.{namespace}.svc.cluster.local:8000`. */

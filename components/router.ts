@@ -3,12 +3,7 @@ import * as dockerBuild from "@pulumi/docker-build";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackSpec } from "./spec";
-import {
-  buildRouterObjects,
-  buildRouterRedisSecret,
-  ROUTER_NAME,
-  routerUrl,
-} from "./routerManifests";
+import { buildRouterObjects, buildRouterRedisSecret, ROUTER_NAME, routerUrl } from "./manifests";
 
 /** The repository root: the router image's build context (router/ is an npm workspace). */
 const REPO_ROOT = path.resolve(__dirname, "..");
@@ -27,7 +22,7 @@ export interface RouterServiceArgs {
 /**
  * The router: its image built from router/Dockerfile and pushed to `router.imageRegistry`
  * (or `router.image` when given), deployed by digest with Service, HPA, PDB, NetworkPolicy
- * and ServiceMonitor from the pure builders in routerManifests.ts.
+ * and ServiceMonitor from the pure builders in manifests/routerManifests.ts.
  */
 export class RouterService extends pulumi.ComponentResource {
   /** In-cluster URL: `http://vllm-router.{namespace}.svc.cluster.local`. */

@@ -11,7 +11,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { StackSpec, loadStackSpec } from "../components/spec";
-import { modelRegistration } from "../components/modelManifests";
+import { modelRegistration } from "../components/manifests";
 import { RegistryEntryInputs, registryEntryProvider } from "../components/registryEntry";
 import { connectClient, redactUrl, withRegistryClient } from "../router/src/registry/connect";
 import { migrate } from "../router/src/registry/migrations";

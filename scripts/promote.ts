@@ -6,7 +6,7 @@
 import * as path from "node:path";
 import { Command } from "commander";
 import { PROJECT, StackConfigError } from "../components/spec";
-import { releaseRevision } from "../components/modelManifests";
+import { releaseRevision } from "../components/manifests";
 import { withRegistryClient } from "../router/src/registry/connect";
 import { listEntries } from "../router/src/registry/queries";
 import { printable } from "../router/src/registry/text";

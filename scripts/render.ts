@@ -5,8 +5,7 @@ import * as path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { stringify } from "yaml";
 import { loadStackSpec, StackConfigError, StackSpec } from "../components/spec";
-import { schemaProblems } from "../components/manifestSchema";
-import { renderStack } from "../components/renderStack";
+import { schemaProblems, renderStack } from "../components/manifests";
 import { EXIT, EXIT_HELP } from "./lib/cli";
 
 /** File name of one object: apply order first, so `kubectl apply -f dir` creates namespaces first. */

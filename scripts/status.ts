@@ -5,7 +5,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { Command, Option } from "commander";
 import { modelSelector } from "../components/spec";
-import { releaseRevision } from "../components/modelManifests";
+import { releaseRevision } from "../components/manifests";
 import { decodeEntry } from "../router/src/registry/cache";
 import { connectRedis, withRegistryClient } from "../router/src/registry/connect";
 import { listEntries } from "../router/src/registry/queries";

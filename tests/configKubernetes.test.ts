@@ -16,7 +16,7 @@ import {
   qualifiedNameProblem,
 } from "../components/spec";
 import { rawStackFile } from "./support/stackFiles";
-import { buildModelDeployment } from "../components/modelManifests";
+import { buildModelDeployment } from "../components/manifests";
 import { evaluatePolicies } from "../policies/evaluate";
 import { TYPES } from "../policies/kube";
 import { packConfig } from "../policies/packConfig";

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse } from "yaml";
 import { SECRET_KEYS, loadStackSpec } from "../components/spec";
-import { ROUTER_NAME, ROUTER_SERVICE_PORT } from "../components/routerManifests";
+import { ROUTER_NAME, ROUTER_SERVICE_PORT } from "../components/manifests";
 import { CliIo, run as registryCli } from "../scripts/registry";
 import { run as verify } from "../scripts/verify";
 

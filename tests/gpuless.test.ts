@@ -4,8 +4,11 @@
 import { strict as assert } from "node:assert";
 import { parseStackConfig, StackConfigError } from "../components/spec";
 import { rawStackFile } from "./support/stackFiles";
-import { buildResourceQuota } from "../components/environmentManifests";
-import { ACCELERATOR_ANNOTATION, buildModelDeployment } from "../components/modelManifests";
+import {
+  buildResourceQuota,
+  ACCELERATOR_ANNOTATION,
+  buildModelDeployment,
+} from "../components/manifests";
 import { ACCELERATOR_ANNOTATION as PACK_ACCELERATOR_ANNOTATION } from "../policies/fleet";
 import { TYPES } from "../policies/kube";
 import { gpuNodeSelector, gpuQuota, gpuRequestsEqualLimits } from "../policies/rules/gpu";

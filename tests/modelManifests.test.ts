@@ -11,8 +11,8 @@ import {
   buildModelDeployment,
   buildModelService,
   huggingFaceSecretName,
-} from "../components/modelManifests";
-import { renderStack } from "../components/renderStack";
+  renderStack,
+} from "../components/manifests";
 
 const SKIP_AWAIT = "pulumi.com/skipAwait";
 

@@ -10,16 +10,16 @@ import {
   LISTEN_STALE_SECONDS,
   RUNBOOKS,
   buildPrometheusRule,
-} from "../components/alerts";
-import { ENVIRONMENTS, loadStackSpec } from "../components/spec";
-import { Panel, buildDashboard, buildDashboardConfigMap } from "../components/dashboard";
-import {
+  Panel,
+  buildDashboard,
+  buildDashboardConfigMap,
   ALLOWED_SERIES,
   HISTOGRAMS,
   ROUTER_METRICS,
   VLLM_METRICS,
   seriesIn,
-} from "../components/metricNames";
+} from "../components/manifests";
+import { ENVIRONMENTS, loadStackSpec } from "../components/spec";
 import { RouterMetrics } from "../router/src/metrics";
 import { PG_TIMEOUTS } from "../router/src/registry/connect";
 import { LISTEN_RETRY_MAX_MS, LISTEN_TIMEOUT_MS } from "../router/src/registryListener";

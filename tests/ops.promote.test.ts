@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { loadStackSpec } from "../components/spec";
-import { releaseRevision } from "../components/modelManifests";
+import { releaseRevision } from "../components/manifests";
 import { EXIT, run } from "../scripts/promote";
 import { EXIT_HELP } from "../scripts/lib/cli";
 import { configText, mandatoryViolations, plainConfig } from "../scripts/lib/pulumi";

@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type Redis from "ioredis";
 import { parseStackConfig } from "../components/spec";
-import { releaseRevision } from "../components/modelManifests";
+import { releaseRevision } from "../components/manifests";
 import { encodeEntry } from "../router/src/registry/cache";
 import { connectRedis, withRegistryClient } from "../router/src/registry/connect";
 import { migrate } from "../router/src/registry/migrations";

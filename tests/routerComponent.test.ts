@@ -3,10 +3,8 @@
 import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
 import { PROJECT, modelLabels, loadStackSpec } from "../components/spec";
-import { schemaProblems } from "../components/manifestSchema";
-import type { Manifest } from "../components/manifest";
-import { registryAddress, RouterService } from "../components/router";
 import {
+  schemaProblems,
   buildRouterObjects,
   ROUTER_DRAIN_SECONDS,
   ROUTER_PRESTOP_SECONDS,
@@ -14,7 +12,9 @@ import {
   ROUTER_METRICS_PORT,
   ROUTER_PORT,
   routerUrl,
-} from "../components/routerManifests";
+} from "../components/manifests";
+import type { Manifest } from "../components/manifests";
+import { registryAddress, RouterService } from "../components/router";
 
 const DIGEST = `sha256:${"ab".repeat(32)}`;
 const wiring = {

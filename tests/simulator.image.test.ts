@@ -1,12 +1,12 @@
 // scripts/simulator/Dockerfile, performed without Docker (as tests/router.dockerfile.test.ts does
 // for the router), and its `vllm` shim fed the exact command line each stack's model Deployment
-// runs (components/modelManifests.ts: command ["vllm", "serve"] + vllmArgs).
+// runs (components/manifests/modelManifests.ts: command ["vllm", "serve"] + vllmArgs).
 import * as assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { buildModelDeployment } from "../components/modelManifests";
+import { buildModelDeployment } from "../components/manifests";
 import { VLLM_PORT, loadStackSpec } from "../components/spec";
 import { parseServeArgs, UsageError } from "../scripts/simulator/vllm";
 import { parseDockerfile, runDockerfile, StageResult } from "./support/dockerfile";

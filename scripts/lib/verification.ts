@@ -6,7 +6,7 @@
 import { withRegistryClient } from "../../router/src/registry/connect";
 import { listEntries } from "../../router/src/registry/queries";
 import type { Environment, RegistryEntry } from "../../router/src/registry/types";
-import { ROUTER_NAME } from "../../components/routerManifests";
+import { ROUTER_NAME } from "../../components/manifests";
 import { EXIT, formatTable, ScriptError, ScriptIo } from "./cli";
 import {
   expectedEndpoint,

@@ -3,13 +3,13 @@
 import { createHash } from "node:crypto";
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import type { IPersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClaim";
-import type { ISecret } from "kubernetes-models/v1/Secret";
 import type { IService } from "kubernetes-models/v1/Service";
 import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
 import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import type { IServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
-import type { ModelSpec, StackSpec } from "./spec";
-import { modelLabels, modelSelector, routerSelector, serviceName, VLLM_PORT } from "./spec";
+import type { ModelSpec, StackSpec } from "../spec";
+import type { SecretManifest } from "./manifest";
+import { modelLabels, modelSelector, routerSelector, serviceName, VLLM_PORT } from "../spec";
 
 /** Seconds the pod keeps serving after removal from endpoints, so in-flight routing settles. */
 export const PRESTOP_SECONDS = 15;
@@ -146,7 +146,7 @@ export function buildHuggingFaceTokenSecret<T>(
   spec: StackSpec,
   model: ModelSpec,
   token: T,
-): Omit<ISecret, "stringData"> & { metadata: { name: string }; stringData: Record<string, T> } {
+): SecretManifest<T> {
   return {
     apiVersion: "v1",
     kind: "Secret",

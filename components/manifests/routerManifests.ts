@@ -6,12 +6,12 @@ import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/Netw
 import type { INetworkPolicyEgressRule } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicyEgressRule";
 import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
-import type { ISecret } from "kubernetes-models/v1/Secret";
 import type { IService } from "kubernetes-models/v1/Service";
 import type { IServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
-import { ROUTER_CONNECTIONS_PER_PROCESS } from "../router/src/registry/types";
-import type { StackSpec } from "./spec";
-import { routerLabels, routerSelector, VLLM_PORT } from "./spec";
+import { ROUTER_CONNECTIONS_PER_PROCESS } from "../../router/src/registry/types";
+import type { StackSpec } from "../spec";
+import { routerLabels, routerSelector, VLLM_PORT } from "../spec";
+import type { SecretManifest } from "./manifest";
 
 type Named<T> = T & { metadata: { name: string } };
 
@@ -29,6 +29,8 @@ export const ROUTER_METRICS_PORT = 9090;
 export const ROUTER_CLIENT_LABEL = "vllm.ai/router-client";
 /** Secret (created by the router component) holding the Redis URL, which may carry a password. */
 export const ROUTER_REDIS_SECRET_NAME = "vllm-router-redis";
+/** Secret (created by RegistryAccess) holding the router's read-only registry URL. */
+export const ROUTER_REGISTRY_SECRET_NAME = "vllm-router-registry";
 /** Key of the registry Secret holding the router's read-only PostgreSQL URL. */
 export const REGISTRY_URL_KEY = "DATABASE_URL";
 /** Key of the API-keys Secret (`router.apiKeysSecret`) holding one key per line. */
@@ -65,18 +67,32 @@ export function routerUrl(namespace: string): string {
   return `http://${ROUTER_NAME}.${namespace}.svc.cluster.local`;
 }
 
-function meta(spec: StackSpec) {
+/** Where the router's objects live: the stack's namespace, labelled for its environment. */
+type RouterPlace = Pick<StackSpec, "environment" | "namespace">;
+
+function meta(spec: RouterPlace) {
   return { name: ROUTER_NAME, namespace: spec.namespace, labels: routerLabels(spec.environment) };
 }
 
 /** The Redis URL in a Secret, so a password in it never lands in the Deployment spec. */
-export function buildRouterRedisSecret(spec: StackSpec, redisUrl: string): Named<ISecret> {
+export function buildRouterRedisSecret<T>(spec: RouterPlace, redisUrl: T): SecretManifest<T> {
   return {
     apiVersion: "v1",
     kind: "Secret",
     metadata: { ...meta(spec), name: ROUTER_REDIS_SECRET_NAME },
     type: "Opaque",
     stringData: { REDIS_URL: redisUrl },
+  };
+}
+
+/** The router's read-only registry URL in a Secret (the Deployment's DATABASE_URL). */
+export function buildRouterRegistrySecret<T>(spec: RouterPlace, url: T): SecretManifest<T> {
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { ...meta(spec), name: ROUTER_REGISTRY_SECRET_NAME },
+    type: "Opaque",
+    stringData: { [REGISTRY_URL_KEY]: url },
   };
 }
 
