@@ -9,13 +9,15 @@ import {
   ROUTER_REGISTRY_PASSWORD_KEY,
   setSecretKeys,
 } from "./components/spec";
-import { Environment } from "./components/environment";
-import { ModelDeployment } from "./components/modelDeployment";
-import { loadProgramConfig } from "./components/programConfig";
-import { FleetMonitoring } from "./components/monitoring";
-import { RegistryAccess } from "./components/registryDatabase";
-import { readRegistryStack } from "./components/registryStack";
-import { RouterService } from "./components/router";
+import {
+  Environment,
+  ModelDeployment,
+  loadProgramConfig,
+  FleetMonitoring,
+  RegistryAccess,
+  readRegistryStack,
+  RouterService,
+} from "./components/resources";
 import { routerConnectionLimit } from "./components/manifests";
 
 const spec = loadProgramConfig(

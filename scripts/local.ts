@@ -12,7 +12,7 @@ import * as path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { StackSpec, loadStackSpec } from "../components/spec";
 import { modelRegistration } from "../components/manifests";
-import { RegistryEntryInputs, registryEntryProvider } from "../components/registryEntry";
+import { RegistryEntryInputs, registryEntryProvider } from "../components/resources";
 import { connectClient, redactUrl, withRegistryClient } from "../router/src/registry/connect";
 import { migrate } from "../router/src/registry/migrations";
 import { startSimulator, Simulator } from "./simulator";

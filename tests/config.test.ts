@@ -16,7 +16,7 @@ import {
   stackFileConfig,
 } from "../components/spec";
 import { rawStackFile } from "./support/stackFiles";
-import { checkRegistryStack } from "../components/registryStack";
+import { checkRegistryStack } from "../components/resources";
 import { makeTestPki, TestPki } from "./support/pki";
 import { registryStackOutputsFor } from "./support/program";
 

@@ -214,7 +214,7 @@ describe("e2e workflow (kind, the ci stack, the real engine)", () => {
       .map(([, file, tag]) => ({ file, tag }));
     for (const b of builds) assert.ok(fs.existsSync(path.join(ROOT, b.file)), b.file);
     const tagOf = (file: string) => builds.find((b) => b.file === file)?.tag;
-    // The tag the program itself builds the router under (components/router.ts).
+    // The tag the program itself builds the router under (components/resources/router.ts).
     const routerTag = `${ci.router.imageRegistry}/${ROUTER_NAME}:${ci.environment}`;
     assert.equal(tagOf("router/Dockerfile"), routerTag);
     for (const m of ci.models) assert.equal(tagOf("scripts/simulator/Dockerfile"), m.image, m.name);

@@ -11,7 +11,7 @@ import {
   ProgramRun,
 } from "./support/program";
 import { modelEndpoint, loadStackSpec } from "../components/spec";
-import { registryStackProblems } from "../components/registryStack";
+import { registryStackProblems } from "../components/resources";
 
 const STACKS = ["development", "staging", "production"] as const;
 const REGISTRY_ENTRY = "pulumi-nodejs:dynamic/vllm-registry:RegistryEntry";

@@ -11,8 +11,11 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Client } from "pg";
-import { RegistryEntryInputs, registryEntryProvider } from "../components/registryEntry";
-import { registryStackProblems } from "../components/registryStack";
+import {
+  RegistryEntryInputs,
+  registryEntryProvider,
+  registryStackProblems,
+} from "../components/resources";
 import { parseStackConfig } from "../components/spec";
 import { rawStackFile } from "./support/stackFiles";
 import {

@@ -9,7 +9,7 @@ import {
   RegistryEntryInputs,
   RegistryEntryOutputs,
   registryEntryProvider as provider,
-} from "../components/registryEntry";
+} from "../components/resources";
 import { connectRedis } from "../router/src/registry/connect";
 import { REGISTRY_CHANNEL, migrate } from "../router/src/registry/migrations";
 import { getEntry } from "../router/src/registry/queries";

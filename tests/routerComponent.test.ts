@@ -14,7 +14,7 @@ import {
   routerUrl,
 } from "../components/manifests";
 import type { Manifest } from "../components/manifests";
-import { registryAddress, RouterService } from "../components/router";
+import { registryAddress, RouterService } from "../components/resources";
 
 const DIGEST = `sha256:${"ab".repeat(32)}`;
 const wiring = {

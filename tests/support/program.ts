@@ -3,8 +3,8 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { PROJECT, REGISTRY_PROJECT, ENVIRONMENTS, stackFileConfig } from "../../components/spec";
-import type { RegistryStackOutputs } from "../../components/registryStack";
-import { ACCESS_ROLES } from "../../components/registrySchema";
+import type { RegistryStackOutputs } from "../../components/resources";
+import { ACCESS_ROLES } from "../../components/resources";
 import { LATEST_VERSION, environmentRole } from "../../router/src/registry/migrations";
 
 export interface MockedResource {

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { Client } from "pg";
 import { ENVIRONMENTS } from "../../components/spec";
 import { rawStackFile } from "./stackFiles";
-import { registryMigrationsProvider } from "../../components/registryMigrations";
+import { registryMigrationsProvider } from "../../components/resources";
 import { environmentRole, LATEST_VERSION } from "../../router/src/registry/migrations";
 import type { Environment } from "../../router/src/registry/types";
 import { plain, providerOf, ProviderSession, q } from "./postgresqlProvider";

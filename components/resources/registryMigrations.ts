@@ -2,8 +2,8 @@
 // migrations shipped with this program, and again whenever that set of versions changes.
 // Like RegistryEntry, the provider is serialized, so credentials only arrive as inputs.
 import * as pulumi from "@pulumi/pulumi";
-import { withRegistryClient } from "../router/src/registry/connect";
-import { MIGRATIONS, migrate } from "../router/src/registry/migrations";
+import { withRegistryClient } from "../../router/src/registry/connect";
+import { MIGRATIONS, migrate } from "../../router/src/registry/migrations";
 
 /** The shipped migrations as `version:name`; a change to this list re-runs the migrations. */
 export const MIGRATION_SET = MIGRATIONS.map((m) => `${m.version}:${m.name}`);

@@ -2,8 +2,8 @@
 // environment stacks: what the registry stack exports, and the check that an environment's
 // `registry` config agrees with it before the environment touches the registry.
 import * as pulumi from "@pulumi/pulumi";
-import { LATEST_VERSION } from "../router/src/registry/migrations";
-import { StackConfigError, StackSpec, ENVIRONMENTS, Environment } from "./spec";
+import { LATEST_VERSION } from "../../router/src/registry/migrations";
+import { StackConfigError, StackSpec, ENVIRONMENTS, Environment } from "../spec";
 
 /** What an environment's login roles do: the writer registers models, the router reads them. */
 export type LoginKind = "writer" | "router";

@@ -1,14 +1,14 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import type { ModelSpec, StackSpec } from "./spec";
+import type { ModelSpec, StackSpec } from "../spec";
 import {
   buildHuggingFaceTokenSecret,
   buildModelObjects,
   modelRegistration,
   probeBudget,
-} from "./manifests";
+} from "../manifests";
 import { RegistryEntry } from "./registryEntry";
-import { modelEndpoint, registryKey } from "./spec";
+import { modelEndpoint, registryKey } from "../spec";
 
 export interface ModelDeploymentArgs {
   /** The validated stack the model belongs to (environment, namespace, monitoring). */

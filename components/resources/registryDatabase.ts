@@ -10,8 +10,8 @@ import * as k8s from "@pulumi/kubernetes";
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { buildRouterRegistrySecret } from "./manifests";
-import type { Environment, RegistryServer } from "./spec";
+import { buildRouterRegistrySecret } from "../manifests";
+import type { Environment, RegistryServer } from "../spec";
 import type { LoginKind, RegistryStackOutputs } from "./registryStack";
 
 /** Login role names per environment, so stacks sharing one server do not share credentials. */

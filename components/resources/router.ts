@@ -2,11 +2,11 @@ import * as path from "node:path";
 import * as dockerBuild from "@pulumi/docker-build";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import type { StackSpec } from "./spec";
-import { buildRouterObjects, buildRouterRedisSecret, ROUTER_NAME, routerUrl } from "./manifests";
+import type { StackSpec } from "../spec";
+import { buildRouterObjects, buildRouterRedisSecret, ROUTER_NAME, routerUrl } from "../manifests";
 
 /** The repository root: the router image's build context (router/ is an npm workspace). */
-const REPO_ROOT = path.resolve(__dirname, "..");
+const REPO_ROOT = path.resolve(__dirname, "../..");
 
 export interface RouterServiceArgs {
   /** The validated stack (environment, namespace, router, registry, redis, monitoring). */

@@ -5,10 +5,10 @@
 // (RegistryAccess); they grant nothing.
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
-import { environmentRole } from "../router/src/registry/migrations";
-import { REGISTRY_TABLE } from "../router/src/registry/types";
-import type { RegistryServer } from "./spec";
-import { ENVIRONMENTS, Environment } from "./spec";
+import { environmentRole } from "../../router/src/registry/migrations";
+import { REGISTRY_TABLE } from "../../router/src/registry/types";
+import type { RegistryServer } from "../spec";
+import { ENVIRONMENTS, Environment } from "../spec";
 import { generatedPassword, registryProvider, secretRegistryUrl } from "./registryDatabase";
 import { RegistryMigrations } from "./registryMigrations";
 import { LOGIN_KINDS, LoginKind } from "./registryStack";

@@ -1,7 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { buildPrometheusRule, buildDashboardConfigMap } from "./manifests";
-import type { StackSpec } from "./spec";
+import { buildPrometheusRule, buildDashboardConfigMap } from "../manifests";
+import type { StackSpec } from "../spec";
 
 export interface FleetMonitoringArgs {
   /** The validated stack: its models, thresholds and `monitoring` switches. */

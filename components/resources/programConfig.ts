@@ -1,6 +1,6 @@
 // Config of a running Pulumi program, validated before anything is created.
 import * as pulumi from "@pulumi/pulumi";
-import { rawConfig, StackConfigError } from "./spec";
+import { rawConfig, StackConfigError } from "../spec";
 
 /** Parses the running stack's config of `project` (raw, and all of it as Pulumi holds it); invalid config fails the program. */
 export function loadProgramConfig<T>(

@@ -4,15 +4,15 @@
 // and each method opens its own bounded connection. check/diff never touch the database,
 // because they also run in preview. Where the row sits in the data flow: docs/architecture.md.
 import * as pulumi from "@pulumi/pulumi";
-import { invalidateCache } from "../router/src/registry/cache";
-import { withRegistryClient } from "../router/src/registry/connect";
-import { getEntry, setStatus, upsertEntry } from "../router/src/registry/queries";
+import { invalidateCache } from "../../router/src/registry/cache";
+import { withRegistryClient } from "../../router/src/registry/connect";
+import { getEntry, setStatus, upsertEntry } from "../../router/src/registry/queries";
 import {
   Environment,
   RegistryEntry as RegistryRow,
   RegistryStatus,
   entryInputProblems,
-} from "../router/src/registry/types";
+} from "../../router/src/registry/types";
 
 /** Resolved inputs of a registry entry, as the provider receives them. */
 export interface RegistryEntryInputs {
