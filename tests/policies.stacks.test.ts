@@ -7,7 +7,13 @@ import { Diagnostic, evaluatePolicies } from "../policies/evaluate";
 import { TYPES } from "../policies/kube";
 import { packConfig } from "../policies/packConfig";
 import { rules } from "../policies/rules";
-import { buildEnvironmentObjects, buildRouterObjects } from "../components/manifests";
+import {
+  buildEnvironmentObjects,
+  buildRouterObjects,
+  buildRouterRedisSecret,
+  buildRouterRegistrySecret,
+  ROUTER_REGISTRY_SECRET_NAME,
+} from "../components/manifests";
 import { durationSeconds, stackForPolicies, withPulumiStack } from "./support/policyStacks";
 import { stackEnvironment, loadStackSpec } from "../components/spec";
 import { STACK_FILES } from "./support/stackFiles";
@@ -85,7 +91,11 @@ describe("policy pack on the real stacks (program under mocks)", () => {
       const image = `registry.example.com/vllm-router@sha256:${"a".repeat(64)}`;
       const objects = [
         ...Object.values(buildEnvironmentObjects(spec)),
-        ...Object.values(buildRouterObjects(spec, { image, registrySecretName: "registry" })),
+        ...Object.values(
+          buildRouterObjects(spec, { image, registrySecretName: ROUTER_REGISTRY_SECRET_NAME }),
+        ),
+        buildRouterRegistrySecret(spec, "postgresql://router:***@registry:5432/model_registry"),
+        spec.redis.url ? buildRouterRedisSecret(spec, spec.redis.url) : undefined,
       ].filter((o) => o !== undefined);
       const resources = objects.map((o) => ({
         type: `kubernetes:${o.apiVersion.includes("/") ? o.apiVersion : `core/${o.apiVersion}`}:${o.kind}`,

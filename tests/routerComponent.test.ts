@@ -5,7 +5,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { PROJECT, modelLabels, loadStackSpec } from "../components/spec";
 import {
   schemaProblems,
+  buildRouterDeployment,
   buildRouterObjects,
+  buildRouterRedisSecret,
   ROUTER_DRAIN_SECONDS,
   ROUTER_PRESTOP_SECONDS,
   ROUTER_SHUTDOWN_DELAY_SECONDS,
@@ -85,7 +87,9 @@ describe("router manifests", () => {
       key: "DATABASE_URL",
     });
     assert.equal(env.REDIS_URL.value, undefined);
-    assert.equal(env.REDIS_URL.valueFrom?.secretKeyRef?.name, objs.redisSecret?.metadata.name);
+    const redisSecret = buildRouterRedisSecret(s, s.redis.url);
+    assert.equal(env.REDIS_URL.valueFrom?.secretKeyRef?.name, redisSecret.metadata.name);
+    assert.ok(env.REDIS_URL.valueFrom!.secretKeyRef!.key! in redisSecret.stringData);
     assert.equal(env.ROUTER_API_KEYS_FILE.value, "/etc/vllm-router/api-keys/keys");
     assert.ok(pod.volumes!.some((v) => v.secret?.secretName === "router-api-keys"));
     assert.ok(
@@ -253,7 +257,8 @@ describe("RouterService under mocks", () => {
     s.router.imageRegistry = "registry.example/platform";
     const router = new RouterService("router", {
       stack: s,
-      registrySecretName: "vllm-router-registry",
+      // An Output, as RegistryAccess gives it: resolved before the Deployment is built.
+      registrySecretName: pulumi.output("vllm-router-registry"),
     });
     assert.equal(await valueOf(router.url), "http://vllm-router.llm-staging.svc.cluster.local");
     const image = await valueOf(router.image);
@@ -270,6 +275,15 @@ describe("RouterService under mocks", () => {
       deployment.inputs.spec as { template: { spec: { containers: { image: string }[] } } }
     ).template.spec;
     assert.equal(pod.containers[0].image, image);
+    // One builder call with the deploy-time values: nothing in the Deployment is a stand-in.
+    const { metadata, spec } = buildRouterDeployment(s, {
+      image,
+      registrySecretName: "vllm-router-registry",
+    });
+    assert.deepEqual(
+      { metadata: deployment.inputs.metadata, spec: deployment.inputs.spec },
+      JSON.parse(JSON.stringify({ metadata, spec })),
+    );
     const types = created.map((r) => r.type).sort();
     for (const t of [
       "kubernetes:core/v1:Secret",

@@ -28,8 +28,15 @@ export {
 } from "./modelManifests";
 export { renderStack } from "./renderStack";
 export {
+  buildRouterAutoscaler,
+  buildRouterDeployment,
+  buildRouterDisruptionBudget,
+  buildRouterNetworkPolicy,
   buildRouterObjects,
   buildRouterRedisSecret,
+  buildRouterRegistryCa,
+  buildRouterService,
+  buildRouterServiceMonitor,
   buildRouterRegistrySecret,
   routerConnectionLimit,
   ROUTER_DRAIN_SECONDS,
@@ -40,6 +47,7 @@ export {
   ROUTER_REGISTRY_SECRET_NAME,
   ROUTER_SERVICE_PORT,
   ROUTER_SHUTDOWN_DELAY_SECONDS,
+  routerMetadata,
   routerUrl,
 } from "./routerManifests";
 export type { RouterWiring } from "./routerManifests";

@@ -31,7 +31,7 @@ export function renderStack(spec: StackSpec): Manifest[] {
   return [
     ...present(buildEnvironmentObjects(spec)),
     ...spec.models.flatMap((m) => present(buildModelObjects(spec, m))),
-    ...present({ ...router, redisSecret: undefined }),
+    ...present(router),
     ...present({
       alerts: spec.monitoring.alerts ? buildPrometheusRule(spec) : undefined,
       dashboard: spec.monitoring.dashboard ? buildDashboardConfigMap(spec) : undefined,

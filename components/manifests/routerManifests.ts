@@ -70,7 +70,8 @@ export function routerUrl(namespace: string): string {
 /** Where the router's objects live: the stack's namespace, labelled for its environment. */
 type RouterPlace = Pick<StackSpec, "environment" | "namespace">;
 
-function meta(spec: RouterPlace) {
+/** Name, namespace and labels of the router's objects: known before any deploy-time value. */
+export function routerMetadata(spec: RouterPlace) {
   return { name: ROUTER_NAME, namespace: spec.namespace, labels: routerLabels(spec.environment) };
 }
 
@@ -79,7 +80,7 @@ export function buildRouterRedisSecret<T>(spec: RouterPlace, redisUrl: T): Secre
   return {
     apiVersion: "v1",
     kind: "Secret",
-    metadata: { ...meta(spec), name: ROUTER_REDIS_SECRET_NAME },
+    metadata: { ...routerMetadata(spec), name: ROUTER_REDIS_SECRET_NAME },
     type: "Opaque",
     stringData: { REDIS_URL: redisUrl },
   };
@@ -90,7 +91,7 @@ export function buildRouterRegistrySecret<T>(spec: RouterPlace, url: T): SecretM
   return {
     apiVersion: "v1",
     kind: "Secret",
-    metadata: { ...meta(spec), name: ROUTER_REGISTRY_SECRET_NAME },
+    metadata: { ...routerMetadata(spec), name: ROUTER_REGISTRY_SECRET_NAME },
     type: "Opaque",
     stringData: { [REGISTRY_URL_KEY]: url },
   };
@@ -102,7 +103,7 @@ export function buildRouterRegistryCa(spec: StackSpec): Named<IConfigMap> | unde
   return {
     apiVersion: "v1",
     kind: "ConfigMap",
-    metadata: { ...meta(spec), name: ROUTER_REGISTRY_CA_NAME },
+    metadata: { ...routerMetadata(spec), name: ROUTER_REGISTRY_CA_NAME },
     data: { [REGISTRY_CA_KEY]: spec.registry.caCertificate },
   };
 }
@@ -132,7 +133,7 @@ export function buildRouterDeployment(spec: StackSpec, wiring: RouterWiring): Na
   return {
     apiVersion: "apps/v1",
     kind: "Deployment",
-    metadata: meta(spec),
+    metadata: routerMetadata(spec),
     spec: {
       // No `replicas`: the HPA owns the count (minReplicas = router.replicas); a value here
       // would scale the router back down on every `pulumi up`.
@@ -247,7 +248,7 @@ export function buildRouterService(spec: StackSpec): Named<IService> {
   return {
     apiVersion: "v1",
     kind: "Service",
-    metadata: meta(spec),
+    metadata: routerMetadata(spec),
     spec: {
       type: "ClusterIP",
       selector: routerSelector(spec.environment),
@@ -279,7 +280,7 @@ export function buildRouterAutoscaler(spec: StackSpec): Named<IHorizontalPodAuto
   return {
     apiVersion: "autoscaling/v2",
     kind: "HorizontalPodAutoscaler",
-    metadata: meta(spec),
+    metadata: routerMetadata(spec),
     spec: {
       scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: ROUTER_NAME },
       minReplicas: spec.router.replicas,
@@ -303,7 +304,7 @@ export function buildRouterDisruptionBudget(
   return {
     apiVersion: "policy/v1",
     kind: "PodDisruptionBudget",
-    metadata: meta(spec),
+    metadata: routerMetadata(spec),
     spec: {
       maxUnavailable: 1,
       selector: { matchLabels: routerSelector(spec.environment) },
@@ -348,7 +349,7 @@ export function buildRouterNetworkPolicy(spec: StackSpec): Named<INetworkPolicy>
   return {
     apiVersion: "networking.k8s.io/v1",
     kind: "NetworkPolicy",
-    metadata: meta(spec),
+    metadata: routerMetadata(spec),
     spec: {
       podSelector: { matchLabels: routerSelector(spec.environment) },
       policyTypes: ["Ingress", "Egress"],
@@ -398,7 +399,7 @@ export function buildRouterServiceMonitor(spec: StackSpec): Named<IServiceMonito
     apiVersion: "monitoring.coreos.com/v1",
     kind: "ServiceMonitor",
     metadata: {
-      ...meta(spec),
+      ...routerMetadata(spec),
       labels: { ...routerLabels(spec.environment), release: spec.monitoring.prometheusRelease },
     },
     spec: {
@@ -409,10 +410,12 @@ export function buildRouterServiceMonitor(spec: StackSpec): Named<IServiceMonito
   };
 }
 
-/** Every router object of a stack (except the image), in apply order. */
+/**
+ * Every router object of a stack in apply order, as render and the policy tests see it: not the
+ * Secrets, whose values stay in Pulumi state, nor the image, which is built or given.
+ */
 export function buildRouterObjects(spec: StackSpec, wiring: RouterWiring) {
   return {
-    redisSecret: spec.redis.url ? buildRouterRedisSecret(spec, spec.redis.url) : undefined,
     registryCa: buildRouterRegistryCa(spec),
     deployment: buildRouterDeployment(spec, wiring),
     service: buildRouterService(spec),
