@@ -174,9 +174,9 @@ describe("stack config", () => {
       /gpu\.count: gpu\.count must be an integer >= 1/,
     ],
     [
-      "GPU count differs from tensor parallelism",
-      (c) => (c.capacity["qwen2-5-32b-instruct-awq"].gpu.count = 1),
-      /^capacity\.qwen2-5-32b-instruct-awq\.gpu\.count: is 1 but releases\[1\]\.args\.tensorParallelSize is 2/,
+      "a tensorParallelSize left in a stack file (gpu.count is the one number)",
+      (c) => (c.releases[1].args.tensorParallelSize = 2),
+      /^releases\[1\]\.args\.tensorParallelSize: is no longer a setting: vLLM's --tensor-parallel-size is capacity\.<model>\.gpu\.count \(1 for a model without gpu\); remove it and set gpu\.count to 2 if that is what you meant$/,
     ],
     [
       "gpuMemoryUtilization above 1",

@@ -244,7 +244,7 @@ describe("config: extraArgs never override the flags the program manages", () =>
   const KEYS: Record<string, string> = {
     port: "the program",
     host: "the program",
-    "tensor-parallel-size": "releases[].args.tensorParallelSize",
+    "tensor-parallel-size": "capacity.<model>.gpu.count",
     "served-model-name": "releases[].servedModelName",
     "gpu-memory-utilization": "releases[].args.gpuMemoryUtilization",
     dtype: "releases[].args.dtype",
@@ -304,7 +304,7 @@ describe("config: extraArgs never override the flags the program manages", () =>
         (c.releases[1].args.extraArgs = ["--enable-prefix-caching", "--tensor_parallel_size=4"]),
     );
     assert.deepEqual(found, [
-      "releases[1].args.extraArgs[1]: '--tensor_parallel_size=4' sets --tensor-parallel-size, which the program manages; set releases[].args.tensorParallelSize instead",
+      "releases[1].args.extraArgs[1]: '--tensor_parallel_size=4' sets --tensor-parallel-size, which the program manages; set capacity.<model>.gpu.count instead",
     ]);
   });
 
@@ -443,9 +443,6 @@ const INVALID: Record<string, { mutate: (c: Raw) => void; base?: () => Raw; secr
     "releases[].args.maxModelLen": { mutate: (c) => (c.releases[0].args.maxModelLen = 100) },
     "releases[].args.gpuMemoryUtilization": {
       mutate: (c) => (c.releases[0].args.gpuMemoryUtilization = 0),
-    },
-    "releases[].args.tensorParallelSize": {
-      mutate: (c) => (c.releases[0].args.tensorParallelSize = 0),
     },
     "releases[].args.dtype": { mutate: (c) => (c.releases[0].args.dtype = "fp4") },
     "releases[].args.quantization": { mutate: (c) => (c.releases[0].args.quantization = "int3") },

@@ -63,11 +63,12 @@ describe("models without GPUs", () => {
     ]);
   });
 
-  it("config: tensor parallelism needs GPUs", () => {
-    const cfg = gpuless((c) => (c.releases[0].args.tensorParallelSize = 2));
-    assert.deepEqual(problems(cfg), [
-      `capacity.${MODEL}.gpu: is missing but releases[0].args.tensorParallelSize is 2; a model without GPUs runs as one process, so set gpu.count to 2 or tensorParallelSize to 1`,
-    ]);
+  it("Deployment: vLLM runs one tensor-parallel rank with the smallest /dev/shm", () => {
+    const pod = deployment().spec.template.spec;
+    const tp = pod.containers[0].args.filter((a: string) => a.startsWith("--tensor-parallel-size"));
+    assert.deepEqual(tp, ["--tensor-parallel-size=1"]);
+    const shm = pod.volumes.find((v: { name: string }) => v.name === "dshm");
+    assert.equal(shm.emptyDir.sizeLimit, "2Gi");
   });
 
   it("Deployment: no GPU requests or limits, no GPU node selector or toleration, declared GPU-less", () => {

@@ -265,3 +265,34 @@ describe("model manifests: replicas on different nodes, node disk reserved", () 
     assert.ok(!(c.volumeMounts ?? []).some((v) => v.mountPath === "/tmp"));
   });
 });
+
+// vLLM's world size is pipeline x tensor parallel (vllm/config/parallel.py,
+// ParallelConfig.__post_init__), with pipeline parallelism left at 1: the tensor-parallel size
+// is the number of GPUs a pod uses, so it comes from gpu.count and nowhere else.
+describe("model tensor parallelism", () => {
+  for (const stack of ["development", "staging", "production"]) {
+    it(`${stack}: vLLM's --tensor-parallel-size is the GPUs the pod requests, set once`, () => {
+      const s = loadStackSpec(stack);
+      for (const m of s.models) {
+        const pod = buildModelDeployment(s, m).spec!.template.spec!;
+        const c = pod.containers[0];
+        const tp = c.args!.filter((a) => /^--tensor[-_]parallel[-_]size/.test(a));
+        assert.deepEqual(tp, [`--tensor-parallel-size=${m.gpu!.count}`], m.name);
+        assert.equal(c.resources!.limits![m.gpu!.resourceName], String(m.gpu!.count), m.name);
+        const shm = pod.volumes!.find((v) => v.name === "dshm")!.emptyDir!.sizeLimit;
+        assert.equal(shm, m.gpu!.count > 1 ? `${4 * m.gpu!.count}Gi` : "2Gi", m.name);
+      }
+    });
+  }
+
+  it("a model on two GPUs runs two ranks (staging's AWQ model)", () => {
+    const s = loadStackSpec("staging");
+    const m = s.models.find((x) => x.name === "qwen2-5-32b-instruct-awq")!;
+    assert.equal(m.gpu?.count, 2);
+    assert.ok(
+      buildModelDeployment(s, m).spec!.template.spec!.containers[0].args!.includes(
+        "--tensor-parallel-size=2",
+      ),
+    );
+  });
+});

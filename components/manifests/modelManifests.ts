@@ -46,9 +46,18 @@ export function probeBudget(startupBudgetMinutes: number) {
   };
 }
 
+/**
+ * vLLM's `--tensor-parallel-size`: one rank per GPU the pod requests (`gpu.count`), 1 without
+ * GPUs. Pipeline and data parallelism stay 1 (MANAGED_VLLM_FLAGS), so vLLM's world size, pipeline
+ * x tensor parallel (vllm/config/parallel.py, ParallelConfig.__post_init__), is the pod's GPUs.
+ */
+export function tensorParallelSize(model: ModelSpec): number {
+  return model.gpu?.count ?? 1;
+}
+
 /** `/dev/shm` size: NCCL exchanges tensors through shared memory between tensor-parallel ranks. */
-export function shmSize(tensorParallelSize: number): string {
-  return tensorParallelSize > 1 ? `${4 * tensorParallelSize}Gi` : "2Gi";
+export function shmSize(ranks: number): string {
+  return ranks > 1 ? `${4 * ranks}Gi` : "2Gi";
 }
 
 /** What the registry records as the running release: the image (by digest where pinned) and the model revision. */
@@ -87,7 +96,7 @@ export function vllmArgs(model: ModelSpec): string[] {
     "--host=0.0.0.0",
     `--port=${VLLM_PORT}`,
     `--served-model-name=${model.servedModelName}`,
-    `--tensor-parallel-size=${a.tensorParallelSize}`,
+    `--tensor-parallel-size=${tensorParallelSize(model)}`,
     `--gpu-memory-utilization=${a.gpuMemoryUtilization}`,
     `--dtype=${a.dtype}`,
   ];
@@ -293,7 +302,7 @@ export function buildModelDeployment(
             },
             {
               name: "dshm",
-              emptyDir: { medium: "Memory", sizeLimit: shmSize(model.args.tensorParallelSize) },
+              emptyDir: { medium: "Memory", sizeLimit: shmSize(tensorParallelSize(model)) },
             },
           ],
         },
