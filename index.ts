@@ -8,15 +8,17 @@ import {
   PROJECT,
   ROUTER_REGISTRY_PASSWORD_KEY,
   setSecretKeys,
-} from "./components/config";
-import { Environment } from "./components/environment";
-import { ModelDeployment } from "./components/modelDeployment";
-import { loadProgramConfig } from "./components/programConfig";
-import { FleetMonitoring } from "./components/monitoring";
-import { RegistryAccess } from "./components/registryDatabase";
-import { readRegistryStack } from "./components/registryStack";
-import { RouterService } from "./components/router";
-import { routerConnectionLimit } from "./components/routerManifests";
+} from "./components/spec";
+import {
+  Environment,
+  ModelDeployment,
+  loadProgramConfig,
+  FleetMonitoring,
+  RegistryAccess,
+  readRegistryStack,
+  RouterService,
+} from "./components/resources";
+import { routerConnectionLimit } from "./components/manifests";
 
 const spec = loadProgramConfig(
   (raw, all) => parseStackConfig(raw, { stack: pulumi.getStack(), setSecrets: setSecretKeys(all) }),

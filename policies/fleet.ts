@@ -1,6 +1,6 @@
 // What the pack knows about the fleet's objects, and the rule scaffolding shared by every rule.
 // The pack is self-contained (it can be published on its own), so the label names below mirror
-// components/naming.ts; tests/policies.pack.test.ts keeps the two in step.
+// components/spec/naming.ts; tests/policies.pack.test.ts keeps the two in step.
 import {
   PolicyConfigSchema,
   ReportViolation,

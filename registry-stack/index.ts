@@ -3,10 +3,9 @@
 // the environments' group roles; environment stacks read its outputs via a StackReference.
 // Who owns what in PostgreSQL: docs/architecture.md.
 import * as pulumi from "@pulumi/pulumi";
-import { parseRegistryStackConfig, REGISTRY_PROJECT } from "../components/config";
-import { loadProgramConfig } from "../components/programConfig";
-import { RegistrySchema } from "../components/registrySchema";
-import type { RegistryStackOutputs } from "../components/registryStack";
+import { parseRegistryStackConfig, REGISTRY_PROJECT } from "../components/spec";
+import { loadProgramConfig, RegistrySchema } from "../components/resources";
+import type { RegistryStackOutputs } from "../components/resources";
 
 const server = loadProgramConfig(parseRegistryStackConfig, REGISTRY_PROJECT);
 
@@ -15,7 +14,7 @@ const registry = new RegistrySchema("registry", {
   adminPassword: new pulumi.Config().requireSecret("adminPassword"),
 });
 
-// Typed against the contract environment stacks check (components/registryStack.ts).
+// Typed against the contract environment stacks check (components/resources/registryStack.ts).
 const outputs: { [K in keyof RegistryStackOutputs]: pulumi.Input<RegistryStackOutputs[K]> } = {
   host: server.host,
   port: server.port,

@@ -4,8 +4,8 @@
 // preview with the policy pack, and commit the stack file on a new branch (optionally a pull
 // request): merging deploys it. `--apply` also runs `pulumi up` now (break-glass).
 import * as path from "node:path";
-import { PROJECT, StackConfigError } from "../components/config";
-import { releaseRevision } from "../components/modelManifests";
+import { PROJECT, StackConfigError } from "../components/spec";
+import { releaseRevision } from "../components/manifests";
 import {
   withRegistryClient,
   listEntries,
@@ -25,7 +25,13 @@ import {
   formatReleaseChanges,
   RELEASE_KEY,
 } from "./lib/rollout";
-import { loadStack, registryCa, stackRegistryUrl, StackView, unreadableStack } from "./lib/stack";
+import {
+  loadStackView,
+  registryCa,
+  stackRegistryUrl,
+  StackView,
+  unreadableStack,
+} from "./lib/stack";
 import { formatResults, passed, verifyStack } from "./lib/verification";
 
 /** Exit codes: the table every script shares (printed by --help). */
@@ -164,7 +170,7 @@ in) for --pull-request.`,
     let source: StackView;
     let rows: RegistryEntry[];
     try {
-      source = await loadStack(o.from, pulumi);
+      source = await loadStackView(o.from, pulumi);
     } catch (e) {
       if (e instanceof StackConfigError)
         throw new ScriptError(

@@ -4,15 +4,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { InvalidArgumentError } from "commander";
 import { stringify } from "yaml";
-import {
-  parseStackConfig,
-  readStackConfig,
-  StackConfigError,
-  StackSpec,
-} from "../components/config";
-import { schemaProblems } from "../components/manifestSchema";
-import { renderStack } from "../components/renderStack";
-import { loadStackConfig } from "../components/stackFile";
+import { loadStackSpec, StackConfigError, StackSpec } from "../components/spec";
+import { schemaProblems, renderStack } from "../components/manifests";
 import { EXIT, main, runScript, scriptCommand, ScriptError, ScriptIo } from "./lib/cli";
 import { unreadableStack } from "./lib/stack";
 
@@ -56,17 +49,11 @@ function clearPreviousRender(out: string): void {
 
 /** The stack's config from its file: an invalid config exits 2, an unreadable stack 3. */
 function readSpec(stack: string): StackSpec {
-  let config: Record<string, string>;
   try {
-    config = loadStackConfig(stack);
-  } catch (e) {
-    throw unreadableStack(stack, e);
-  }
-  try {
-    return parseStackConfig(readStackConfig(config), { stack });
+    return loadStackSpec(stack);
   } catch (e) {
     if (e instanceof StackConfigError) throw new ScriptError(e.message, EXIT.usage);
-    throw e;
+    throw unreadableStack(stack, e);
   }
 }
 

@@ -3,8 +3,8 @@
 // reachable, pod readiness, with every disagreement between them flagged as drift.
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { modelSelector } from "../components/naming";
-import { releaseRevision } from "../components/modelManifests";
+import { modelSelector } from "../components/spec";
+import { releaseRevision } from "../components/manifests";
 import {
   decodeEntry,
   connectRedis,
@@ -17,7 +17,13 @@ import {
 import { EXIT, main, runScript, scriptCommand, ScriptError, ScriptIo } from "./lib/cli";
 import { Format, formatOption, formatTable, printResult } from "./lib/format";
 import { onPath } from "./lib/pulumi";
-import { expectedEndpoint, readStack, registryCa, stackRegistryUrl, StackView } from "./lib/stack";
+import {
+  expectedEndpoint,
+  requireStackView,
+  registryCa,
+  stackRegistryUrl,
+  StackView,
+} from "./lib/stack";
 
 /** Exit codes: the table every script shares (printed by --help). */
 export { EXIT };
@@ -268,7 +274,7 @@ It exits 5 when there is drift, so it can gate a pipeline.`,
     .requiredOption("--stack <name>", "stack to inspect")
     .addOption(formatOption(["table", "json"]));
   return runScript<{ stack: string; format: Format }>(io, program, args, async (o) => {
-    const view = await readStack(o.stack, io);
+    const view = await requireStackView(o.stack, io);
     const status = await stackStatus(view, io);
     const drift = status.orphans.length > 0 || status.models.some((m) => m.drift.length > 0);
     printResult(io, o.format, {

@@ -4,8 +4,8 @@
 import { InvalidArgumentError, Option } from "commander";
 import { Environment, ENVIRONMENTS } from "@vllm-fleet/registry";
 import { EXIT, main, runScript, scriptCommand, ScriptError, ScriptIo } from "./lib/cli";
+import { requireStackView, registryCa, requireDatabaseUrl } from "./lib/stack";
 import { Format, formatOption, printResult } from "./lib/format";
-import { readStack, registryCa, requireDatabaseUrl } from "./lib/stack";
 import {
   CheckResult,
   COMPLETION_BUDGET_MS,
@@ -77,7 +77,7 @@ serves another environment.`,
     let results: CheckResult[];
     let subject: string;
     if (o.stack) {
-      const view = await readStack(o.stack, io);
+      const view = await requireStackView(o.stack, io);
       subject = `stack ${o.stack} (${view.spec.environment}, config from ${view.source === "pulumi" ? "pulumi" : `Pulumi.${o.stack}.yaml`})`;
       const flag = o.routerUrl || !io.env.ROUTER_URL ? "--router-url" : "ROUTER_URL";
       results = await verifyStack(view, io, o.routerUrl ?? io.env.ROUTER_URL, o.timeoutMs, flag);

@@ -4,10 +4,9 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parseStackConfig, readStackConfig } from "../components/config";
-import { buildLimitRange, buildNamespace } from "../components/environmentManifests";
-import { renderStack } from "../components/renderStack";
-import { loadStackConfig } from "../components/stackFile";
+import { parseStackConfig, loadStackSpec } from "../components/spec";
+import { rawStackFile } from "./support/stackFiles";
+import { buildLimitRange, buildNamespace, renderStack } from "../components/manifests";
 import type { IContainer as Container } from "kubernetes-models/v1/Container";
 import { TYPES, quantity } from "../policies/kube";
 import { Violation, admit, formatViolations } from "./support/admission";
@@ -20,7 +19,6 @@ const STACKS = fs
   .map((f) => /^Pulumi\.(.+)\.yaml$/.exec(f)?.[1])
   .filter((s): s is string => s !== undefined)
   .sort();
-const spec = (stack: string) => parseStackConfig(readStackConfig(loadStackConfig(stack)));
 
 const NAMESPACE = "llm-test";
 
@@ -602,7 +600,7 @@ describe("admission of every real stack", () => {
 
   for (const stack of STACKS) {
     it(`${stack}: every rendered pod is admitted under the stack's own LimitRange, quota and Pod Security level`, () => {
-      const s = spec(stack);
+      const s = loadStackSpec(stack);
       const objects = renderStack(s);
       // Not vacuous: the namespace objects and both kinds of pods are there.
       assert.equal(
@@ -623,7 +621,7 @@ describe("admission of every real stack", () => {
     });
 
     it(`${stack}: the pre-fix LimitRange (default limit cpu 1, memory 512Mi) refuses every model pod requesting more (all GPU models)`, () => {
-      const s = spec(stack);
+      const s = loadStackSpec(stack);
       const old = buildLimitRange(s);
       old.spec!.limits[0].default = { cpu: "1", memory: "512Mi" };
       const objects = renderStack(s).map((o) => (o.kind === "LimitRange" ? old : o));
@@ -658,11 +656,11 @@ describe("admission of every real stack", () => {
   }
 
   it("sees the capacity config through the builders: a cpuLimit below the cpu request is refused", () => {
-    const raw = readStackConfig(loadStackConfig("production")) as Mutable;
+    const raw = rawStackFile("production") as Mutable;
     raw.capacity["llama-3-1-8b-instruct"].resources.cpuLimit = "2";
     // The config refuses it first, by the same rule; the builders are checked on the spec.
     assert.throws(() => parseStackConfig(raw), /resources\.cpuLimit: 2 is below the request/);
-    const s = spec("production");
+    const s = loadStackSpec("production");
     s.models.find((m) => m.name === "llama-3-1-8b-instruct")!.resources.cpuLimit = "2";
     const vs = admit(renderStack(s));
     assert.deepEqual(
@@ -678,7 +676,7 @@ describe("admission of every real stack", () => {
   });
 
   it("the policy pack's passing fleet is admitted in a namespace the program sets up", () => {
-    const s = spec("production");
+    const s = loadStackSpec("production");
     assert.equal(s.namespace, NS, "the fixtures live in the production namespace");
     const objects = [buildNamespace(s), buildLimitRange(s), ...fleet().map((r) => r.inputs)];
     assert.ok(objects.filter((o) => o.kind === "Deployment").length >= 2);

@@ -8,13 +8,15 @@ import {
   parseStackConfig,
   PROJECT,
   PROJECT_DIR,
-  readStackConfig,
   REGISTRY_PROJECT,
   setSecretKeys,
   StackConfigError,
-} from "../components/config";
-import { checkRegistryStack } from "../components/registryStack";
-import { loadStackConfig } from "../components/stackFile";
+  loadStackSpec,
+  rawConfig,
+  stackFileConfig,
+} from "../components/spec";
+import { rawStackFile } from "./support/stackFiles";
+import { checkRegistryStack } from "../components/resources";
 import { makeTestPki, TestPki } from "./support/pki";
 import { registryStackOutputsFor } from "./support/program";
 
@@ -22,7 +24,7 @@ type Raw = Record<string, any>; // eslint-disable-line @typescript-eslint/no-exp
 
 /** The production stack file as parsed config, for mutating into invalid variants. */
 function production(): Raw {
-  return readStackConfig(loadStackConfig("production"));
+  return rawStackFile("production");
 }
 
 function problemsOf(mutate: (c: Raw) => void, base: () => Raw = production): string[] {
@@ -40,7 +42,7 @@ function problemsOf(mutate: (c: Raw) => void, base: () => Raw = production): str
 describe("stack config", () => {
   it("parses the three real stacks with Pulumi.yaml defaults merged", () => {
     for (const stack of ["development", "staging", "production"]) {
-      const spec = parseStackConfig(readStackConfig(loadStackConfig(stack)));
+      const spec = loadStackSpec(stack);
       assert.equal(spec.environment, stack);
       assert.equal(
         spec.monitoring.prometheusRelease,
@@ -108,7 +110,7 @@ describe("stack config", () => {
     });
 
   it("keeps secrets out of the spec", () => {
-    const raw = readStackConfig({
+    const raw = rawConfig({
       "vllm-fleet:registryAdminPassword": "s3cret",
       "vllm-fleet:routerImageRegistryPassword": "ghp_s3cret",
       "vllm-fleet:namespace": "x",
@@ -172,9 +174,9 @@ describe("stack config", () => {
       /gpu\.count: gpu\.count must be an integer >= 1/,
     ],
     [
-      "GPU count differs from tensor parallelism",
-      (c) => (c.capacity["qwen2-5-32b-instruct-awq"].gpu.count = 1),
-      /^capacity\.qwen2-5-32b-instruct-awq\.gpu\.count: is 1 but releases\[1\]\.args\.tensorParallelSize is 2/,
+      "a tensorParallelSize left in a stack file (gpu.count is the one number)",
+      (c) => (c.releases[1].args.tensorParallelSize = 2),
+      /^releases\[1\]\.args\.tensorParallelSize: is no longer a setting: vLLM's --tensor-parallel-size is capacity\.<model>\.gpu\.count \(1 for a model without gpu\); remove it and set gpu\.count to 2 if that is what you meant$/,
     ],
     [
       "gpuMemoryUtilization above 1",
@@ -275,7 +277,7 @@ describe("stack config", () => {
       "router without image or registry",
       (c) => (c.router = { replicas: 2 }),
       /^router\.imageRegistry: is required to build and push the router image/,
-      () => readStackConfig(loadStackConfig("staging")),
+      () => rawStackFile("staging"),
     ],
     [
       "production router built instead of promoted",
@@ -309,7 +311,7 @@ describe("stack config", () => {
       "an enabled model with zero replicas",
       (c) => (c.capacity["llama-3-1-8b-instruct"].replicas = 0),
       /^capacity\.llama-3-1-8b-instruct\.replicas: 0 replicas would register the model as ready with no pod serving it; set capacity\.llama-3-1-8b-instruct\.enabled: false/,
-      () => readStackConfig(loadStackConfig("staging")),
+      () => rawStackFile("staging"),
     ],
     [
       "a meta-llama model not marked gated",
@@ -320,7 +322,7 @@ describe("stack config", () => {
       "revision not a commit hash",
       (c) => (c.releases[0].revision = "main"),
       /^releases\[0\]\.revision: must be a 40-character commit hash/,
-      () => readStackConfig(loadStackConfig("staging")),
+      () => rawStackFile("staging"),
     ],
   ];
   for (const [what, mutate, expected, base] of invalid) {
@@ -334,7 +336,7 @@ describe("stack config", () => {
   }
 
   it("requires huggingFaceToken for gated releases when the program knows the secrets", () => {
-    const staging = readStackConfig(loadStackConfig("staging"));
+    const staging = rawStackFile("staging");
     assert.throws(
       () => parseStackConfig(staging, { setSecrets: ["registryAdminPassword"] }),
       (e: StackConfigError) =>
@@ -347,7 +349,7 @@ describe("stack config", () => {
       parseStackConfig(staging, { setSecrets: ["registryAdminPassword", "huggingFaceToken"] }),
     );
     assert.ok(parseStackConfig(staging), "offline tools never see secrets and skip the check");
-    const dev = readStackConfig(loadStackConfig("development"));
+    const dev = rawStackFile("development");
     assert.ok(
       parseStackConfig(dev, { setSecrets: ["registryAdminPassword"] }),
       "no gated release, no token needed",
@@ -355,7 +357,7 @@ describe("stack config", () => {
   });
 
   it("requires routerImageRegistryPassword when the program builds with a registry login", () => {
-    const staging = readStackConfig(loadStackConfig("staging")) as Raw;
+    const staging = rawStackFile("staging") as Raw;
     staging.router = { ...staging.router, imageRegistryUsername: "ci-bot" };
     const secrets = ["registryAdminPassword", "huggingFaceToken"];
     assert.throws(
@@ -383,7 +385,7 @@ describe("stack config", () => {
       "other:registryAdminPassword": "p",
     };
     assert.deepEqual(setSecretKeys(all), ["huggingFaceToken"]);
-    assert.deepEqual(readStackConfig(all), { namespace: "x" }, "the token stays out of the spec");
+    assert.deepEqual(rawConfig(all), { namespace: "x" }, "the token stays out of the spec");
   });
 
   it("does not declare the optional huggingFaceToken (the CLI would require it) nor renderYamlToDirectory", () => {
@@ -393,7 +395,7 @@ describe("stack config", () => {
   });
 
   it("accepts development images by tag and single replicas", () => {
-    const spec = parseStackConfig(readStackConfig(loadStackConfig("development")));
+    const spec = loadStackSpec("development");
     assert.equal(spec.models[0].replicas, 1);
     assert.doesNotMatch(spec.models[0].image, /@sha256:/);
   });
@@ -462,7 +464,7 @@ describe("registry.sslrootcert (the registry's private CA)", () => {
   it("rejects it with sslmode disable, where it would do nothing", () => {
     const problems = problemsOf(
       withRegistry({ sslmode: "disable", sslrootcert: relative("ca.crt") }),
-      () => readStackConfig(loadStackConfig("development")),
+      () => rawStackFile("development"),
     );
     assert.ok(
       problems.includes(
@@ -476,7 +478,7 @@ describe("registry.sslrootcert (the registry's private CA)", () => {
 describe("registry stack config (registry-stack/)", () => {
   const dir = path.join(__dirname, "..", "registry-stack");
   const load = (stack: string) =>
-    readStackConfig(loadStackConfig(stack, dir, REGISTRY_PROJECT), REGISTRY_PROJECT);
+    rawConfig(stackFileConfig(stack, dir, REGISTRY_PROJECT), REGISTRY_PROJECT);
 
   it("parses the shared and ci stacks with their Pulumi.yaml defaults", () => {
     assert.deepEqual(parseRegistryStackConfig(load("shared")), {
@@ -496,7 +498,7 @@ describe("registry stack config (registry-stack/)", () => {
   });
 
   it("keeps the admin password out of the parsed config", () => {
-    const raw = readStackConfig(
+    const raw = rawConfig(
       { "vllm-registry:adminPassword": "s3cret", "vllm-registry:host": "h" },
       REGISTRY_PROJECT,
     );
@@ -515,7 +517,7 @@ describe("registry stack config (registry-stack/)", () => {
 });
 
 describe("environment stacks against the registry stack's outputs", () => {
-  const spec = () => parseStackConfig(readStackConfig(loadStackConfig("production"))).registry;
+  const spec = () => loadStackSpec("production").registry;
 
   it("accepts the outputs of the registry stack the config names", () => {
     const outputs = registryStackOutputsFor(spec());

@@ -3,23 +3,20 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ACCELERATOR_VENDORS } from "../components/accelerators";
 import {
+  ACCELERATOR_VENDORS,
   extraArgProblem,
   MANAGED_VLLM_FLAGS,
   parseStackConfig,
   PROJECT_DIR,
-  readStackConfig,
   StackConfigError,
-} from "../components/config";
-import {
   extendedResourceNameProblem,
   labelValueProblem,
   parseQuantity,
   qualifiedNameProblem,
-} from "../components/kubeSyntax";
-import { buildModelDeployment } from "../components/modelManifests";
-import { loadStackConfig } from "../components/stackFile";
+} from "../components/spec";
+import { rawStackFile } from "./support/stackFiles";
+import { buildModelDeployment } from "../components/manifests";
 import { evaluatePolicies } from "../policies/evaluate";
 import { TYPES } from "../policies/kube";
 import { packConfig } from "../policies/packConfig";
@@ -28,8 +25,8 @@ import { gpuNodeSelector } from "../policies/rules/gpu";
 type Raw = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 const M = "llama-3-1-8b-instruct";
-const production = (): Raw => readStackConfig(loadStackConfig("production"));
-const staging = (): Raw => readStackConfig(loadStackConfig("staging"));
+const production = (): Raw => rawStackFile("production");
+const staging = (): Raw => rawStackFile("staging");
 
 function problemsOf(mutate: (c: Raw) => void, base = production, setSecrets?: string[]): string[] {
   const cfg = structuredClone(base());
@@ -247,7 +244,7 @@ describe("config: extraArgs never override the flags the program manages", () =>
   const KEYS: Record<string, string> = {
     port: "the program",
     host: "the program",
-    "tensor-parallel-size": "releases[].args.tensorParallelSize",
+    "tensor-parallel-size": "capacity.<model>.gpu.count",
     "served-model-name": "releases[].servedModelName",
     "gpu-memory-utilization": "releases[].args.gpuMemoryUtilization",
     dtype: "releases[].args.dtype",
@@ -307,7 +304,7 @@ describe("config: extraArgs never override the flags the program manages", () =>
         (c.releases[1].args.extraArgs = ["--enable-prefix-caching", "--tensor_parallel_size=4"]),
     );
     assert.deepEqual(found, [
-      "releases[1].args.extraArgs[1]: '--tensor_parallel_size=4' sets --tensor-parallel-size, which the program manages; set releases[].args.tensorParallelSize instead",
+      "releases[1].args.extraArgs[1]: '--tensor_parallel_size=4' sets --tensor-parallel-size, which the program manages; set capacity.<model>.gpu.count instead",
     ]);
   });
 
@@ -446,9 +443,6 @@ const INVALID: Record<string, { mutate: (c: Raw) => void; base?: () => Raw; secr
     "releases[].args.maxModelLen": { mutate: (c) => (c.releases[0].args.maxModelLen = 100) },
     "releases[].args.gpuMemoryUtilization": {
       mutate: (c) => (c.releases[0].args.gpuMemoryUtilization = 0),
-    },
-    "releases[].args.tensorParallelSize": {
-      mutate: (c) => (c.releases[0].args.tensorParallelSize = 0),
     },
     "releases[].args.dtype": { mutate: (c) => (c.releases[0].args.dtype = "fp4") },
     "releases[].args.quantization": { mutate: (c) => (c.releases[0].args.quantization = "int3") },

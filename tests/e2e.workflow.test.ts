@@ -7,12 +7,11 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse } from "yaml";
-import { SECRET_KEYS } from "../components/config";
-import { ROUTER_NAME, ROUTER_SERVICE_PORT } from "../components/routerManifests";
-import type { ScriptRun } from "../scripts/lib/cli";
+import { SECRET_KEYS, loadStackSpec } from "../components/spec";
+import { ROUTER_NAME, ROUTER_SERVICE_PORT } from "../components/manifests";
 import { run as registryCli } from "../scripts/registry";
+import type { ScriptRun } from "../scripts/lib/cli";
 import { run as verify } from "../scripts/verify";
-import { stackSpec } from "./support/stackFiles";
 
 const ROOT = path.resolve(__dirname, "..");
 
@@ -35,7 +34,7 @@ const workflow = parse(
   fs.readFileSync(path.join(ROOT, ".github/workflows/e2e.yml"), "utf8"),
 ) as Workflow;
 const steps = workflow.jobs.e2e.steps;
-const ci = stackSpec("ci");
+const ci = loadStackSpec("ci");
 
 /** Shell commands of a step: continuation lines joined, one command per line. */
 const commands = (s: Step) =>
@@ -128,7 +127,7 @@ describe("e2e workflow (kind, the ci stack, the real engine)", () => {
     assert.equal(registryUp.if, undefined, "the registry stack is not optional");
     assert.ok(commands(registryUp).includes("pulumi -C registry-stack stack init ci"));
     assert.match(registryUp.run!, /config set --stack ci --secret adminPassword$/m);
-    assert.equal(stackSpec("ci").registry.stack, "organization/vllm-registry/ci");
+    assert.equal(loadStackSpec("ci").registry.stack, "organization/vllm-registry/ci");
   });
 
   it("brings the ci stack up with the policy pack and its config, secrets on stdin only", () => {
@@ -213,7 +212,7 @@ describe("e2e workflow (kind, the ci stack, the real engine)", () => {
       .map(([, file, tag]) => ({ file, tag }));
     for (const b of builds) assert.ok(fs.existsSync(path.join(ROOT, b.file)), b.file);
     const tagOf = (file: string) => builds.find((b) => b.file === file)?.tag;
-    // The tag the program itself builds the router under (components/router.ts).
+    // The tag the program itself builds the router under (components/resources/router.ts).
     const routerTag = `${ci.router.imageRegistry}/${ROUTER_NAME}:${ci.environment}`;
     assert.equal(tagOf("router/Dockerfile"), routerTag);
     for (const m of ci.models) assert.equal(tagOf("scripts/simulator/Dockerfile"), m.image, m.name);

@@ -2,10 +2,13 @@
 // simulator or CPU builds; no GPU requests, GPU node selector or GPU tolerations; the GPU
 // policies accept them only where declared and never in production.
 import { strict as assert } from "node:assert";
-import { parseStackConfig, readStackConfig, StackConfigError } from "../components/config";
-import { buildResourceQuota } from "../components/environmentManifests";
-import { ACCELERATOR_ANNOTATION, buildModelDeployment } from "../components/modelManifests";
-import { loadStackConfig } from "../components/stackFile";
+import { parseStackConfig, StackConfigError } from "../components/spec";
+import { rawStackFile } from "./support/stackFiles";
+import {
+  buildResourceQuota,
+  ACCELERATOR_ANNOTATION,
+  buildModelDeployment,
+} from "../components/manifests";
 import { ACCELERATOR_ANNOTATION as PACK_ACCELERATOR_ANNOTATION } from "../policies/fleet";
 import { TYPES } from "../policies/kube";
 import { gpuNodeSelector, gpuQuota, gpuRequestsEqualLimits } from "../policies/rules/gpu";
@@ -17,7 +20,7 @@ const MODEL = "qwen2-5-1-5b-instruct";
 
 /** The development stack with its model's `gpu` removed (and whatever else `change` does). */
 function gpuless(change: (c: Raw) => void = () => undefined): Raw {
-  const cfg = readStackConfig(loadStackConfig("development")) as Raw;
+  const cfg = rawStackFile("development") as Raw;
   delete cfg.capacity[MODEL].gpu;
   change(cfg);
   return cfg;
@@ -53,18 +56,19 @@ describe("models without GPUs", () => {
   });
 
   it("config: a production model without GPUs is an error naming the path and the fix", () => {
-    const cfg = readStackConfig(loadStackConfig("production")) as Raw;
+    const cfg = rawStackFile("production") as Raw;
     delete cfg.capacity["llama-3-1-8b-instruct"].gpu;
     assert.deepEqual(problems(cfg), [
       "capacity.llama-3-1-8b-instruct.gpu: is required in production: production models run on GPUs; set gpu.count (and gpu.product)",
     ]);
   });
 
-  it("config: tensor parallelism needs GPUs", () => {
-    const cfg = gpuless((c) => (c.releases[0].args.tensorParallelSize = 2));
-    assert.deepEqual(problems(cfg), [
-      `capacity.${MODEL}.gpu: is missing but releases[0].args.tensorParallelSize is 2; a model without GPUs runs as one process, so set gpu.count to 2 or tensorParallelSize to 1`,
-    ]);
+  it("Deployment: vLLM runs one tensor-parallel rank with the smallest /dev/shm", () => {
+    const pod = deployment().spec.template.spec;
+    const tp = pod.containers[0].args.filter((a: string) => a.startsWith("--tensor-parallel-size"));
+    assert.deepEqual(tp, ["--tensor-parallel-size=1"]);
+    const shm = pod.volumes.find((v: { name: string }) => v.name === "dshm");
+    assert.equal(shm.emptyDir.sizeLimit, "2Gi");
   });
 
   it("Deployment: no GPU requests or limits, no GPU node selector or toleration, declared GPU-less", () => {
@@ -82,7 +86,7 @@ describe("models without GPUs", () => {
     assert.equal(d.metadata.annotations[ACCELERATOR_ANNOTATION], "none");
     assert.equal(ACCELERATOR_ANNOTATION, PACK_ACCELERATOR_ANNOTATION, "pack and program agree");
     // A GPU model carries no such annotation.
-    const gpu = deployment(readStackConfig(loadStackConfig("development")) as Raw);
+    const gpu = deployment(rawStackFile("development") as Raw);
     assert.equal(gpu.metadata.annotations[ACCELERATOR_ANNOTATION], undefined);
     assert.equal(gpu.spec.template.spec.containers[0].resources.limits["nvidia.com/gpu"], "1");
   });

@@ -4,18 +4,16 @@ import { strict as assert } from "node:assert";
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import type { IPersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClaim";
 import type { IService } from "kubernetes-models/v1/Service";
-import { ModelSpec, parseStackConfig, readStackConfig, StackSpec } from "../components/config";
+import { ModelSpec, StackSpec, loadStackSpec } from "../components/spec";
 import {
   buildHuggingFaceTokenSecret,
   buildModelCacheClaim,
   buildModelDeployment,
   buildModelService,
   huggingFaceSecretName,
-} from "../components/modelManifests";
-import { renderStack } from "../components/renderStack";
-import { loadStackConfig } from "../components/stackFile";
+  renderStack,
+} from "../components/manifests";
 
-const spec = (stack: string) => parseStackConfig(readStackConfig(loadStackConfig(stack)));
 const SKIP_AWAIT = "pulumi.com/skipAwait";
 
 function withModel(s: StackSpec, name: string, change: Partial<ModelSpec>): ModelSpec {
@@ -57,7 +55,7 @@ function serviceAwaitFinishes(s: IService, endpoints: { notReady: number }): boo
 const pvcPhase = (pods: number) => (pods > 0 ? "Bound" : "Pending");
 
 describe("model manifests: Pulumi waits only for what can happen", () => {
-  const s = spec("staging");
+  const s = loadStackSpec("staging");
   const cases: [string, Partial<ModelSpec>, number][] = [
     ["a disabled model", { enabled: false }, 0],
     ["a disabled model with replicas 0", { enabled: false, replicas: 0 }, 0],
@@ -129,7 +127,7 @@ function pvcDiff(old: IPersistentVolumeClaim, next: IPersistentVolumeClaim) {
 }
 
 describe("model manifests: the cache volume survives scaling", () => {
-  const p = spec("production");
+  const p = loadStackSpec("production");
   const llama = (change: Partial<ModelSpec>) => withModel(p, "llama-3-1-8b-instruct", change);
 
   it("never changes the claim when replicas or enabled change", () => {
@@ -144,7 +142,7 @@ describe("model manifests: the cache volume survives scaling", () => {
   });
 
   it("uses the configured access mode, not one derived from replicas", () => {
-    const d = spec("development");
+    const d = loadStackSpec("development");
     const m = d.models[0];
     assert.deepEqual(buildModelCacheClaim(d, { ...m, replicas: 4 }).spec!.accessModes, [
       "ReadWriteOnce",
@@ -194,7 +192,7 @@ describe("model manifests: the cache volume survives scaling", () => {
 });
 
 describe("model manifests: the Hugging Face token of gated models", () => {
-  const s = spec("staging");
+  const s = loadStackSpec("staging");
   const env = (m: ModelSpec) =>
     buildModelDeployment(s, m).spec!.template.spec!.containers[0].env ?? [];
 
@@ -230,7 +228,7 @@ describe("model manifests: the Hugging Face token of gated models", () => {
 });
 
 describe("model manifests: replicas on different nodes, node disk reserved", () => {
-  const s = spec("production");
+  const s = loadStackSpec("production");
   const pod = (m: ModelSpec) => buildModelDeployment(s, m).spec!.template.spec!;
 
   it("spreads two or more replicas over kubernetes.io/hostname, never blocking scheduling", () => {
@@ -265,5 +263,36 @@ describe("model manifests: replicas on different nodes, node disk reserved", () 
     assert.equal(c.env!.find((e) => e.name === "HOME")?.value, "/tmp");
     // No /tmp volume: the writable layer is what ephemeral-storage accounts for.
     assert.ok(!(c.volumeMounts ?? []).some((v) => v.mountPath === "/tmp"));
+  });
+});
+
+// vLLM's world size is pipeline x tensor parallel (vllm/config/parallel.py,
+// ParallelConfig.__post_init__), with pipeline parallelism left at 1: the tensor-parallel size
+// is the number of GPUs a pod uses, so it comes from gpu.count and nowhere else.
+describe("model tensor parallelism", () => {
+  for (const stack of ["development", "staging", "production"]) {
+    it(`${stack}: vLLM's --tensor-parallel-size is the GPUs the pod requests, set once`, () => {
+      const s = loadStackSpec(stack);
+      for (const m of s.models) {
+        const pod = buildModelDeployment(s, m).spec!.template.spec!;
+        const c = pod.containers[0];
+        const tp = c.args!.filter((a) => /^--tensor[-_]parallel[-_]size/.test(a));
+        assert.deepEqual(tp, [`--tensor-parallel-size=${m.gpu!.count}`], m.name);
+        assert.equal(c.resources!.limits![m.gpu!.resourceName], String(m.gpu!.count), m.name);
+        const shm = pod.volumes!.find((v) => v.name === "dshm")!.emptyDir!.sizeLimit;
+        assert.equal(shm, m.gpu!.count > 1 ? `${4 * m.gpu!.count}Gi` : "2Gi", m.name);
+      }
+    });
+  }
+
+  it("a model on two GPUs runs two ranks (staging's AWQ model)", () => {
+    const s = loadStackSpec("staging");
+    const m = s.models.find((x) => x.name === "qwen2-5-32b-instruct-awq")!;
+    assert.equal(m.gpu?.count, 2);
+    assert.ok(
+      buildModelDeployment(s, m).spec!.template.spec!.containers[0].args!.includes(
+        "--tensor-parallel-size=2",
+      ),
+    );
   });
 });

@@ -10,25 +10,20 @@ import {
   LISTEN_STALE_SECONDS,
   RUNBOOKS,
   buildPrometheusRule,
-} from "../components/alerts";
-import { StackSpec, parseStackConfig, readStackConfig } from "../components/config";
-import { Panel, buildDashboard, buildDashboardConfigMap } from "../components/dashboard";
-import {
+  Panel,
+  buildDashboard,
+  buildDashboardConfigMap,
   ALLOWED_SERIES,
   HISTOGRAMS,
   ROUTER_METRICS,
   VLLM_METRICS,
   seriesIn,
-} from "../components/metricNames";
-import { ENVIRONMENTS } from "../components/naming";
-import { loadStackConfig } from "../components/stackFile";
+} from "../components/manifests";
+import { ENVIRONMENTS, loadStackSpec } from "../components/spec";
 import { RouterMetrics } from "../router/src/metrics";
 import { PG_TIMEOUTS } from "@vllm-fleet/registry";
 import { LISTEN_RETRY_MAX_MS, LISTEN_TIMEOUT_MS } from "../router/src/registryListener";
 import { pacedSnapshot, SimulatorMetrics } from "../scripts/simulator/metrics";
-
-const specOf = (stack: string): StackSpec =>
-  parseStackConfig(readStackConfig(loadStackConfig(stack)));
 
 const README = fs.readFileSync(path.resolve(__dirname, "../README.md"), "utf8");
 
@@ -84,7 +79,7 @@ describe("metric names", () => {
 describe("alerts (PrometheusRule)", () => {
   for (const stack of ENVIRONMENTS) {
     describe(stack, () => {
-      const spec = specOf(stack);
+      const spec = loadStackSpec(stack);
       const rule = buildPrometheusRule(spec);
       const alerts = (rule.spec.groups ?? []).flatMap((g) => g.rules ?? []);
 
@@ -138,7 +133,7 @@ describe("alerts (PrometheusRule)", () => {
   it("pages in production, warns in staging and informs in development", () => {
     const severities = (stack: string) =>
       new Set(
-        (buildPrometheusRule(specOf(stack)).spec.groups ?? [])
+        (buildPrometheusRule(loadStackSpec(stack)).spec.groups ?? [])
           .flatMap((g) => g.rules ?? [])
           .map((r) => r.labels?.severity),
       );
@@ -148,7 +143,7 @@ describe("alerts (PrometheusRule)", () => {
   });
 
   it("gives a single-replica model its startup budget before declaring it down", () => {
-    const spec = specOf("staging");
+    const spec = loadStackSpec("staging");
     const qwen = spec.models.find((m) => m.name === "qwen2-5-32b-instruct-awq")!;
     const down = (buildPrometheusRule(spec).spec.groups ?? [])
       .flatMap((g) => g.rules ?? [])
@@ -158,7 +153,7 @@ describe("alerts (PrometheusRule)", () => {
 
   it("tickets a router whose LISTEN connection stays silent longer than replacing it takes", async () => {
     for (const stack of ENVIRONMENTS) {
-      const spec = specOf(stack);
+      const spec = loadStackSpec(stack);
       const t = ALERT_THRESHOLDS[spec.environment];
       const stale = (buildPrometheusRule(spec).spec.groups ?? [])
         .flatMap((g) => g.rules ?? [])
@@ -186,7 +181,7 @@ describe("alerts (PrometheusRule)", () => {
   });
 
   it("escapes served model names used as regular expressions", () => {
-    const rule = buildPrometheusRule(specOf("production"));
+    const rule = buildPrometheusRule(loadStackSpec("production"));
     const kv = (rule.spec.groups ?? [])
       .flatMap((g) => g.rules ?? [])
       .find((r) => r.alert === "VllmKvCachePressure");
@@ -200,7 +195,7 @@ describe("alerts (PrometheusRule)", () => {
 describe("dashboard (Grafana ConfigMap)", () => {
   for (const stack of ENVIRONMENTS) {
     it(`${stack}: a valid ConfigMap for the sidecar with a complete dashboard`, () => {
-      const spec = specOf(stack);
+      const spec = loadStackSpec(stack);
       const cm = buildDashboardConfigMap(spec);
       new ConfigMap(cm).validate();
       assert.equal(cm.metadata.labels?.grafana_dashboard, "1");

@@ -11,12 +11,11 @@ import type Redis from "ioredis";
 import {
   decodeEntry,
   connectRedis,
+  withRegistryClient,
   getEntry,
   registryKey,
-  withRegistryClient,
 } from "@vllm-fleet/registry";
-import { parseStackConfig, readStackConfig } from "../components/config";
-import { loadStackConfig } from "../components/stackFile";
+import { loadStackSpec } from "../components/spec";
 import { EXIT, LOCAL_MANAGER, localEntryInputs, run } from "../scripts/local";
 import { EXIT_HELP } from "../scripts/lib/cli";
 import { runProgram } from "./support/program";
@@ -219,7 +218,7 @@ describe("npm run local", () => {
   it("registers with the inputs the Pulumi program gives the registry provider", async () => {
     // Only where the row points, who writes it and the credentials differ from `pulumi up`.
     const own = ["endpoint", "managedBy", "connectionString", "redisUrl"];
-    const spec = parseStackConfig(readStackConfig(loadStackConfig("staging")));
+    const spec = loadStackSpec("staging");
     const run = await runProgram("staging");
     const entries = run.ofType("pulumi-nodejs:dynamic/vllm-registry:RegistryEntry");
     assert.equal(entries.length, spec.models.length);

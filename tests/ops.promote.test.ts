@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parseStackConfig, readStackConfig } from "../components/config";
-import { releaseRevision } from "../components/modelManifests";
+import { loadStackSpec } from "../components/spec";
+import { releaseRevision } from "../components/manifests";
 import { EXIT, run } from "../scripts/promote";
 import { EXIT_HELP } from "../scripts/lib/cli";
 import { configText, mandatoryViolations, plainConfig } from "../scripts/lib/pulumi";
@@ -41,7 +41,7 @@ const POLICY_FLAGS = "--policy-pack policies --policy-pack-config policies/confi
 
 /** The revision the program records for a release of staging (its registry row's `revision`). */
 function stagingRevision(r: Record<string, unknown>): string {
-  const spec = parseStackConfig(readStackConfig(plainConfig(configJson(stagingConfig([r])))));
+  const spec = loadStackSpec("staging", { config: plainConfig(configJson(stagingConfig([r]))) });
   return releaseRevision(spec.models[0]);
 }
 

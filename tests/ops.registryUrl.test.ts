@@ -59,7 +59,7 @@ describe("registry connection of a stack (DATABASE_URL, else its registryUrl out
   it("reads the registryUrl output with --show-secrets; without it the CLI shows [secret]", async () => {
     assert.equal(await stackRegistryUrl("staging", standIn.env, cli()), withPassword);
     assert.deepEqual(secretReads().at(-1), [...SHOW_SECRETS, "staging", "--non-interactive"]);
-    // What `pulumi stack output --json` prints without --show-secrets (what loadStack reads).
+    // What `pulumi stack output --json` prints without --show-secrets (what loadStackView reads).
     assert.deepEqual(await cli().outputs("staging"), {
       routerUrl: "http://vllm-router.llm-staging.svc.cluster.local",
       registryUrl: "[secret]",

@@ -4,8 +4,8 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type Redis from "ioredis";
-import { parseStackConfig } from "../components/config";
-import { releaseRevision } from "../components/modelManifests";
+import { parseStackConfig } from "../components/spec";
+import { releaseRevision } from "../components/manifests";
 import {
   encodeEntry,
   connectRedis,

@@ -5,7 +5,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { unknown } from "@pulumi/pulumi";
-import * as naming from "../components/naming";
+import * as naming from "../components/spec";
 import { evaluatePolicies } from "../policies/evaluate";
 import * as fleetNames from "../policies/fleet";
 import { TYPES } from "../policies/kube";
@@ -175,7 +175,7 @@ describe("policy pack", () => {
     assert.deepEqual(await evaluatePolicies(rules, resources, packConfig("production")), []);
   });
 
-  it("mirrors the label and naming contract of components/naming.ts", () => {
+  it("mirrors the label and naming contract of components/spec/naming.ts", () => {
     const model = naming.modelLabels("m", "staging");
     assert.equal(model[fleetNames.NAME_LABEL], fleetNames.MODEL_APP);
     assert.equal(model[fleetNames.ENVIRONMENT_LABEL], "staging");

@@ -7,11 +7,16 @@ import { Diagnostic, evaluatePolicies } from "../policies/evaluate";
 import { TYPES } from "../policies/kube";
 import { packConfig } from "../policies/packConfig";
 import { rules } from "../policies/rules";
-import { buildEnvironmentObjects } from "../components/environmentManifests";
-import { buildRouterObjects } from "../components/routerManifests";
+import {
+  buildEnvironmentObjects,
+  buildRouterObjects,
+  buildRouterRedisSecret,
+  buildRouterRegistrySecret,
+  ROUTER_REGISTRY_SECRET_NAME,
+} from "../components/manifests";
 import { durationSeconds, stackForPolicies, withPulumiStack } from "./support/policyStacks";
-import { stackEnvironment } from "../components/naming";
-import { STACK_FILES, stackSpec } from "./support/stackFiles";
+import { stackEnvironment, loadStackSpec } from "../components/spec";
+import { STACK_FILES } from "./support/stackFiles";
 
 const STACKS = STACK_FILES;
 
@@ -20,7 +25,7 @@ const show = (ds: Diagnostic[]) => ds.map((d) => `[${d.policy}] ${d.message}`).j
 describe("policy pack on the real stacks (program under mocks)", () => {
   for (const stack of STACKS) {
     it(`${stack}: every rule passes`, async () => {
-      const spec = stackSpec(stack);
+      const spec = loadStackSpec(stack);
       const { resources } = await stackForPolicies(stack);
       // The stack has what the rules look at; an empty stack would pass vacuously.
       for (const type of [
@@ -82,11 +87,15 @@ describe("policy pack on the real stacks (program under mocks)", () => {
 
   for (const stack of STACKS) {
     it(`${stack}: the router's objects from their builders pass every rule`, async () => {
-      const spec = stackSpec(stack);
+      const spec = loadStackSpec(stack);
       const image = `registry.example.com/vllm-router@sha256:${"a".repeat(64)}`;
       const objects = [
         ...Object.values(buildEnvironmentObjects(spec)),
-        ...Object.values(buildRouterObjects(spec, { image, registrySecretName: "registry" })),
+        ...Object.values(
+          buildRouterObjects(spec, { image, registrySecretName: ROUTER_REGISTRY_SECRET_NAME }),
+        ),
+        buildRouterRegistrySecret(spec, "postgresql://router:***@registry:5432/model_registry"),
+        spec.redis.url ? buildRouterRedisSecret(spec, spec.redis.url) : undefined,
       ].filter((o) => o !== undefined);
       const resources = objects.map((o) => ({
         type: `kubernetes:${o.apiVersion.includes("/") ? o.apiVersion : `core/${o.apiVersion}`}:${o.kind}`,

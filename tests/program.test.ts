@@ -10,10 +10,8 @@ import {
   runProgram,
   ProgramRun,
 } from "./support/program";
-import { modelEndpoint } from "../components/naming";
-import { parseStackConfig, readStackConfig } from "../components/config";
-import { registryStackProblems } from "../components/registryStack";
-import { loadStackConfig } from "../components/stackFile";
+import { modelEndpoint, loadStackSpec } from "../components/spec";
+import { registryStackProblems } from "../components/resources";
 
 const STACKS = ["development", "staging", "production"] as const;
 const REGISTRY_ENTRY = "pulumi-nodejs:dynamic/vllm-registry:RegistryEntry";
@@ -608,7 +606,7 @@ describe("registry stack program under mocks (registry-stack/)", () => {
 
   it("exports what the environment stacks check", async () => {
     const run = await runProgram("shared", { project: "vllm-registry" });
-    const env = parseStackConfig(readStackConfig(loadStackConfig("production")));
+    const env = loadStackSpec("production");
     assert.deepEqual(registryStackProblems(env.registry, "production", run.outputs), []);
   });
 

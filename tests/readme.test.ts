@@ -150,7 +150,7 @@ describe("docs/architecture.md", () => {
       named.length >= 40,
       `found only ${named.length} paths: the pattern no longer matches`,
     );
-    assert.ok(named.includes("components/config.ts") && links.includes("README.md"));
+    assert.ok(named.includes("components/spec/config.ts") && links.includes("README.md"));
     const missing = [...named, ...links].filter((f) => !fs.existsSync(path.join(ROOT, f)));
     assert.deepEqual(missing, []);
   });

@@ -4,8 +4,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { RegistryAccess, registryUrl } from "../components/registryDatabase";
-import { RegistrySchema } from "../components/registrySchema";
+import { RegistryAccess, registryUrl, RegistrySchema } from "../components/resources";
 import { registryStackOutputsFor } from "./support/program";
 
 interface Created {

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import * as path from "node:path";
 import { Client } from "pg";
-import { registryEntryProvider, RegistryEntryInputs } from "../components/registryEntry";
+import { registryEntryProvider, RegistryEntryInputs } from "../components/resources";
 import { csvCell, formatTable } from "../scripts/lib/format";
 import type { StackView } from "../scripts/lib/stack";
 import { formatResults } from "../scripts/lib/verification";

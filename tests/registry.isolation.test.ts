@@ -11,9 +11,13 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Client } from "pg";
-import { RegistryEntryInputs, registryEntryProvider } from "../components/registryEntry";
-import { registryStackProblems } from "../components/registryStack";
-import { parseStackConfig, PROJECT, readStackConfig } from "../components/config";
+import {
+  RegistryEntryInputs,
+  registryEntryProvider,
+  registryStackProblems,
+} from "../components/resources";
+import { parseStackConfig } from "../components/spec";
+import { rawStackFile } from "./support/stackFiles";
 import {
   LATEST_VERSION,
   REGISTRY_CHANNEL,
@@ -27,7 +31,6 @@ import {
   type Environment,
 } from "@vllm-fleet/registry";
 import { runHost, serializeToFile } from "./support/dynamicProviderHost";
-import { loadStackConfig } from "../components/stackFile";
 import { MOCK_ADMIN_PASSWORD, MockedResource } from "./support/program";
 import {
   routerRole,
@@ -251,13 +254,11 @@ describe("registry isolation between environments (real PostgreSQL, admin not su
   // OPTION only on the roles it created (https://www.postgresql.org/docs/16/sql-createrole.html),
   // and adding a member needs it (https://www.postgresql.org/docs/16/sql-grant.html).
   it("an environment stack with another admin fails to add its login roles, as registry.adminUser's check says", async () => {
-    const base = JSON.parse(loadStackConfig("staging")[`${PROJECT}:registry`]);
-    const spec = parseStackConfig(
-      readStackConfig({
-        ...loadStackConfig("staging"),
-        [`${PROJECT}:registry`]: JSON.stringify({ ...base, database, adminUser: otherAdmin }),
-      }),
-    );
+    const raw = rawStackFile("staging");
+    const spec = parseStackConfig({
+      ...raw,
+      registry: { ...(raw.registry as object), database, adminUser: otherAdmin },
+    });
     const problems = registryStackProblems(spec.registry, "staging", registryOutputs);
     assert.ok(
       problems.some((p) => p.startsWith(`registry.adminUser: is '${otherAdmin}' but `)),

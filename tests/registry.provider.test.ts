@@ -9,7 +9,7 @@ import {
   RegistryEntryInputs,
   RegistryEntryOutputs,
   registryEntryProvider as provider,
-} from "../components/registryEntry";
+} from "../components/resources";
 import {
   connectRedis,
   REGISTRY_CHANNEL,

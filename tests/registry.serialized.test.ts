@@ -6,8 +6,12 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Client } from "pg";
-import { RegistryEntryInputs, registryEntryProvider } from "../components/registryEntry";
-import { MIGRATION_SET, registryMigrationsProvider } from "../components/registryMigrations";
+import {
+  RegistryEntryInputs,
+  registryEntryProvider,
+  MIGRATION_SET,
+  registryMigrationsProvider,
+} from "../components/resources";
 import {
   LATEST_VERSION,
   currentVersion,

@@ -7,8 +7,11 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { Client } from "pg";
 import { parse } from "pg-connection-string";
-import { registryEntryProvider } from "../components/registryEntry";
-import { MIGRATION_SET, registryMigrationsProvider } from "../components/registryMigrations";
+import {
+  registryEntryProvider,
+  MIGRATION_SET,
+  registryMigrationsProvider,
+} from "../components/resources";
 import {
   connectClient,
   withRegistryClient,

@@ -13,7 +13,7 @@ import * as path from "node:path";
 import { Client } from "pg";
 import ts from "typescript";
 import { parse } from "yaml";
-import { MIGRATION_SET, registryMigrationsProvider } from "../components/registryMigrations";
+import { MIGRATION_SET, registryMigrationsProvider } from "../components/resources";
 import { LATEST_VERSION, currentVersion } from "@vllm-fleet/registry";
 import { runHost, serializeToFile } from "./support/dynamicProviderHost";
 import { createTestDatabase } from "./support/services";

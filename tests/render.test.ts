@@ -4,18 +4,14 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parse } from "yaml";
-import { parseStackConfig, readStackConfig } from "../components/config";
-import type { Manifest } from "../components/manifest";
-import { schemaProblems } from "../components/manifestSchema";
-import { buildModelDeployment } from "../components/modelManifests";
-import { renderStack } from "../components/renderStack";
-import { loadStackConfig } from "../components/stackFile";
+import { loadStackSpec } from "../components/spec";
+import type { Manifest } from "../components/manifests";
+import { schemaProblems, buildModelDeployment, renderStack } from "../components/manifests";
 import { EXIT, EXIT_HELP } from "../scripts/lib/cli";
 import { RENDER_INDEX, RenderDirectoryError, renderToDirectory } from "../scripts/render";
 import { STACK_FILES } from "./support/stackFiles";
 
 const ROOT = path.resolve(__dirname, "..");
-const spec = (stack: string) => parseStackConfig(readStackConfig(loadStackConfig(stack)));
 
 describe("render", () => {
   for (const stack of STACK_FILES) {
@@ -23,7 +19,7 @@ describe("render", () => {
       const out = fs.mkdtempSync(path.join(os.tmpdir(), `render-${stack}-`));
       const { files, problems } = renderToDirectory(stack, out);
       assert.deepEqual(problems, []);
-      const s = spec(stack);
+      const s = loadStackSpec(stack);
       assert.equal(files.length, renderStack(s).length);
       const docs = files.map((f) => parse(fs.readFileSync(f, "utf8")));
       for (const d of docs) assert.deepEqual(schemaProblems(d), [], `${d.kind}/${d.metadata.name}`);
@@ -88,7 +84,10 @@ describe("render", () => {
   });
 
   it("rejects a manifest that breaks the Kubernetes schema", () => {
-    const dep = buildModelDeployment(spec("development"), spec("development").models[0]);
+    const dep = buildModelDeployment(
+      loadStackSpec("development"),
+      loadStackSpec("development").models[0],
+    );
     (dep.spec!.template.spec!.containers[0] as { ports: unknown }).ports = [
       { containerPort: "eight thousand" },
     ];

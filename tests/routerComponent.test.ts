@@ -2,24 +2,22 @@
 // and RouterService under Pulumi mocks (image built and deployed by digest).
 import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
-import { parseStackConfig, PROJECT, readStackConfig, StackSpec } from "../components/config";
-import { schemaProblems } from "../components/manifestSchema";
-import type { Manifest } from "../components/manifest";
-import { registryAddress, RouterService } from "../components/router";
-import { modelLabels } from "../components/naming";
+import { PROJECT, modelLabels, loadStackSpec } from "../components/spec";
 import {
+  schemaProblems,
+  buildRouterDeployment,
   buildRouterObjects,
+  buildRouterRedisSecret,
   ROUTER_DRAIN_SECONDS,
   ROUTER_PRESTOP_SECONDS,
   ROUTER_SHUTDOWN_DELAY_SECONDS,
   ROUTER_METRICS_PORT,
   ROUTER_PORT,
   routerUrl,
-} from "../components/routerManifests";
-import { loadStackConfig } from "../components/stackFile";
+} from "../components/manifests";
+import type { Manifest } from "../components/manifests";
+import { registryAddress, RouterService } from "../components/resources";
 
-const spec = (stack: string): StackSpec =>
-  parseStackConfig(readStackConfig(loadStackConfig(stack)));
 const DIGEST = `sha256:${"ab".repeat(32)}`;
 const wiring = {
   image: `registry.example/vllm-router:staging@${DIGEST}`,
@@ -33,7 +31,7 @@ const selects = (selector: Record<string, string> | undefined, labels: Record<st
 describe("router manifests", () => {
   for (const stack of ["development", "staging", "production"]) {
     it(`are schema-valid and consistent for ${stack}`, () => {
-      const s = spec(stack);
+      const s = loadStackSpec(stack);
       const objs = buildRouterObjects(s, wiring);
       const present = Object.values(objs).filter(
         (o): o is NonNullable<typeof o> => o !== undefined,
@@ -57,7 +55,8 @@ describe("router manifests", () => {
   }
 
   it("runs PSS-restricted: non-root, read-only root, no escalation, no capabilities, no token", () => {
-    const pod = buildRouterObjects(spec("production"), wiring).deployment.spec!.template.spec!;
+    const pod = buildRouterObjects(loadStackSpec("production"), wiring).deployment.spec!.template
+      .spec!;
     assert.equal(pod.automountServiceAccountToken, false);
     assert.equal(pod.enableServiceLinks, false);
     assert.equal(pod.securityContext?.runAsNonRoot, true);
@@ -77,8 +76,8 @@ describe("router manifests", () => {
 
   it("takes secrets from Secrets only and matches the grace period to the drain", () => {
     const s = {
-      ...spec("production"),
-      router: { ...spec("production").router, apiKeysSecret: "router-api-keys" },
+      ...loadStackSpec("production"),
+      router: { ...loadStackSpec("production").router, apiKeysSecret: "router-api-keys" },
     };
     const objs = buildRouterObjects(s, wiring);
     const pod = objs.deployment.spec!.template.spec!;
@@ -88,7 +87,9 @@ describe("router manifests", () => {
       key: "DATABASE_URL",
     });
     assert.equal(env.REDIS_URL.value, undefined);
-    assert.equal(env.REDIS_URL.valueFrom?.secretKeyRef?.name, objs.redisSecret?.metadata.name);
+    const redisSecret = buildRouterRedisSecret(s, s.redis.url);
+    assert.equal(env.REDIS_URL.valueFrom?.secretKeyRef?.name, redisSecret.metadata.name);
+    assert.ok(env.REDIS_URL.valueFrom!.secretKeyRef!.key! in redisSecret.stringData);
     assert.equal(env.ROUTER_API_KEYS_FILE.value, "/etc/vllm-router/api-keys/keys");
     assert.ok(pod.volumes!.some((v) => v.secret?.secretName === "router-api-keys"));
     assert.ok(
@@ -109,7 +110,7 @@ describe("router manifests", () => {
   it("mounts the registry CA from a ConfigMap read-only and points REGISTRY_SSLROOTCERT at it", () => {
     const CA = "-----BEGIN CERTIFICATE-----\nregistry CA\n-----END CERTIFICATE-----\n";
     const withCa = (ca: string) => {
-      const s = spec("production");
+      const s = loadStackSpec("production");
       return buildRouterObjects({ ...s, registry: { ...s.registry, caCertificate: ca } }, wiring);
     };
     const objs = withCa(CA);
@@ -134,13 +135,13 @@ describe("router manifests", () => {
     const other = withCa(CA.replace("registry CA", "rotated CA")).deployment.spec!.template;
     assert.notDeepEqual(template.metadata?.annotations, other.metadata?.annotations);
 
-    const none = buildRouterObjects(spec("production"), wiring);
+    const none = buildRouterObjects(loadStackSpec("production"), wiring);
     assert.equal(none.registryCa, undefined);
     assert.ok(!JSON.stringify(none.deployment).includes("REGISTRY_SSLROOTCERT"));
   });
 
   it("serves metrics on a port of their own that the ServiceMonitor scrapes by name, apart from the API port", () => {
-    const objs = buildRouterObjects(spec("production"), wiring);
+    const objs = buildRouterObjects(loadStackSpec("production"), wiring);
     const container = objs.deployment.spec!.template.spec!.containers[0];
     const env = Object.fromEntries(container.env!.map((e) => [e.name, e.value]));
     assert.equal(env.PORT, String(ROUTER_PORT));
@@ -160,7 +161,7 @@ describe("router manifests", () => {
   });
 
   it("lets traffic in from client namespaces and Prometheus, and out only to vLLM, the registry, Redis and DNS", () => {
-    const s = spec("staging");
+    const s = loadStackSpec("staging");
     const np = buildRouterObjects(s, wiring).networkPolicy.spec!;
     assert.deepEqual(np.policyTypes, ["Ingress", "Egress"]);
     const from = np.ingress!.flatMap((r) => r.from!.map((f) => f.namespaceSelector?.matchLabels));
@@ -252,11 +253,12 @@ describe("RouterService under mocks", () => {
   const valueOf = <T>(o: pulumi.Output<T>) => new Promise<T>((r) => o.apply(r));
 
   it("builds the image, deploys it by digest and outputs the in-cluster URL", async () => {
-    const s = spec("staging");
+    const s = loadStackSpec("staging");
     s.router.imageRegistry = "registry.example/platform";
     const router = new RouterService("router", {
       stack: s,
-      registrySecretName: "vllm-router-registry",
+      // An Output, as RegistryAccess gives it: resolved before the Deployment is built.
+      registrySecretName: pulumi.output("vllm-router-registry"),
     });
     assert.equal(await valueOf(router.url), "http://vllm-router.llm-staging.svc.cluster.local");
     const image = await valueOf(router.image);
@@ -273,6 +275,15 @@ describe("RouterService under mocks", () => {
       deployment.inputs.spec as { template: { spec: { containers: { image: string }[] } } }
     ).template.spec;
     assert.equal(pod.containers[0].image, image);
+    // One builder call with the deploy-time values: nothing in the Deployment is a stand-in.
+    const { metadata, spec } = buildRouterDeployment(s, {
+      image,
+      registrySecretName: "vllm-router-registry",
+    });
+    assert.deepEqual(
+      { metadata: deployment.inputs.metadata, spec: deployment.inputs.spec },
+      JSON.parse(JSON.stringify({ metadata, spec })),
+    );
     const types = created.map((r) => r.type).sort();
     for (const t of [
       "kubernetes:core/v1:Secret",
@@ -293,7 +304,7 @@ describe("RouterService under mocks", () => {
   });
 
   it("creates the registry CA ConfigMap from registry.sslrootcert", async () => {
-    const s = spec("staging");
+    const s = loadStackSpec("staging");
     s.router.image = `registry.example/vllm-router@${DIGEST}`;
     s.registry = { ...s.registry, caCertificate: "-----BEGIN CERTIFICATE-----\n" };
     const router = new RouterService("with-ca", { stack: s, registrySecretName: "x" });
@@ -308,7 +319,7 @@ describe("RouterService under mocks", () => {
   });
 
   it("deploys a prebuilt router.image as given, building nothing", async () => {
-    const s = spec("staging");
+    const s = loadStackSpec("staging");
     s.router.image = `registry.example/vllm-router@${DIGEST}`;
     const images = created.filter((r) => r.type === "docker-build:index:Image").length;
     const prebuilt = new RouterService("prebuilt", { stack: s, registrySecretName: "x" });

@@ -4,7 +4,7 @@
 // request's, sequences beyond --max-num-seqs queue, and /metrics says so under vLLM's names.
 // The engine is stepped on a virtual clock here, so times are exact, not measured.
 import * as assert from "node:assert/strict";
-import { VLLM_METRICS } from "../components/metricNames";
+import { VLLM_METRICS } from "../components/manifests";
 import { startSimulator, Simulator } from "../scripts/simulator";
 import { Engine, EngineParameters, EngineRequest, Step } from "../scripts/simulator/engine";
 import { BlockPool, blockHash, extendBlockHashes } from "../scripts/simulator/kvcache";

@@ -1,25 +1,25 @@
 // scripts/simulator/Dockerfile, performed without Docker (as tests/router.dockerfile.test.ts does
 // for the router), and its `vllm` shim fed the exact command line each stack's model Deployment
-// runs (components/modelManifests.ts: command ["vllm", "serve"] + vllmArgs).
+// runs (components/manifests/modelManifests.ts: command ["vllm", "serve"] + vllmArgs).
 import * as assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { buildModelDeployment } from "../components/modelManifests";
-import { VLLM_PORT } from "../components/naming";
+import { buildModelDeployment } from "../components/manifests";
+import { VLLM_PORT, loadStackSpec } from "../components/spec";
 import { parseServeArgs, UsageError } from "../scripts/simulator/vllm";
 import { parseDockerfile, runDockerfile, StageResult } from "./support/dockerfile";
 import { eventually } from "./support/router";
 import { freePort } from "./support/services";
-import { STACK_FILES, stackSpec } from "./support/stackFiles";
+import { STACK_FILES } from "./support/stackFiles";
 
 const ROOT = path.resolve(__dirname, "..");
 const DOCKERFILE = path.join(ROOT, "scripts/simulator/Dockerfile");
 
 /** The container's command line of every model of a stack, as the Deployment sets it. */
 function modelCommands(stack: string) {
-  const spec = stackSpec(stack);
+  const spec = loadStackSpec(stack);
   return spec.models.map((model) => {
     const c = buildModelDeployment(spec, model).spec!.template.spec!.containers[0];
     return { model, argv: [...c.command!, ...c.args!] };

@@ -8,26 +8,25 @@ import { stringify } from "yaml";
 import {
   parseStackConfig,
   PROJECT_DIR,
-  readStackConfig,
   StackConfigError,
-} from "../components/config";
-import { stackEnvironment } from "../components/naming";
-import { loadStackConfig, loadStackSpec } from "../components/stackFile";
+  stackEnvironment,
+  loadStackSpec,
+} from "../components/spec";
 import { evaluatePolicies, EvaluatedResource } from "../policies/evaluate";
 import { packConfig } from "../policies/packConfig";
 import { rules } from "../policies/rules";
-import { loadStack } from "../scripts/lib/stack";
+import { loadStackView } from "../scripts/lib/stack";
 import { PulumiCli } from "../scripts/lib/pulumi";
 import { fleet } from "./support/policyFixtures";
 import { STACK_ENV_VARS } from "../policies/rules/stack";
 import { withPulumiStack } from "./support/policyStacks";
 import { ProgramError, runProgram } from "./support/program";
 import { createPulumiStandIn } from "./support/pulumiStandIn";
-import { STACK_FILES } from "./support/stackFiles";
+import { STACK_FILES, rawStackFile } from "./support/stackFiles";
 
 type Raw = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-const production = (): Raw => readStackConfig(loadStackConfig("production"));
+const production = (): Raw => rawStackFile("production");
 
 function problems(raw: Raw, stack: string): string[] {
   try {
@@ -116,7 +115,7 @@ describe("environment bound to the stack", () => {
         }),
       );
       assert.throws(
-        () => loadStackSpec("production", dir),
+        () => loadStackSpec("production", { dir }),
         /environment: is 'staging' but stack 'production'/,
       );
     } finally {
@@ -129,7 +128,7 @@ describe("environment bound to the stack", () => {
     try {
       standIn.setConfig("production", { ...production(), environment: "staging" });
       await assert.rejects(
-        loadStack("production", new PulumiCli({ env: standIn.env })),
+        loadStackView("production", new PulumiCli({ env: standIn.env })),
         /environment: is 'staging' but stack 'production'/,
       );
     } finally {

@@ -8,8 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parse } from "yaml";
-import { parseStackConfig, readStackConfig } from "../components/config";
-import { loadStackConfig } from "../components/stackFile";
+import { loadStackSpec } from "../components/spec";
 
 const ROOT = path.resolve(__dirname, "..");
 const GITHUB = path.join(ROOT, ".github");
@@ -497,7 +496,7 @@ describe("GitHub workflows", () => {
     const prod = stackStep(deploy.jobs.production);
     assert.equal(prod.with?.["router-image"], undefined, "production gets no image from CI");
     // ... and its stack file pins one by digest, which the program requires of production.
-    const spec = parseStackConfig(readStackConfig(loadStackConfig("production")));
+    const spec = loadStackSpec("production");
     assert.match(spec.router.image ?? "", /@sha256:[0-9a-f]{64}$/);
   });
 

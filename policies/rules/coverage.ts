@@ -172,7 +172,7 @@ export const registryEndpointMatchesService = stackRule<BaseConfig>({
     "Every registry entry points at its model's Service DNS name ({model}-{env}.{namespace}.svc.cluster.local:8000), and every model is registered",
   severity: "critical",
   remediationSteps:
-    "Register models with modelEndpoint(model, environment, namespace) from components/naming.ts and keep the Service named {model}-{env} on port 8000.",
+    "Register models with modelEndpoint(model, environment, namespace) from components/spec/naming.ts and keep the Service named {model}-{env} on port 8000.",
   defaults: { environments: [...ENVIRONMENTS] },
   check: ({ args, cfg, report }) => {
     const services = resourcesOfType(args, TYPES.service);

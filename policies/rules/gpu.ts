@@ -146,7 +146,7 @@ interface NodeSelectorConfig extends GpuConfig {
   gpuNodeLabels: string[];
 }
 
-// The vendors' own node labels (components/accelerators.ts says where each comes from), then
+// The vendors' own node labels (components/spec/accelerators.ts says where each comes from), then
 // the clouds' accelerator labels.
 const GPU_NODE_LABELS = [
   "nvidia.com/gpu.product",

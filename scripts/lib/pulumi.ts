@@ -247,7 +247,7 @@ export function mandatoryViolations(result: PulumiResult): string[] {
     .map((l) => l.trim().replace(/^- /, ""));
 }
 
-/** A config value in the plain text form readStackConfig expects (JSON text for objects). */
+/** A config value in the plain text form rawConfig expects (JSON text for objects). */
 export function configText(v: ConfigValueJson): string | undefined {
   if (v.value !== undefined) return v.value;
   return v.objectValue === undefined ? undefined : JSON.stringify(v.objectValue);

@@ -4,7 +4,7 @@
 // a message saying what state the stack is in; before the commit the stack file is restored.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PROJECT, StackConfigError } from "../../components/config";
+import { PROJECT, StackConfigError } from "../../components/spec";
 import { EXIT, ScriptError, ScriptIo } from "./cli";
 import { createPullRequest, Git } from "./git";
 import {
@@ -17,7 +17,7 @@ import {
   PulumiCommandError,
   stackFileName,
 } from "./pulumi";
-import { loadStack, StackView } from "./stack";
+import { loadStackView, StackView } from "./stack";
 import { formatResults, passed, verifyStack } from "./verification";
 
 /** The config key promotion copies and rollback restores: everything else is per environment. */
@@ -193,7 +193,7 @@ export async function previewChange(c: ChangeContext): Promise<void> {
   const { pulumi, stack } = c;
   const done = nextGate(c, `preview ${stack} with the policy pack`);
   try {
-    await loadStack(stack, pulumi);
+    await loadStackView(stack, pulumi);
   } catch (e) {
     const why = e instanceof StackConfigError ? e.message : (e as Error).message;
     throw new ScriptError(
@@ -303,7 +303,7 @@ export async function applyChange(c: ChangeContext, o: ApplyOptions): Promise<nu
   done();
 
   done = nextGate(c, `verify ${stack}`);
-  const view: StackView = await loadStack(stack, pulumi);
+  const view: StackView = await loadStackView(stack, pulumi);
   const results = await verifyStack(view, io, o.routerUrl, undefined, o.routerFlag);
   io.out(formatResults(results));
   if (!passed(results))

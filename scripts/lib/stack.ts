@@ -1,14 +1,7 @@
 // A stack as the operator scripts see it: its validated config and, when the Pulumi CLI can
 // tell, its outputs. Without the CLI the config comes from Pulumi.<stack>.yaml.
-import {
-  parseStackConfig,
-  readStackConfig,
-  StackConfigError,
-  StackSpec,
-} from "../../components/config";
-import { modelEndpoint } from "../../components/naming";
+import { loadStackSpec, modelEndpoint, StackConfigError, StackSpec } from "../../components/spec";
 import { readCaFile } from "@vllm-fleet/registry";
-import { loadStackSpec } from "../../components/stackFile";
 import { EXIT, ScriptError, ScriptIo } from "./cli";
 import { onPath, PulumiCli, plainConfig } from "./pulumi";
 
@@ -24,7 +17,7 @@ export interface StackView {
 }
 
 /** Reads a stack through `pulumi` when given, else from its stack file. */
-export async function loadStack(name: string, pulumi?: PulumiCli): Promise<StackView> {
+export async function loadStackView(name: string, pulumi?: PulumiCli): Promise<StackView> {
   if (!pulumi)
     return {
       name,
@@ -35,7 +28,7 @@ export async function loadStack(name: string, pulumi?: PulumiCli): Promise<Stack
   const [config, outputs] = await Promise.all([pulumi.config(name), pulumi.outputs(name)]);
   return {
     name,
-    spec: parseStackConfig(readStackConfig(plainConfig(config)), { stack: name }),
+    spec: loadStackSpec(name, { config: plainConfig(config) }),
     outputs,
     source: "pulumi",
     pulumi,
@@ -125,11 +118,14 @@ export function unreadableStack(name: string, e: unknown): ScriptError {
   return new ScriptError(`cannot read stack ${name}: ${(e as Error).message}`, EXIT.unavailable);
 }
 
-/** The stack through `pulumi` when it is on PATH, else from Pulumi.<stack>.yaml. */
-export async function readStack(name: string, io: ScriptIo): Promise<StackView> {
+/**
+ * A command's `--stack`: through `pulumi` when it is on PATH, else from Pulumi.<stack>.yaml;
+ * an invalid config is a usage error, an unreadable stack exit 3.
+ */
+export async function requireStackView(name: string, io: ScriptIo): Promise<StackView> {
   const pulumi = onPath("pulumi", io.env) ? new PulumiCli({ env: io.env }) : undefined;
   try {
-    return await loadStack(name, pulumi);
+    return await loadStackView(name, pulumi);
   } catch (e) {
     if (e instanceof StackConfigError) throw new ScriptError(e.message, EXIT.usage);
     throw unreadableStack(name, e);

@@ -9,7 +9,7 @@ import {
   type Environment,
   type RegistryEntry,
 } from "@vllm-fleet/registry";
-import { ROUTER_NAME } from "../../components/routerManifests";
+import { ROUTER_NAME } from "../../components/manifests";
 import { EXIT, ScriptError, ScriptIo } from "./cli";
 import { formatTable } from "./format";
 import {

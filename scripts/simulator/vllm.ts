@@ -1,5 +1,5 @@
 // `vllm serve <model> [flags]` for the simulator image: the command line the model Deployment
-// runs (components/modelManifests.ts: command ["vllm", "serve"], args vllmArgs), served by the
+// runs (components/manifests/modelManifests.ts: command ["vllm", "serve"], args vllmArgs), served by the
 // simulator. Flag names and forms follow vLLM's parser (vllm-project/vllm:
 // vllm/entrypoints/cli/serve.py `vllm serve <model_tag> [options]`,
 // vllm/entrypoints/openai/cli_args.py --host/--port, vllm/engine/arg_utils.py

@@ -2,11 +2,8 @@
 // one real stack file, with Pulumi.yaml defaults merged as the CLI does.
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { loadStackConfig } from "../../components/stackFile";
-import { PROJECT, REGISTRY_PROJECT } from "../../components/config";
-import type { RegistryStackOutputs } from "../../components/registryStack";
-import { ACCESS_ROLES } from "../../components/registrySchema";
-import { ENVIRONMENTS } from "../../components/naming";
+import { PROJECT, REGISTRY_PROJECT, ENVIRONMENTS, stackFileConfig } from "../../components/spec";
+import { type RegistryStackOutputs, ACCESS_ROLES } from "../../components/resources";
 import { LATEST_VERSION, environmentRole } from "@vllm-fleet/registry";
 
 export interface MockedResource {
@@ -205,7 +202,7 @@ export async function runProgram(stack: string, options: RunOptions = {}): Promi
     });
     register(req, callback);
   };
-  const config = loadStackConfig(stack, program.dir, project);
+  const config = stackFileConfig(stack, program.dir, project);
   for (const [k, v] of Object.entries(overrides)) {
     config[`${project}:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
   }

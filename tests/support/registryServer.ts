@@ -6,10 +6,9 @@
 // the migrations as the owner role. Row-level security is then what production has.
 import assert from "node:assert/strict";
 import { Client } from "pg";
-import { PROJECT } from "../../components/config";
-import { registryMigrationsProvider } from "../../components/registryMigrations";
-import { loadStackConfig } from "../../components/stackFile";
-import { ENVIRONMENTS } from "../../components/naming";
+import { ENVIRONMENTS } from "../../components/spec";
+import { rawStackFile } from "./stackFiles";
+import { registryMigrationsProvider } from "../../components/resources";
 import { environmentRole, LATEST_VERSION, type Environment } from "@vllm-fleet/registry";
 import { plain, providerOf, ProviderSession, q } from "./postgresqlProvider";
 import { MOCK_ADMIN_PASSWORD, MockedResource, runProgram } from "./program";
@@ -145,7 +144,7 @@ export async function startRegistryServer(o: RegistryServerOptions): Promise<Reg
 
   // Each environment stack, reading the registry stack's outputs: its login roles as the admin.
   for (const env of o.environments) {
-    const base = JSON.parse(loadStackConfig(env)[`${PROJECT}:registry`]);
+    const base = rawStackFile(env).registry as object;
     declared[env] = (
       await runProgram(env, { overrides: { registry: { ...base, database, adminUser } } })
     ).resources;

@@ -2,8 +2,7 @@
 // soon as it exists.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { StackSpec } from "../../components/config";
-import { loadStackSpec } from "../../components/stackFile";
+import { rawConfig, stackFileConfig } from "../../components/spec";
 
 const ROOT = path.resolve(__dirname, "../..");
 
@@ -14,7 +13,7 @@ export const STACK_FILES: string[] = fs
   .filter((s): s is string => Boolean(s))
   .sort();
 
-/** A stack file's validated config, with Pulumi.yaml defaults merged. */
-export function stackSpec(stack: string): StackSpec {
-  return loadStackSpec(stack);
+/** A stack file's raw config (Pulumi.yaml defaults merged), to edit before parseStackConfig. */
+export function rawStackFile(stack: string): Record<string, unknown> {
+  return rawConfig(stackFileConfig(stack));
 }

@@ -1,14 +1,14 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import type { ModelSpec, StackSpec } from "./config";
+import type { ModelSpec, StackSpec } from "../spec";
 import {
   buildHuggingFaceTokenSecret,
   buildModelObjects,
   modelRegistration,
   probeBudget,
-} from "./modelManifests";
+} from "../manifests";
 import { RegistryEntry } from "./registryEntry";
-import { modelEndpoint, registryKey } from "./naming";
+import { modelEndpoint, registryKey } from "../spec";
 
 export interface ModelDeploymentArgs {
   /** The validated stack the model belongs to (environment, namespace, monitoring). */
@@ -37,7 +37,7 @@ export interface RegistryConnection {
 
 /**
  * One vLLM model served in one environment: cache volume, Deployment, Service, PDB,
- * NetworkPolicy and ServiceMonitor, built by the pure functions in modelManifests.ts.
+ * NetworkPolicy and ServiceMonitor, built by the pure functions in manifests/modelManifests.ts.
  */
 export class ModelDeployment extends pulumi.ComponentResource {
   /** In-cluster endpoint: `{model}-{env}.{namespace}.svc.cluster.local:8000`. */

@@ -10,13 +10,9 @@ import * as k8s from "@pulumi/kubernetes";
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import type { RegistryServer } from "./config";
-import { Environment, routerLabels } from "./naming";
+import { buildRouterRegistrySecret } from "../manifests";
+import type { Environment, RegistryServer } from "../spec";
 import type { LoginKind, RegistryStackOutputs } from "./registryStack";
-
-/** Name and key of the Kubernetes Secret holding the router's connection string. */
-export const ROUTER_SECRET_NAME = "vllm-router-registry";
-export const ROUTER_SECRET_KEY = "DATABASE_URL";
 
 /** Login role names per environment, so stacks sharing one server do not share credentials. */
 export function registryRoleNames(environment: Environment): Record<LoginKind, string> {
@@ -111,8 +107,8 @@ export interface RegistryAccessArgs {
   shared: pulumi.Input<RegistryStackOutputs>;
   /** Stack environment; names the roles and picks the group role. */
   environment: Environment;
-  /** Namespace of the router's Secret. */
-  namespace: pulumi.Input<string>;
+  /** Namespace of the router's Secret (the stack's). */
+  namespace: string;
   /** Kubernetes provider for the Secret. */
   kubernetesProvider: k8s.Provider;
   /** Connection limit of the router role: every router pod at once (routerConnectionLimit). */
@@ -167,15 +163,10 @@ export class RegistryAccess extends pulumi.ComponentResource {
 
     const secret = new k8s.core.v1.Secret(
       `${name}-router-secret`,
-      {
-        metadata: {
-          name: ROUTER_SECRET_NAME,
-          namespace: args.namespace,
-          labels: routerLabels(environment),
-        },
-        type: "Opaque",
-        stringData: { [ROUTER_SECRET_KEY]: router.url },
-      },
+      buildRouterRegistrySecret(
+        { environment, namespace: args.namespace },
+        router.url,
+      ) as k8s.core.v1.SecretArgs,
       {
         parent: this,
         provider: args.kubernetesProvider,

@@ -2,9 +2,9 @@
 // kube-state-metrics, latency/errors/registry health from the router, KV cache and queue from
 // vLLM. Thresholds and severities depend on the environment; every alert links its runbook.
 import type { IPrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
-import type { ModelSpec, StackSpec } from "./config";
+import type { ModelSpec, StackSpec } from "../spec";
 import { KUBE_STATE_METRICS as KSM, ROUTER_METRICS as R, VLLM_METRICS as V } from "./metricNames";
-import { Environment, serviceName } from "./naming";
+import { Environment, serviceName } from "../spec";
 
 type Severity = "critical" | "warning" | "info";
 

@@ -3,8 +3,7 @@
 // `registry` config agrees with it before the environment touches the registry.
 import * as pulumi from "@pulumi/pulumi";
 import { LATEST_VERSION } from "@vllm-fleet/registry";
-import { StackConfigError, StackSpec } from "./config";
-import { ENVIRONMENTS, Environment } from "./naming";
+import { StackConfigError, StackSpec, ENVIRONMENTS, Environment } from "../spec";
 
 /** What an environment's login roles do: the writer registers models, the router reads them. */
 export type LoginKind = "writer" | "router";

@@ -1,7 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import type { StackSpec } from "./config";
-import { buildEnvironmentObjects } from "./environmentManifests";
+import type { StackSpec } from "../spec";
+import { buildEnvironmentObjects } from "../manifests";
 
 export interface EnvironmentArgs {
   /** The validated stack (namespace, environment, GPU quota). */

@@ -6,12 +6,12 @@ import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/Netw
 import type { INetworkPolicyEgressRule } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicyEgressRule";
 import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
-import type { ISecret } from "kubernetes-models/v1/Secret";
 import type { IService } from "kubernetes-models/v1/Service";
 import type { IServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
 import { ROUTER_CONNECTIONS_PER_PROCESS } from "@vllm-fleet/registry";
-import type { StackSpec } from "./config";
-import { routerLabels, routerSelector, VLLM_PORT } from "./naming";
+import type { StackSpec } from "../spec";
+import { routerLabels, routerSelector, VLLM_PORT } from "../spec";
+import type { SecretManifest } from "./manifest";
 
 type Named<T> = T & { metadata: { name: string } };
 
@@ -29,6 +29,8 @@ export const ROUTER_METRICS_PORT = 9090;
 export const ROUTER_CLIENT_LABEL = "vllm.ai/router-client";
 /** Secret (created by the router component) holding the Redis URL, which may carry a password. */
 export const ROUTER_REDIS_SECRET_NAME = "vllm-router-redis";
+/** Secret (created by RegistryAccess) holding the router's read-only registry URL. */
+export const ROUTER_REGISTRY_SECRET_NAME = "vllm-router-registry";
 /** Key of the registry Secret holding the router's read-only PostgreSQL URL. */
 export const REGISTRY_URL_KEY = "DATABASE_URL";
 /** Key of the API-keys Secret (`router.apiKeysSecret`) holding one key per line. */
@@ -65,18 +67,33 @@ export function routerUrl(namespace: string): string {
   return `http://${ROUTER_NAME}.${namespace}.svc.cluster.local`;
 }
 
-function meta(spec: StackSpec) {
+/** Where the router's objects live: the stack's namespace, labelled for its environment. */
+type RouterPlace = Pick<StackSpec, "environment" | "namespace">;
+
+/** Name, namespace and labels of the router's objects: known before any deploy-time value. */
+export function routerMetadata(spec: RouterPlace) {
   return { name: ROUTER_NAME, namespace: spec.namespace, labels: routerLabels(spec.environment) };
 }
 
 /** The Redis URL in a Secret, so a password in it never lands in the Deployment spec. */
-export function buildRouterRedisSecret(spec: StackSpec, redisUrl: string): Named<ISecret> {
+export function buildRouterRedisSecret<T>(spec: RouterPlace, redisUrl: T): SecretManifest<T> {
   return {
     apiVersion: "v1",
     kind: "Secret",
-    metadata: { ...meta(spec), name: ROUTER_REDIS_SECRET_NAME },
+    metadata: { ...routerMetadata(spec), name: ROUTER_REDIS_SECRET_NAME },
     type: "Opaque",
     stringData: { REDIS_URL: redisUrl },
+  };
+}
+
+/** The router's read-only registry URL in a Secret (the Deployment's DATABASE_URL). */
+export function buildRouterRegistrySecret<T>(spec: RouterPlace, url: T): SecretManifest<T> {
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { ...routerMetadata(spec), name: ROUTER_REGISTRY_SECRET_NAME },
+    type: "Opaque",
+    stringData: { [REGISTRY_URL_KEY]: url },
   };
 }
 
@@ -86,7 +103,7 @@ export function buildRouterRegistryCa(spec: StackSpec): Named<IConfigMap> | unde
   return {
     apiVersion: "v1",
     kind: "ConfigMap",
-    metadata: { ...meta(spec), name: ROUTER_REGISTRY_CA_NAME },
+    metadata: { ...routerMetadata(spec), name: ROUTER_REGISTRY_CA_NAME },
     data: { [REGISTRY_CA_KEY]: spec.registry.caCertificate },
   };
 }
@@ -116,7 +133,7 @@ export function buildRouterDeployment(spec: StackSpec, wiring: RouterWiring): Na
   return {
     apiVersion: "apps/v1",
     kind: "Deployment",
-    metadata: meta(spec),
+    metadata: routerMetadata(spec),
     spec: {
       // No `replicas`: the HPA owns the count (minReplicas = router.replicas); a value here
       // would scale the router back down on every `pulumi up`.
@@ -231,7 +248,7 @@ export function buildRouterService(spec: StackSpec): Named<IService> {
   return {
     apiVersion: "v1",
     kind: "Service",
-    metadata: meta(spec),
+    metadata: routerMetadata(spec),
     spec: {
       type: "ClusterIP",
       selector: routerSelector(spec.environment),
@@ -263,7 +280,7 @@ export function buildRouterAutoscaler(spec: StackSpec): Named<IHorizontalPodAuto
   return {
     apiVersion: "autoscaling/v2",
     kind: "HorizontalPodAutoscaler",
-    metadata: meta(spec),
+    metadata: routerMetadata(spec),
     spec: {
       scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: ROUTER_NAME },
       minReplicas: spec.router.replicas,
@@ -287,7 +304,7 @@ export function buildRouterDisruptionBudget(
   return {
     apiVersion: "policy/v1",
     kind: "PodDisruptionBudget",
-    metadata: meta(spec),
+    metadata: routerMetadata(spec),
     spec: {
       maxUnavailable: 1,
       selector: { matchLabels: routerSelector(spec.environment) },
@@ -332,7 +349,7 @@ export function buildRouterNetworkPolicy(spec: StackSpec): Named<INetworkPolicy>
   return {
     apiVersion: "networking.k8s.io/v1",
     kind: "NetworkPolicy",
-    metadata: meta(spec),
+    metadata: routerMetadata(spec),
     spec: {
       podSelector: { matchLabels: routerSelector(spec.environment) },
       policyTypes: ["Ingress", "Egress"],
@@ -382,7 +399,7 @@ export function buildRouterServiceMonitor(spec: StackSpec): Named<IServiceMonito
     apiVersion: "monitoring.coreos.com/v1",
     kind: "ServiceMonitor",
     metadata: {
-      ...meta(spec),
+      ...routerMetadata(spec),
       labels: { ...routerLabels(spec.environment), release: spec.monitoring.prometheusRelease },
     },
     spec: {
@@ -393,10 +410,12 @@ export function buildRouterServiceMonitor(spec: StackSpec): Named<IServiceMonito
   };
 }
 
-/** Every router object of a stack (except the image), in apply order. */
+/**
+ * Every router object of a stack in apply order, as render and the policy tests see it: not the
+ * Secrets, whose values stay in Pulumi state, nor the image, which is built or given.
+ */
 export function buildRouterObjects(spec: StackSpec, wiring: RouterWiring) {
   return {
-    redisSecret: spec.redis.url ? buildRouterRedisSecret(spec, spec.redis.url) : undefined,
     registryCa: buildRouterRegistryCa(spec),
     deployment: buildRouterDeployment(spec, wiring),
     service: buildRouterService(spec),

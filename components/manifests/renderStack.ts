@@ -1,12 +1,11 @@
 // Every Kubernetes object of a stack, from the same pure builders the components use.
-import type { StackSpec } from "./config";
+import type { StackSpec } from "../spec";
 import { buildEnvironmentObjects } from "./environmentManifests";
 import type { Manifest } from "./manifest";
 import { buildModelObjects } from "./modelManifests";
 import { buildPrometheusRule } from "./alerts";
 import { buildDashboardConfigMap } from "./dashboard";
-import { ROUTER_SECRET_NAME } from "./registryDatabase";
-import { buildRouterObjects, ROUTER_NAME } from "./routerManifests";
+import { buildRouterObjects, ROUTER_NAME, ROUTER_REGISTRY_SECRET_NAME } from "./routerManifests";
 
 function present(objs: Record<string, unknown>): Manifest[] {
   return Object.values(objs).filter((o): o is Manifest => o !== undefined);
@@ -27,12 +26,12 @@ export function renderedRouterImage(spec: StackSpec): string {
 export function renderStack(spec: StackSpec): Manifest[] {
   const router = buildRouterObjects(spec, {
     image: renderedRouterImage(spec),
-    registrySecretName: ROUTER_SECRET_NAME,
+    registrySecretName: ROUTER_REGISTRY_SECRET_NAME,
   });
   return [
     ...present(buildEnvironmentObjects(spec)),
     ...spec.models.flatMap((m) => present(buildModelObjects(spec, m))),
-    ...present({ ...router, redisSecret: undefined }),
+    ...present(router),
     ...present({
       alerts: spec.monitoring.alerts ? buildPrometheusRule(spec) : undefined,
       dashboard: spec.monitoring.dashboard ? buildDashboardConfigMap(spec) : undefined,

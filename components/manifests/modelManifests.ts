@@ -3,13 +3,13 @@
 import { createHash } from "node:crypto";
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import type { IPersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClaim";
-import type { ISecret } from "kubernetes-models/v1/Secret";
 import type { IService } from "kubernetes-models/v1/Service";
 import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
 import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import type { IServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
-import type { ModelSpec, StackSpec } from "./config";
-import { modelLabels, modelSelector, routerSelector, serviceName, VLLM_PORT } from "./naming";
+import type { ModelSpec, StackSpec } from "../spec";
+import type { SecretManifest } from "./manifest";
+import { modelLabels, modelSelector, routerSelector, serviceName, VLLM_PORT } from "../spec";
 
 /** Seconds the pod keeps serving after removal from endpoints, so in-flight routing settles. */
 export const PRESTOP_SECONDS = 15;
@@ -46,9 +46,18 @@ export function probeBudget(startupBudgetMinutes: number) {
   };
 }
 
+/**
+ * vLLM's `--tensor-parallel-size`: one rank per GPU the pod requests (`gpu.count`), 1 without
+ * GPUs. Pipeline and data parallelism stay 1 (MANAGED_VLLM_FLAGS), so vLLM's world size, pipeline
+ * x tensor parallel (vllm/config/parallel.py, ParallelConfig.__post_init__), is the pod's GPUs.
+ */
+export function tensorParallelSize(model: ModelSpec): number {
+  return model.gpu?.count ?? 1;
+}
+
 /** `/dev/shm` size: NCCL exchanges tensors through shared memory between tensor-parallel ranks. */
-export function shmSize(tensorParallelSize: number): string {
-  return tensorParallelSize > 1 ? `${4 * tensorParallelSize}Gi` : "2Gi";
+export function shmSize(ranks: number): string {
+  return ranks > 1 ? `${4 * ranks}Gi` : "2Gi";
 }
 
 /** What the registry records as the running release: the image (by digest where pinned) and the model revision. */
@@ -87,7 +96,7 @@ export function vllmArgs(model: ModelSpec): string[] {
     "--host=0.0.0.0",
     `--port=${VLLM_PORT}`,
     `--served-model-name=${model.servedModelName}`,
-    `--tensor-parallel-size=${a.tensorParallelSize}`,
+    `--tensor-parallel-size=${tensorParallelSize(model)}`,
     `--gpu-memory-utilization=${a.gpuMemoryUtilization}`,
     `--dtype=${a.dtype}`,
   ];
@@ -146,7 +155,7 @@ export function buildHuggingFaceTokenSecret<T>(
   spec: StackSpec,
   model: ModelSpec,
   token: T,
-): Omit<ISecret, "stringData"> & { metadata: { name: string }; stringData: Record<string, T> } {
+): SecretManifest<T> {
   return {
     apiVersion: "v1",
     kind: "Secret",
@@ -215,7 +224,7 @@ export function buildModelDeployment(
             fsGroup: 1000,
             seccompProfile: { type: "RuntimeDefault" },
           },
-          // The accelerator vendor's node labels (components/accelerators.ts), then extras.
+          // The accelerator vendor's node labels (components/spec/accelerators.ts), then extras.
           nodeSelector: { ...gpu?.nodeLabels, ...model.nodeSelector },
           tolerations: model.tolerations,
           containers: [
@@ -293,7 +302,7 @@ export function buildModelDeployment(
             },
             {
               name: "dshm",
-              emptyDir: { medium: "Memory", sizeLimit: shmSize(model.args.tensorParallelSize) },
+              emptyDir: { medium: "Memory", sizeLimit: shmSize(tensorParallelSize(model)) },
             },
           ],
         },

@@ -2,16 +2,23 @@ import * as path from "node:path";
 import * as dockerBuild from "@pulumi/docker-build";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import type { StackSpec } from "./config";
 import {
-  buildRouterObjects,
+  buildRouterAutoscaler,
+  buildRouterDeployment,
+  buildRouterDisruptionBudget,
+  buildRouterNetworkPolicy,
   buildRouterRedisSecret,
+  buildRouterRegistryCa,
+  buildRouterService,
+  buildRouterServiceMonitor,
   ROUTER_NAME,
+  routerMetadata,
   routerUrl,
-} from "./routerManifests";
+} from "../manifests";
+import type { StackSpec } from "../spec";
 
 /** The repository root: the router image's build context (router/ is an npm workspace). */
-const REPO_ROOT = path.resolve(__dirname, "..");
+const REPO_ROOT = path.resolve(__dirname, "../..");
 
 export interface RouterServiceArgs {
   /** The validated stack (environment, namespace, router, registry, redis, monitoring). */
@@ -27,7 +34,7 @@ export interface RouterServiceArgs {
 /**
  * The router: its image built from router/Dockerfile and pushed to `router.imageRegistry`
  * (or `router.image` when given), deployed by digest with Service, HPA, PDB, NetworkPolicy
- * and ServiceMonitor from the pure builders in routerManifests.ts.
+ * and ServiceMonitor from the pure builders in manifests/routerManifests.ts.
  */
 export class RouterService extends pulumi.ComponentResource {
   /** In-cluster URL: `http://vllm-router.{namespace}.svc.cluster.local`. */
@@ -44,35 +51,27 @@ export class RouterService extends pulumi.ComponentResource {
     const child = { parent: this, dependsOn: args.dependsOn, deleteBeforeReplace: true };
     this.image = routerImage(name, stack, args, { parent: this });
 
-    const redisUrl = stack.redis.url;
-    const redisSecret = redisUrl
+    const redisSecret = stack.redis.url
       ? new k8s.core.v1.Secret(
           `${name}-redis-secret`,
-          {
-            ...buildRouterRedisSecret(stack, ""),
-            stringData: { REDIS_URL: pulumi.secret(redisUrl) },
-          } as k8s.core.v1.SecretArgs,
+          buildRouterRedisSecret(stack, pulumi.secret(stack.redis.url)) as k8s.core.v1.SecretArgs,
           child,
         )
       : undefined;
-    // Builders take plain values; the deploy-time ones (digest, Secret name) are filled in here.
-    const objs = buildRouterObjects(stack, { image: "", registrySecretName: "" });
-    const registryCa = objs.registryCa
-      ? new k8s.core.v1.ConfigMap(
-          `${name}-registry-ca`,
-          objs.registryCa as k8s.core.v1.ConfigMapArgs,
-          child,
-        )
+    const ca = buildRouterRegistryCa(stack);
+    const registryCa = ca
+      ? new k8s.core.v1.ConfigMap(`${name}-registry-ca`, ca as k8s.core.v1.ConfigMapArgs, child)
       : undefined;
-    const deploymentSpec = pulumi
+    // The pod spec needs the image digest and the Secret's name, known once they exist; the
+    // metadata does not, so the Deployment keeps its name in preview.
+    const pod = pulumi
       .all([this.image, args.registrySecretName])
-      .apply(
-        ([image, registrySecretName]) =>
-          buildRouterObjects(stack, { image, registrySecretName }).deployment.spec,
+      .apply(([image, registrySecretName]) =>
+        buildRouterDeployment(stack, { image, registrySecretName }),
       );
     this.deployment = new k8s.apps.v1.Deployment(
       `${name}-deployment`,
-      { metadata: objs.deployment.metadata, spec: deploymentSpec } as k8s.apps.v1.DeploymentArgs,
+      { metadata: routerMetadata(stack), spec: pod.spec } as k8s.apps.v1.DeploymentArgs,
       {
         ...child,
         dependsOn: [
@@ -84,30 +83,32 @@ export class RouterService extends pulumi.ComponentResource {
     );
     this.service = new k8s.core.v1.Service(
       `${name}-service`,
-      objs.service as k8s.core.v1.ServiceArgs,
+      buildRouterService(stack) as k8s.core.v1.ServiceArgs,
       child,
     );
     new k8s.autoscaling.v2.HorizontalPodAutoscaler(
       `${name}-hpa`,
-      objs.autoscaler as k8s.autoscaling.v2.HorizontalPodAutoscalerArgs,
+      buildRouterAutoscaler(stack) as k8s.autoscaling.v2.HorizontalPodAutoscalerArgs,
       { ...child, dependsOn: [this.deployment] },
     );
-    if (objs.disruptionBudget) {
+    const disruptionBudget = buildRouterDisruptionBudget(stack);
+    if (disruptionBudget) {
       new k8s.policy.v1.PodDisruptionBudget(
         `${name}-pdb`,
-        objs.disruptionBudget as k8s.policy.v1.PodDisruptionBudgetArgs,
+        disruptionBudget as k8s.policy.v1.PodDisruptionBudgetArgs,
         child,
       );
     }
     new k8s.networking.v1.NetworkPolicy(
       `${name}-network-policy`,
-      objs.networkPolicy as k8s.networking.v1.NetworkPolicyArgs,
+      buildRouterNetworkPolicy(stack) as k8s.networking.v1.NetworkPolicyArgs,
       child,
     );
-    if (objs.serviceMonitor) {
+    const serviceMonitor = buildRouterServiceMonitor(stack);
+    if (serviceMonitor) {
       new k8s.apiextensions.CustomResource(
         `${name}-service-monitor`,
-        objs.serviceMonitor as k8s.apiextensions.CustomResourceArgs,
+        serviceMonitor as k8s.apiextensions.CustomResourceArgs,
         child,
       );
     }

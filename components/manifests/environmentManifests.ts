@@ -3,7 +3,7 @@ import type { ILimitRange } from "kubernetes-models/v1/LimitRange";
 import type { INamespace } from "kubernetes-models/v1/Namespace";
 import type { IResourceQuota } from "kubernetes-models/v1/ResourceQuota";
 import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
-import type { StackSpec } from "./config";
+import type { StackSpec } from "../spec";
 
 type Named<T> = T & { metadata: { name: string } };
 

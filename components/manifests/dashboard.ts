@@ -1,7 +1,7 @@
 // The Grafana dashboard of one stack, as a ConfigMap the Grafana sidecar picks up (label
 // grafana_dashboard: "1"). Variables: environment (this stack) and model (its releases).
 import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
-import type { StackSpec } from "./config";
+import type { StackSpec } from "../spec";
 import { KUBE_STATE_METRICS as KSM, ROUTER_METRICS as R, VLLM_METRICS as V } from "./metricNames";
 
 interface Target {

@@ -1,17 +1,23 @@
-// Reads a stack's config the way the Pulumi CLI does: Pulumi.yaml defaults, then
-// Pulumi.<stack>.yaml on top. Used offline (render, tests, operator scripts).
+// Loading a stack's config: from its files the way the Pulumi CLI merges them (Pulumi.yaml
+// defaults, then Pulumi.<stack>.yaml on top), or from the config the CLI reports. Offline
+// readers (render, tests, operator scripts) use loadStackSpec; a running program uses
+// loadProgramConfig (components/resources/programConfig.ts).
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse } from "yaml";
-import { parseStackConfig, PROJECT, readStackConfig, StackSpec } from "./config";
+import { parseStackConfig, PROJECT, PROJECT_DIR, rawConfig, StackSpec } from "./config";
 
 /** Secure values in a stack file are ciphertext the CLI decrypts; offline we only know they are set. */
 export const SECRET_PLACEHOLDER = "[secret]";
 
-/** Project-prefixed config (`vllm-fleet:releases` -> JSON text), as `pulumi config --json` would give. */
-export function loadStackConfig(
+/**
+ * A stack's config as the CLI hands it to a program, read from the stack files:
+ * project-prefixed keys, values as text (`vllm-fleet:releases` -> JSON text), like
+ * `pulumi.runtime.allConfig()`. What Pulumi's mocks need, since they do not read the files.
+ */
+export function stackFileConfig(
   stack: string,
-  dir = path.resolve(__dirname, ".."),
+  dir = PROJECT_DIR,
   project = PROJECT,
 ): Record<string, string> {
   const stackFile = path.join(dir, `Pulumi.${stack}.yaml`);
@@ -48,7 +54,22 @@ function encode(value: unknown): string {
   return typeof value === "string" ? value : JSON.stringify(value);
 }
 
-/** A stack file's validated config, bound to the stack's environment (what offline tools deploy). */
-export function loadStackSpec(stack: string, dir?: string): StackSpec {
-  return parseStackConfig(readStackConfig(loadStackConfig(stack, dir)), { stack });
+/** Where loadStackSpec reads a stack's config from. */
+export interface StackSource {
+  /** Project directory holding Pulumi.yaml and Pulumi.<stack>.yaml (default: this project's). */
+  dir?: string;
+  /**
+   * The stack's config as the CLI reports it (`pulumi config --json` as prefixed key -> text,
+   * secrets left out); when given, the files are not read.
+   */
+  config?: Record<string, string>;
+}
+
+/**
+ * A stack's validated config, bound to the stack's environment: the one way offline tools
+ * (render, scripts, tests) load a stack. Throws StackConfigError listing every problem.
+ */
+export function loadStackSpec(stack: string, source: StackSource = {}): StackSpec {
+  const config = source.config ?? stackFileConfig(stack, source.dir);
+  return parseStackConfig(rawConfig(config), { stack });
 }

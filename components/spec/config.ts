@@ -23,7 +23,7 @@ import {
 } from "./naming";
 
 /** The project directory (Pulumi.yaml): relative config paths start here, as for the providers. */
-export const PROJECT_DIR = path.resolve(__dirname, "..");
+export const PROJECT_DIR = path.resolve(__dirname, "../..");
 
 /** Pulumi project name: stack config keys carry it as a prefix (`vllm-fleet:releases`). */
 export const PROJECT = "vllm-fleet";
@@ -66,7 +66,7 @@ const quantity = (what: string) =>
       `${what} must be a Kubernetes quantity above 0 such as "8", "500m", "32Gi" (suffixes n u m k M G T P E, Ki Mi Gi Ti Pi Ei, or an exponent such as 1e3; 'mi' is not one)`,
     );
 
-/** A string checked by one of Kubernetes' syntax rules (components/kubeSyntax.ts). */
+/** A string checked by one of Kubernetes' syntax rules (components/spec/kubeSyntax.ts). */
 const k8sString = (what: string, problem: (v: string) => string | undefined) =>
   z.string().superRefine((v, ctx) => {
     const p = problem(v);
@@ -114,10 +114,12 @@ const STACK_NAME = new RegExp(`^[A-Za-z0-9_.-]+/${REGISTRY_PROJECT}/[A-Za-z0-9_.
 export const MANAGED_VLLM_FLAGS: Record<string, string> = {
   host: "the program (vLLM listens on all interfaces for its Service and probes)",
   port: "the program (port 8000: the Service, probes and NetworkPolicy use it)",
-  "tensor-parallel-size": "releases[].args.tensorParallelSize",
-  // These multiply the GPUs vLLM uses beyond tensorParallelSize = gpu.count.
-  "pipeline-parallel-size": "capacity.<model>.gpu.count (one replica uses tensorParallelSize GPUs)",
-  "data-parallel-size": "capacity.<model>.replicas (one replica uses tensorParallelSize GPUs)",
+  "tensor-parallel-size": "capacity.<model>.gpu.count",
+  // vLLM's world size is pipeline x tensor parallel (vllm/config/parallel.py,
+  // ParallelConfig.__post_init__); data parallel multiplies it again. Left at 1, a pod uses
+  // exactly the gpu.count GPUs it requests.
+  "pipeline-parallel-size": "capacity.<model>.gpu.count (one replica uses gpu.count GPUs)",
+  "data-parallel-size": "capacity.<model>.replicas (one replica uses gpu.count GPUs)",
   "served-model-name": "releases[].servedModelName",
   "gpu-memory-utilization": "releases[].args.gpuMemoryUtilization",
   dtype: "releases[].args.dtype",
@@ -165,7 +167,14 @@ const argsSchema = z
       .gt(0, "gpuMemoryUtilization must be in (0, 1], e.g. 0.9")
       .max(1, "gpuMemoryUtilization must be in (0, 1], e.g. 0.9")
       .default(0.9),
-    tensorParallelSize: intAtLeast(1, "tensorParallelSize").default(1),
+    // Once a second number for gpu.count that had to equal it; now derived (vllmArgs).
+    tensorParallelSize: z
+      .never({
+        errorMap: (_, ctx) => ({
+          message: `is no longer a setting: vLLM's --tensor-parallel-size is capacity.<model>.gpu.count (1 for a model without gpu); remove it${typeof ctx.data === "number" ? ` and set gpu.count to ${ctx.data} if that is what you meant` : ""}`,
+        }),
+      })
+      .optional(),
     dtype: z.enum(["auto", "half", "float16", "bfloat16", "float", "float32"]).default("auto"),
     quantization: z.enum(["awq", "gptq", "fp8", "bitsandbytes", "compressed-tensors"]).optional(),
     extraArgs: z
@@ -426,7 +435,7 @@ function issueMessage(issue: z.ZodIssue): string {
 function environmentProblem(stack: string, declared: Environment): string | undefined {
   const bound = stackEnvironment(stack);
   if (!bound)
-    return `environment: stack '${stack}' has no environment; name the stack after one (${Object.keys(STACK_ENVIRONMENTS).join(", ")}) or add it to STACK_ENVIRONMENTS in components/naming.ts and policies/fleet.ts with its policies/config/<stack>.json`;
+    return `environment: stack '${stack}' has no environment; name the stack after one (${Object.keys(STACK_ENVIRONMENTS).join(", ")}) or add it to STACK_ENVIRONMENTS in components/spec/naming.ts and policies/fleet.ts with its policies/config/<stack>.json`;
   if (bound !== declared)
     return `environment: is '${declared}' but stack '${stack}' is the ${bound} environment (the stack name decides it, with its guardrails); set environment: ${bound}`;
   return undefined;
@@ -501,20 +510,10 @@ function crossChecks(cfg: RawConfig, opts: ParseOptions): string[] {
     }
     problems.push(...limitProblems(`capacity.${r.name}`, cap.resources));
     if (cap.gpu) problems.push(...acceleratorProblems(`capacity.${r.name}`, cap.gpu));
-    if (!cap.gpu) {
-      if (prod)
-        problems.push(
-          `capacity.${r.name}.gpu: is required in production: production models run on GPUs; set gpu.count (and gpu.product)`,
-        );
-      else if (r.args.tensorParallelSize !== 1)
-        problems.push(
-          `capacity.${r.name}.gpu: is missing but releases[${i}].args.tensorParallelSize is ${r.args.tensorParallelSize}; a model without GPUs runs as one process, so set gpu.count to ${r.args.tensorParallelSize} or tensorParallelSize to 1`,
-        );
-    } else if (cap.gpu.count !== r.args.tensorParallelSize) {
+    if (!cap.gpu && prod)
       problems.push(
-        `capacity.${r.name}.gpu.count: is ${cap.gpu.count} but releases[${i}].args.tensorParallelSize is ${r.args.tensorParallelSize}; vLLM uses exactly tensorParallelSize GPUs per replica, so make them equal`,
+        `capacity.${r.name}.gpu: is required in production: production models run on GPUs; set gpu.count (and gpu.product)`,
       );
-    }
     if (cap.enabled) gpus += (cap.gpu?.count ?? 0) * cap.replicas;
     if (cap.enabled && cap.replicas === 0) {
       problems.push(
@@ -745,11 +744,11 @@ export function setSecretKeys(all: Record<string, string>): string[] {
   return SECRET_KEYS.filter((k) => all[`${PROJECT}:${k}`] !== undefined);
 }
 
-/** Raw config of the running stack, read from Pulumi config (keys prefixed with `project`). */
-export function readStackConfig(
-  all: Record<string, string>,
-  project = PROJECT,
-): Record<string, unknown> {
+/**
+ * Raw config (what parseStackConfig takes) from a stack's Pulumi config: the keys of `project`
+ * without the prefix, JSON values parsed, secrets left out.
+ */
+export function rawConfig(all: Record<string, string>, project = PROJECT): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(all)) {
     if (!key.startsWith(`${project}:`)) continue;

@@ -6,8 +6,8 @@
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import { environmentRole, REGISTRY_TABLE } from "@vllm-fleet/registry";
-import type { RegistryServer } from "./config";
-import { ENVIRONMENTS, Environment } from "./naming";
+import type { RegistryServer } from "../spec";
+import { ENVIRONMENTS, Environment } from "../spec";
 import { generatedPassword, registryProvider, secretRegistryUrl } from "./registryDatabase";
 import { RegistryMigrations } from "./registryMigrations";
 import { LOGIN_KINDS, LoginKind } from "./registryStack";

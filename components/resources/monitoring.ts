@@ -1,8 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { buildPrometheusRule } from "./alerts";
-import type { StackSpec } from "./config";
-import { buildDashboardConfigMap } from "./dashboard";
+import { buildPrometheusRule, buildDashboardConfigMap } from "../manifests";
+import type { StackSpec } from "../spec";
 
 export interface FleetMonitoringArgs {
   /** The validated stack: its models, thresholds and `monitoring` switches. */
