@@ -57,7 +57,7 @@ export default tseslint.config(
     [REGISTRY_INTERNALS, LAYER_INDEX],
   ),
   restrict(
-    ["index.ts", "registry-stack/**/*.ts", "scripts/**/*.ts", "bench/**/*.ts"],
+    ["*.ts", "components/*.ts", "registry-stack/**/*.ts", "scripts/**/*.ts", "bench/**/*.ts"],
     [REGISTRY_INTERNALS, PACKAGE_INTERNALS, LAYER_INDEX],
   ),
   restrict(

@@ -21,12 +21,12 @@ describe("workspace boundaries", function () {
   this.timeout(60000);
 
   for (const [file, specifier] of [
-    ["components/probe.ts", "../registry/src/types"],
+    ["components/spec/probe.ts", "../../registry/src/types"],
     ["scripts/lib/probe.ts", "../../registry/src"],
     ["router/src/probe.ts", "../../registry/src/queries"],
     ["tests/probe.ts", "../registry/src/cache"],
     ["bench/probe.ts", "@vllm-fleet/registry/src/types"],
-    ["components/probe.ts", "../router/src/upstream"],
+    ["components/resources/probe.ts", "../../router/src/upstream"],
     ["scripts/probe.ts", "../policies/rules"],
     ["index.ts", "./router/src/app"],
   ])
@@ -35,9 +35,9 @@ describe("workspace boundaries", function () {
     });
 
   for (const [file, specifier] of [
-    ["components/probe.ts", "@vllm-fleet/registry"],
+    ["components/resources/probe.ts", "@vllm-fleet/registry"],
     ["router/src/probe.ts", "@vllm-fleet/registry"],
-    ["components/probe.ts", "@vllm-fleet/policies/kube"],
+    ["components/spec/probe.ts", "@vllm-fleet/policies/kube"],
     ["registry/src/probe.ts", "./types"],
     // A package's own tests may exercise its modules.
     ["tests/probe.ts", "../router/src/resolver"],
