@@ -3,6 +3,7 @@
 import * as assert from "node:assert/strict";
 import * as http from "node:http";
 import * as net from "node:net";
+import { REGISTRY_TABLE } from "@vllm-fleet/registry";
 import { readRouterConfig, RouterConfigError } from "../router/src/config";
 import { startSimulator, Simulator } from "../scripts/simulator";
 import { createTestDatabase } from "./support/services";
@@ -56,9 +57,10 @@ function json200(body: string, extraHeaders = ""): string {
 const COMPLETION = JSON.stringify({ object: "text_completion", choices: [{ text: "ok" }] });
 
 /**
- * A TCP proxy in front of PostgreSQL that counts the queries passing through: simple-query
+ * A TCP proxy in front of PostgreSQL that counts the registry reads passing through: simple-query
  * ('Q') and extended-protocol Parse ('P') messages of the frontend protocol
- * (https://www.postgresql.org/docs/current/protocol-message-formats.html).
+ * (https://www.postgresql.org/docs/current/protocol-message-formats.html) that name the registry
+ * table. The LISTEN connection's keep-alive NOTIFY every 200 ms reads no rows and is not counted.
  */
 async function countingPgProxy(databaseUrl: string) {
   const target = new URL(databaseUrl);
@@ -86,7 +88,11 @@ async function countingPgProxy(databaseUrl: string) {
         const length = buf.readInt32BE(header - 4);
         if (buf.length < header - 4 + length) return;
         if (startup) startup = [80877103, 80877104].includes(buf.readInt32BE(4));
-        else if (buf[0] === 0x51 || buf[0] === 0x50) queries++;
+        else if (
+          (buf[0] === 0x51 || buf[0] === 0x50) &&
+          buf.subarray(5, 1 + length).includes(REGISTRY_TABLE)
+        )
+          queries++;
         buf = buf.subarray(header - 4 + length);
       }
     });
