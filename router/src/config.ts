@@ -1,6 +1,8 @@
 // Router settings, read once from the environment. Every error names the variable and the fix.
 import { readCaFile, registryPgConfig } from "./registry/tls";
 import { LISTEN_PING_INTERVAL_MS, LISTEN_TIMEOUT_MS } from "./registryListener";
+import { readRoutingConfig } from "./routing/config";
+import type { RoutingConfig } from "./routing/routing";
 
 const ENVIRONMENTS = ["development", "staging", "production"] as const;
 
@@ -50,6 +52,8 @@ export interface RouterConfig {
   registryListenTimeoutMs: number;
   /** pino log level. */
   logLevel: string;
+  /** How requests are spread over a model's pods (router/src/routing/). */
+  routing: RoutingConfig;
 }
 
 export class RouterConfigError extends Error {
@@ -157,6 +161,7 @@ export function readRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
     registryPingIntervalMs,
     registryListenTimeoutMs,
     logLevel: env.LOG_LEVEL || "info",
+    routing: readRoutingConfig(env, int, problems),
   };
   if (config.maxInflightBodyBytes < config.maxBodyBytes)
     problems.push(
