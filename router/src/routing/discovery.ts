@@ -55,19 +55,19 @@ export class Discovery {
 
   /**
    * The pods of `endpoint` if its source listed some; undefined sends the request to the
-   * endpoint itself. Marks the endpoint as requested (the first time, starts tracking it).
+   * endpoint itself. Marks the endpoint as requested (the first time, starts tracking it and
+   * labels its pods' metrics with `model`).
    */
   pods(endpoint: string, model: string): PodSet | undefined {
     const t = this.tracked.get(endpoint) ?? this.track(endpoint, model);
     if (!t) return undefined;
     t.set.usedAt = Date.now();
-    t.set.model = model;
     return t.set.pods.length > 0 ? t.set : undefined;
   }
 
   /** Pod sets being tracked (for scraping and metrics). */
-  sets(): IterableIterator<PodSet> {
-    return Array.from(this.tracked.values(), (t) => t.set).values();
+  *sets(): IterableIterator<PodSet> {
+    for (const t of this.tracked.values()) yield t.set;
   }
 
   private track(endpoint: string, model: string): Tracked | undefined {
@@ -106,9 +106,7 @@ export class Discovery {
     const endpoint = t.set.endpoint;
     try {
       const addresses = (await this.o.source.resolve(endpoint)).sort();
-      const before = t.set.pods.length;
-      t.set.update(addresses.slice(0, MAX_PODS_PER_ENDPOINT));
-      if (t.failing || before !== t.set.pods.length)
+      if (t.set.update(addresses.slice(0, MAX_PODS_PER_ENDPOINT)) || t.failing)
         this.o.logger.info({ endpoint, pods: t.set.pods.length }, "endpoint pods");
       t.failing = false;
     } catch (err) {

@@ -90,16 +90,17 @@ export class PodSet {
 
   constructor(
     readonly endpoint: string,
-    /** Client-facing model name, for metric labels. */
-    public model: string,
+    /** Client-facing model name, for metric labels: the first model that asked for the endpoint. */
+    readonly model: string,
   ) {}
 
-  /** Takes a new answer; pods that stay keep their counts, readings and backoff. */
-  update(addresses: readonly string[]): void {
+  /** Takes a new answer; pods that stay keep their counts, readings and backoff. True if the pods changed. */
+  update(addresses: readonly string[]): boolean {
     const sorted = [...new Set(addresses)].sort();
     if (sorted.length === this.pods.length && sorted.every((a, i) => this.pods[i].address === a))
-      return;
+      return false;
     const old = new Map(this.pods.map((p) => [p.address, p]));
     this.pods = sorted.map((a) => old.get(a) ?? new Pod(a));
+    return true;
   }
 }

@@ -123,17 +123,13 @@ export class EndpointRouting {
    */
   pick(entry: RegistryEntry, ctx: PickContext, tried?: readonly Pod[]): Pick | undefined {
     const set = this.discovery?.pods(entry.endpoint, entry.modelName);
-    const chosen = set ? this.choose(set, ctx, tried) : undefined;
-    const pick: Pick | undefined = chosen
-      ? {
-          address: chosen.pod.address,
-          pod: chosen.pod,
-          reason: tried?.length ? "retry" : chosen.reason,
-        }
-      : tried?.length
-        ? undefined
-        : { address: entry.endpoint, reason: "service" };
-    if (pick) this.metrics.endpointPicks.inc({ model: entry.modelName, reason: pick.reason });
+    let pick = set && this.choose(set, ctx, tried);
+    if (tried?.length) {
+      if (!pick) return undefined; // every pod tried: the fallback models are next
+      pick.reason = "retry";
+    }
+    pick ??= { address: entry.endpoint, reason: "service" };
+    this.metrics.endpointPicks.inc({ model: entry.modelName, reason: pick.reason });
     return pick;
   }
 
@@ -162,7 +158,7 @@ export class EndpointRouting {
     set: PodSet,
     ctx: PickContext,
     tried: readonly Pod[] | undefined,
-  ): { pod: Pod; reason: PickReason } | undefined {
+  ): Pick | undefined {
     const now = Date.now();
     const pods = this.candidates;
     const loads = this.loads;
@@ -189,11 +185,7 @@ export class EndpointRouting {
    * Bounded Loads", 2018). The ranking depends only on the key and the pod addresses, so every
    * router agrees; the bound keeps a hot prefix from piling onto one pod.
    */
-  private rendezvous(
-    key: number,
-    pods: Pod[],
-    loads: number[],
-  ): { pod: Pod; reason: PickReason } | undefined {
+  private rendezvous(key: number, pods: Pod[], loads: number[]): Pick | undefined {
     let total = 1; // the request being placed
     for (const l of loads) total += l;
     const cap = Math.ceil((this.c.affinityLoadFactor * total) / pods.length);
@@ -209,11 +201,12 @@ export class EndpointRouting {
       }
     }
     if (best === -1) return undefined;
-    return { pod: pods[best], reason: bestWeight === topWeight ? "affinity" : "spill" };
+    const pod = pods[best];
+    return { address: pod.address, pod, reason: bestWeight === topWeight ? "affinity" : "spill" };
   }
 
   /** The candidate with the lowest load; ties taken in turn, starting one further each time. */
-  private leastLoaded(set: PodSet, reason: PickReason): { pod: Pod; reason: PickReason } {
+  private leastLoaded(set: PodSet, reason: PickReason): Pick {
     const pods = this.candidates;
     const loads = this.loads;
     const start = set.rotation++ % pods.length;
@@ -222,6 +215,6 @@ export class EndpointRouting {
       const i = (start + j) % pods.length;
       if (loads[i] < loads[best]) best = i;
     }
-    return { pod: pods[best], reason };
+    return { address: pods[best].address, pod: pods[best], reason };
   }
 }
