@@ -12,7 +12,7 @@ import { RouterMetrics } from "../router/src/metrics";
 import type { RegistryEntry } from "../router/src/registry/types";
 import { podsServiceName, podsTarget, SERVICE_NAME_MAX } from "../router/src/routing/naming";
 import { KV_WEIGHT, Pod } from "../router/src/routing/pods";
-import { affinityKey, KEY_MAX_CHARS, KEY_MESSAGE_CHARS } from "../router/src/routing/prefixKey";
+import { affinityKey, KEY_MAX_CHARS } from "../router/src/routing/prefixKey";
 import { EndpointRouting, type RoutingConfig } from "../router/src/routing/routing";
 import { VllmLoadReader } from "../router/src/routing/vllmLoad";
 
@@ -89,18 +89,26 @@ describe("routing: the affinity key", () => {
     assert.equal(affinityKey({ messages: parts }), affinityKey({ messages: turn1 }));
   });
 
-  it("hashes a bounded head of each message and of the request", () => {
-    const long = (tail: string) => ({
-      role: "system",
-      content: "s".repeat(KEY_MESSAGE_CHARS) + tail,
-    });
+  it("is the long shared system prompt alone, so its conversations share a pod", () => {
+    const long = { role: "system", content: "A long shared instruction. ".repeat(200) }; // 5.4 KB
+    const rivers = [long, { role: "user", content: "Tell me about rivers." }];
+    const hills = [long, { role: "user", content: "Tell me about hills." }];
+    assert.equal(affinityKey({ messages: rivers }), affinityKey({ messages: hills }));
+    const other = { role: "system", content: "Another long instruction. ".repeat(200) };
+    assert.notEqual(
+      affinityKey({ messages: rivers }),
+      affinityKey({ messages: [other, rivers[1]] }),
+    );
+  });
+
+  it("hashes at most the first 4 KB, whatever the request's size", () => {
+    const head = "s".repeat(KEY_MAX_CHARS);
     const user = { role: "user", content: "q" };
     assert.equal(
-      affinityKey({ messages: [long("one".repeat(100000)), user] }),
-      affinityKey({ messages: [long("two"), user] }),
+      affinityKey({ messages: [{ role: "system", content: head + "one".repeat(100000) }, user] }),
+      affinityKey({ messages: [{ role: "system", content: head + "two" }] }),
     );
-    const prompt = "p".repeat(KEY_MAX_CHARS);
-    assert.equal(affinityKey({ prompt: prompt + "x".repeat(1e6) }), affinityKey({ prompt }));
+    assert.equal(affinityKey({ prompt: head + "x".repeat(1e6) }), affinityKey({ prompt: head }));
   });
 
   it("keys completions by whole blocks, so a prompt growing within a block keeps its key", () => {

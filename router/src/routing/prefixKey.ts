@@ -6,23 +6,24 @@ import { FNV_OFFSET, fnv1a } from "./hash";
 
 /** Prompts are keyed in whole blocks of this many characters (a partial last block is left out). */
 export const KEY_BLOCK_CHARS = 256;
-/** Text hashed per request, at most: 16 blocks. */
+/** Text hashed per request, at most: 16 blocks (about 1,000 tokens). */
 export const KEY_MAX_CHARS = 16 * KEY_BLOCK_CHARS;
-/** Text hashed per chat message, at most (its head), so a long system prompt leaves room for the user's. */
-export const KEY_MESSAGE_CHARS = 2048;
 
 /**
  * The request's affinity key, or undefined when it has no prompt text (embeddings, token
  * arrays): those are placed by load alone.
  *
- * Chat (`messages`): the messages in order up to and including the first `user` message. A
- * client resends the whole history on every turn, so this part is the same on each turn of a
- * conversation: every turn goes to the pod that holds the conversation so far, the longest
- * prefix a turn can reuse. Conversations that share a system prompt but open with different
- * user messages get different keys and spread over the pods; each pod computes the shared
- * system prompt once and then keeps it cached, because it is hot.
+ * Chat (`messages`): the messages in order up to and including the first `user` message, or
+ * their first KEY_MAX_CHARS if that is shorter. A client resends the whole history on every
+ * turn, so this text is the same on each turn of a conversation, and:
+ * - a long shared prefix (a system prompt of 4 KB or more) is the whole key: every
+ *   conversation that opens with it goes to the same pod (or, past the load bound, the next
+ *   ones in its ranking), where it stays cached, and each conversation's later turns follow;
+ * - after a shorter system prompt the first user message joins the key: conversations spread
+ *   over the pods, each pod computes the short shared part once, and every turn goes to the
+ *   pod that holds the conversation so far, the longest prefix a turn can reuse.
  *
- * Completions (`prompt`): its first 16 whole blocks. Once a prompt passes 4 KB the key stays
+ * Completions (`prompt`): its first 16 whole blocks; once a prompt passes 4 KB the key stays
  * the same however much is appended to it.
  */
 export function affinityKey(json: Record<string, unknown>): number | undefined {
@@ -36,13 +37,12 @@ export function affinityKey(json: Record<string, unknown>): number | undefined {
 
 function chatKey(messages: unknown[]): number | undefined {
   let h = FNV_OFFSET;
-  let budget = KEY_MAX_CHARS;
+  let room = KEY_MAX_CHARS;
   for (const message of messages) {
-    if (budget <= 0 || !message || typeof message !== "object") break;
+    if (room <= 0 || !message || typeof message !== "object") break;
     const { role, content } = message as { role?: unknown; content?: unknown };
     if (typeof role === "string") h = fnv1a(role, h);
     h = fnv1a("\n", h); // separates messages: ["ab"] and ["a", "b"] differ
-    let room = Math.min(KEY_MESSAGE_CHARS, budget);
     if (typeof content === "string") {
       const n = Math.min(content.length, room);
       h = fnv1a(content, h, n);
@@ -57,8 +57,7 @@ function chatKey(messages: unknown[]): number | undefined {
         room -= n;
       }
     }
-    budget -= Math.min(KEY_MESSAGE_CHARS, budget) - room;
     if (role === "user") break;
   }
-  return budget < KEY_MAX_CHARS ? h : undefined;
+  return room < KEY_MAX_CHARS ? h : undefined;
 }
