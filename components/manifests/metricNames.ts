@@ -16,6 +16,9 @@ export const ROUTER_METRICS = {
   listenAge: "router_registry_listen_age_seconds",
   listenReconnects: "router_registry_listen_reconnects_total",
   cacheRejected: "router_registry_cache_rejected_total",
+  endpointPicks: "router_endpoint_picks_total",
+  podInflight: "router_pod_inflight_requests",
+  podMetricsAge: "router_pod_metrics_age_seconds",
 } as const;
 
 /** vLLM server metrics; `gpuCacheUsage` is the pre-0.10 name of `kvCacheUsage`. */

@@ -24,6 +24,7 @@ export {
   qualifiedNameProblem,
 } from "./kubeSyntax";
 export {
+  DNS_LABEL,
   ENVIRONMENTS,
   modelEndpoint,
   modelLabels,

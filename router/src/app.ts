@@ -22,6 +22,7 @@ import {
 } from "@vllm-fleet/registry";
 import { RegistryListener } from "./registryListener";
 import { ModelResolver } from "./resolver";
+import { EndpointRouting } from "./routing/routing";
 import { Upstream } from "./upstream";
 
 /** The only paths forwarded to model servers; the upstream comes from the registry. */
@@ -41,6 +42,7 @@ export class RouterApp {
   private readonly resolver: ModelResolver;
   private readonly listener: RegistryListener;
   private readonly upstream: Upstream;
+  private readonly routing: EndpointRouting;
   private readonly apiKeys?: ApiKeys;
   private readonly env: Environment;
   /** Request body bytes held in memory by all requests together. */
@@ -95,6 +97,8 @@ export class RouterApp {
       onLost: () => this.resolver.listenerLost(),
     });
     this.metrics.listenProofAt = () => this.listener.proofOfLifeAt;
+    this.routing = new EndpointRouting(config.routing, this.metrics, this.logger);
+    if (this.routing.mode !== "service") this.metrics.podStats = () => this.routing.podStats();
     this.upstream = new Upstream({
       connectTimeoutMs: config.upstreamConnectTimeoutMs,
       firstByteTimeoutMs: config.upstreamFirstByteTimeoutMs,
@@ -102,6 +106,7 @@ export class RouterApp {
       keepAliveMs: config.upstreamKeepAliveMs,
       metrics: this.metrics,
       logger: this.logger,
+      routing: this.routing,
     });
     this.server = http.createServer((req, res) => void this.handle(req, res));
     this.metricsServer = http.createServer((req, res) => void this.serveMetrics(req, res));
@@ -110,6 +115,7 @@ export class RouterApp {
   /** Starts listening; resolves with the bound port. */
   async start(): Promise<number> {
     this.listener.start();
+    this.routing.start();
     const port = await listen(this.server, this.config.port, this.config.host);
     const metricsPort = await listen(this.metricsServer, this.config.metricsPort, this.config.host);
     this.logger.info(
@@ -120,6 +126,13 @@ export class RouterApp {
         database: redactUrl(this.config.databaseUrl),
         redis: this.config.redisUrl ? redactUrl(this.config.redisUrl) : null,
         authentication: this.apiKeys ? "api-keys" : "none",
+        routing: this.routing.mode,
+        discovery:
+          this.routing.mode === "service"
+            ? undefined
+            : this.config.routing.staticFile
+              ? `static ${this.config.routing.staticFile}`
+              : "dns",
       },
       "router listening",
     );
@@ -161,7 +174,12 @@ export class RouterApp {
     await closed;
     await new Promise<void>((resolve) => this.metricsServer.close(() => resolve()));
     this.resolver.close();
-    await Promise.allSettled([this.listener.close(), this.pool.end(), this.upstream.close()]);
+    await Promise.allSettled([
+      this.listener.close(),
+      this.pool.end(),
+      this.upstream.close(),
+      this.routing.close(),
+    ]);
     this.redis?.disconnect();
     this.logger.info("router stopped");
   }

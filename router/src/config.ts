@@ -7,6 +7,8 @@ import {
   registryPgConfig,
 } from "@vllm-fleet/registry";
 import { LISTEN_PING_INTERVAL_MS, LISTEN_TIMEOUT_MS } from "./registryListener";
+import { readRoutingConfig } from "./routing/config";
+import type { RoutingConfig } from "./routing/routing";
 
 /** Everything the router needs to run; built from process.env by `readRouterConfig`. */
 export interface RouterConfig {
@@ -54,6 +56,8 @@ export interface RouterConfig {
   registryListenTimeoutMs: number;
   /** pino log level. */
   logLevel: string;
+  /** How requests are spread over a model's pods (router/src/routing/). */
+  routing: RoutingConfig;
 }
 
 export class RouterConfigError extends Error {
@@ -161,6 +165,7 @@ export function readRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
     registryPingIntervalMs,
     registryListenTimeoutMs,
     logLevel: env.LOG_LEVEL || "info",
+    routing: readRoutingConfig(env, int, problems),
   };
   if (config.maxInflightBodyBytes < config.maxBodyBytes)
     problems.push(

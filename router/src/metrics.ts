@@ -1,6 +1,7 @@
 // The router's Prometheus metrics. Names are a contract with the alerts and dashboards.
 import * as client from "prom-client";
 import type { RegistryEntry } from "@vllm-fleet/registry";
+import type { PodStat } from "./routing/routing";
 
 /** Most registry entries `router_registry_entry_ready` reports (one series each). */
 export const MAX_ENTRY_SERIES = 1000;
@@ -88,6 +89,41 @@ export class RouterMetrics {
     help: "Registry LISTEN connections replaced, by reason (ping_timeout: silently dead; connection_lost: closed or failed)",
     labelNames: ["reason"] as const,
     registers: [this.registry],
+  });
+
+  readonly endpointPicks = new client.Counter({
+    name: "router_endpoint_picks_total",
+    help: "Where requests were sent, by model and reason: service (the model's Service), affinity (the pod its prompt prefix hashes to), spill (the next pod, the first being over the load bound), least_loaded, retry (another pod after a connect failure)",
+    labelNames: ["model", "reason"] as const,
+    registers: [this.registry],
+  });
+  /** The pods of tracked models, read at scrape time; set by the app (modes other than service). */
+  podStats?: () => Iterable<PodStat>;
+  readonly podInflight = new client.Gauge({
+    name: "router_pod_inflight_requests",
+    help: "This router's requests in flight on each pod of a recently requested model (endpoint-aware modes)",
+    labelNames: ["model", "pod"] as const,
+    registers: [this.registry],
+    // Rebuilt on each scrape: a pod that left discovery loses its series.
+    collect: () => {
+      if (!this.podStats) return;
+      this.podInflight.reset();
+      for (const s of this.podStats())
+        this.podInflight.set({ model: s.model, pod: s.pod }, s.inflight);
+    },
+  });
+  readonly podMetricsAge = new client.Gauge({
+    name: "router_pod_metrics_age_seconds",
+    help: "Seconds since the router last read a pod's vLLM /metrics (older readings fade to neutral)",
+    labelNames: ["model", "pod"] as const,
+    registers: [this.registry],
+    collect: () => {
+      if (!this.podStats) return;
+      this.podMetricsAge.reset();
+      for (const s of this.podStats())
+        if (s.metricsAgeSeconds !== undefined)
+          this.podMetricsAge.set({ model: s.model, pod: s.pod }, s.metricsAgeSeconds);
+    },
   });
 
   /** Where `router_registry_entry_ready` reads the registry at scrape time; set by the app (see `atMostEvery`). */

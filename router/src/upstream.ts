@@ -9,6 +9,13 @@ import type { RegistryEntry } from "@vllm-fleet/registry";
 import { errors, sseErrorEvent } from "./errors";
 import type { Logger } from "./logger";
 import type { RouterMetrics } from "./metrics";
+import type { Pod } from "./routing/pods";
+import {
+  MAX_POD_ATTEMPTS,
+  type EndpointRouting,
+  type Pick,
+  type PickContext,
+} from "./routing/routing";
 
 export interface UpstreamOptions {
   connectTimeoutMs: number;
@@ -17,6 +24,8 @@ export interface UpstreamOptions {
   keepAliveMs: number;
   metrics: RouterMetrics;
   logger: Logger;
+  /** Picks the address of each attempt: the model's Service, or one of its pods. */
+  routing: EndpointRouting;
 }
 
 /** One proxied call: what to send and how to find the next candidate when a model server fails. */
@@ -106,25 +115,37 @@ export class Upstream {
     await this.agent.close();
   }
 
-  /** Proxies `f` to its model or a fallback; resolves when the response is finished or abandoned. */
+  /**
+   * Proxies `f` to its model or a fallback; resolves when the response is finished or
+   * abandoned. A pod that cannot be connected to is left out and the request goes to another
+   * pod of the same model (up to MAX_POD_ATTEMPTS) before any fallback model.
+   */
   async forward(f: ForwardRequest): Promise<void> {
     const failures: Failure[] = [];
+    const ctx: PickContext = { json: f.json };
     let tried: Set<string> | undefined;
     for (let entry: RegistryEntry | undefined = f.primary; entry;) {
-      if (f.res.destroyed) return;
-      const outcome = await this.attempt(f, entry);
-      if (outcome === "done" || f.res.destroyed) return;
-      failures.push(outcome);
-      this.o.metrics.upstreamErrors.inc({ model: entry.modelName, reason: outcome.reason });
-      this.o.logger.warn(
-        {
-          requestId: f.requestId,
-          model: entry.modelName,
-          endpoint: entry.endpoint,
-          reason: outcome.reason,
-        },
-        "model server attempt failed",
-      );
+      const podsTried: Pod[] = [];
+      for (let pick = this.o.routing.pick(entry, ctx); pick;) {
+        if (f.res.destroyed) return;
+        const outcome = await this.attempt(f, entry, pick);
+        if (outcome === "done" || f.res.destroyed) return;
+        failures.push(outcome);
+        this.o.metrics.upstreamErrors.inc({ model: entry.modelName, reason: outcome.reason });
+        this.o.logger.warn(
+          {
+            requestId: f.requestId,
+            model: entry.modelName,
+            endpoint: entry.endpoint,
+            pod: pick.pod?.address,
+            reason: outcome.reason,
+          },
+          "model server attempt failed",
+        );
+        if (!this.o.routing.failed(pick, outcome.reason)) break;
+        if (podsTried.push(pick.pod!) >= MAX_POD_ATTEMPTS) break;
+        pick = this.o.routing.pick(entry, ctx, podsTried);
+      }
       tried ??= new Set([f.primary.modelName]);
       entry = await this.nextFallback(f, tried);
     }
@@ -154,7 +175,7 @@ export class Upstream {
    * undici's dispatch API directly: response chunks go straight to the client socket, and
    * the upstream is paused while the client's buffer is full (backpressure).
    */
-  private attempt(f: ForwardRequest, entry: RegistryEntry): Promise<"done" | Failure> {
+  private attempt(f: ForwardRequest, entry: RegistryEntry, pick: Pick): Promise<"done" | Failure> {
     const body =
       f.json.model === entry.servedModelName
         ? f.body
@@ -179,7 +200,10 @@ export class Upstream {
         waitingForDrain = false;
         controller?.resume();
       };
+      const pod = pick.pod;
+      if (pod) pod.inflight++;
       const finish = (outcome: "done" | Failure) => {
+        if (pod) pod.inflight--;
         clearTimeout(drainTimer);
         res.off("close", onClose);
         res.off("drain", onDrain);
@@ -213,6 +237,7 @@ export class Upstream {
             return;
           }
           committed = true;
+          pod?.markUp();
           f.onFirstByte();
           isSse = String(headers["content-type"] ?? "").startsWith("text/event-stream");
           res.writeHead(statusCode, {
@@ -256,7 +281,7 @@ export class Upstream {
       };
       this.agent.dispatch(
         {
-          origin: `http://${entry.endpoint}`,
+          origin: `http://${pick.address}`,
           path: f.path,
           method: "POST",
           headers: {
