@@ -12,6 +12,7 @@
 // its caller (tests step it in virtual time); EngineLoop runs it on the wall clock.
 import { Block, BlockPool, extendBlockHashes } from "./kvcache";
 import { GENERATED } from "./tokens";
+import type { EngineSnapshot } from "./metrics";
 
 export interface EngineParameters {
   /** Tokens per KV-cache block (vLLM `--block-size`). */
@@ -85,15 +86,8 @@ export interface EngineRequest {
   readonly generated: number;
 }
 
-export interface EngineStats {
-  running: number;
-  waiting: number;
-  /** Fraction of KV blocks held by requests (vllm:kv_cache_usage_perc). */
-  kvCacheUsage: number;
-  /** Prompt tokens looked up in, and found in, the prefix cache (vllm:prefix_cache_*). */
-  prefixCacheQueries: number;
-  prefixCacheHits: number;
-  preemptions: number;
+/** What the metrics show (running, waiting, KV usage, prefix-cache counters, preemptions), and evictions. */
+export interface EngineStats extends EngineSnapshot {
   /** Cached blocks reused for other tokens. */
   evictions: number;
 }

@@ -19,7 +19,9 @@ const FINISH_REASONS: readonly FinishReason[] = ["stop", "length", "abort"];
 export interface EngineSnapshot {
   running: number;
   waiting: number;
+  /** Fraction of KV blocks held by requests (vllm:kv_cache_usage_perc). */
   kvCacheUsage: number;
+  /** Prompt tokens looked up in, and found in, the prefix cache (vllm:prefix_cache_*). */
   prefixCacheQueries: number;
   prefixCacheHits: number;
   preemptions: number;
