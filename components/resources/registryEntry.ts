@@ -6,33 +6,24 @@
 import * as pulumi from "@pulumi/pulumi";
 import {
   invalidateCache,
+  InvalidateOutcome,
   withRegistryClient,
   getEntry,
   setStatus,
-  upsertEntry,
-  Environment,
+  ModelRegistration,
+  registerModel,
   RegistryEntry as RegistryRow,
   RegistryStatus,
+  RegistryTarget,
   entryInputProblems,
+  Environment,
 } from "@vllm-fleet/registry";
 
-/** Resolved inputs of a registry entry, as the provider receives them. */
-export interface RegistryEntryInputs {
-  connectionString: string;
-  /** CA certificate (PEM text, not a path: the provider runs serialized elsewhere). */
-  caCertificate?: string;
-  redisUrl?: string;
-  environment: Environment;
-  modelName: string;
-  endpoint: string;
-  namespace: string;
-  servedModelName: string;
-  fallbacks: string[];
-  revision?: string;
-  enabled: boolean;
-  disabledReason?: string;
-  managedBy: string;
-}
+/**
+ * Resolved inputs of a registry entry, as the provider receives them: where the row is written
+ * (the CA as PEM text, not a path: the provider runs serialized elsewhere) and the registration.
+ */
+export type RegistryEntryInputs = RegistryTarget & ModelRegistration;
 
 /** State of a registry entry: the inputs (as last written or read back) plus the live row. */
 export interface RegistryEntryOutputs extends RegistryEntryInputs {
@@ -66,10 +57,6 @@ const COMPARED: (keyof RegistryEntryInputs)[] = [
 /** The engine's placeholder for values not known yet (preview). */
 const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
-function disabledReasonOf(inputs: RegistryEntryInputs): string {
-  return inputs.disabledReason || `disabled in the config of stack ${inputs.managedBy}`;
-}
-
 function outputsOf(
   inputs: RegistryEntryInputs,
   row: RegistryRow,
@@ -84,30 +71,15 @@ function outputsOf(
   };
 }
 
-async function invalidate(inputs: RegistryEntryInputs): Promise<string> {
-  const outcome = await invalidateCache(inputs.redisUrl, inputs.environment, inputs.modelName);
+/** An invalidation's outcome as the `cacheInvalidation` output says it. */
+function describeInvalidation(outcome: InvalidateOutcome): string {
   return outcome.error ? `${outcome.result}: ${outcome.error}` : outcome.result;
 }
 
 async function write(inputs: RegistryEntryInputs): Promise<RegistryEntryOutputs> {
-  const row = await withRegistryClient(
-    inputs.connectionString,
-    (db) =>
-      upsertEntry(db, {
-        modelName: inputs.modelName,
-        environment: inputs.environment,
-        endpoint: inputs.endpoint,
-        namespace: inputs.namespace,
-        servedModelName: inputs.servedModelName,
-        fallbacks: inputs.fallbacks ?? [],
-        revision: inputs.revision || null,
-        managedBy: inputs.managedBy,
-        status: inputs.enabled ? "ready" : "disabled",
-        disabledReason: inputs.enabled ? null : disabledReasonOf(inputs),
-      }),
-    { ca: inputs.caCertificate },
-  );
-  return outputsOf(inputs, row, await invalidate(inputs));
+  // The inputs are both where to write (connection) and what (the registration).
+  const { entry, cache } = await registerModel(inputs, inputs);
+  return outputsOf(inputs, entry, describeInvalidation(cache));
 }
 
 function entryId(inputs: Pick<RegistryEntryInputs, "environment" | "modelName">): string {
@@ -202,7 +174,7 @@ export const registryEntryProvider: pulumi.dynamic.ResourceProvider = {
         ),
       { ca: props.caCertificate },
     );
-    await invalidate(props);
+    await invalidateCache(props.redisUrl, props.environment, props.modelName);
   },
 };
 
@@ -223,8 +195,8 @@ export interface RegistryEntryArgs {
   namespace: pulumi.Input<string>;
   /** Name vLLM serves the model under (`--served-model-name`). */
   servedModelName: pulumi.Input<string>;
-  /** Models tried, in order, when this one is unreachable. */
-  fallbacks: pulumi.Input<pulumi.Input<string>[]>;
+  /** Models tried, in order, when this one is unreachable (default none). */
+  fallbacks?: pulumi.Input<pulumi.Input<string>[]>;
   /** Release revision recorded on the row (image digest and model revision). */
   revision?: pulumi.Input<string>;
   /** false registers the model as `disabled` (with `disabledReason`). */
