@@ -11,6 +11,7 @@ import { InvalidArgumentError } from "commander";
 import { StackSpec, loadStackSpec } from "../components/spec";
 import { modelRegistration } from "../components/manifests";
 import {
+  checkedRegistration,
   connectClient,
   migrate,
   ModelRegistration,
@@ -195,7 +196,7 @@ export async function startLocal(
       for (const [i, m] of spec.models.entries())
         await registerModel(
           { connectionString: pg.url, redisUrl },
-          localRegistration(spec, m, sims[i].endpoint),
+          checkedRegistration(localRegistration(spec, m, sims[i].endpoint)),
         );
     },
     () => spec.models.map((m) => `${m.name} ${m.enabled ? "ready" : "disabled"}`).join(", "),

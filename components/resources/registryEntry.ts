@@ -10,12 +10,13 @@ import {
   withRegistryClient,
   getEntry,
   setStatus,
+  CheckedRegistration,
   ModelRegistration,
   registerModel,
+  registrationProblems,
   RegistryEntry as RegistryRow,
   RegistryStatus,
   RegistryTarget,
-  entryInputProblems,
   Environment,
 } from "@vllm-fleet/registry";
 
@@ -76,9 +77,14 @@ function describeInvalidation(outcome: InvalidateOutcome): string {
   return outcome.error ? `${outcome.result}: ${outcome.error}` : outcome.result;
 }
 
+/**
+ * Create and update write the inputs check accepted: the engine calls Check before every Create
+ * and Update and stops on its failures ("resource ... is invalid", pulumi/pulumi
+ * pkg/resource/deploy/step_generator.go), so the registration is validated there, once.
+ */
 async function write(inputs: RegistryEntryInputs): Promise<RegistryEntryOutputs> {
-  // The inputs are both where to write (connection) and what (the registration).
-  const { entry, cache } = await registerModel(inputs, inputs);
+  const registration: ModelRegistration = inputs;
+  const { entry, cache } = await registerModel(inputs, registration as CheckedRegistration);
   return outputsOf(inputs, entry, describeInvalidation(cache));
 }
 
@@ -89,19 +95,18 @@ function entryId(inputs: Pick<RegistryEntryInputs, "environment" | "modelName">)
 /** The dynamic provider; exported so tests can drive and serialize exactly what the engine runs. */
 export const registryEntryProvider: pulumi.dynamic.ResourceProvider = {
   async check(_olds: RegistryEntryInputs, news: RegistryEntryInputs) {
+    // Values still unknown in preview are checked once they are known (the update checks again).
+    const unknown = new Set(
+      Object.keys(news).filter((k) => news[k as keyof typeof news] === UNKNOWN),
+    );
+    // Whether the model is enabled decides whether it has a reason to check.
+    if (unknown.has("enabled")) unknown.add("disabledReason");
     const known = Object.fromEntries(
-      Object.entries(news).filter(([, v]) => v !== UNKNOWN),
+      Object.entries(news).filter(([k]) => !unknown.has(k)),
     ) as Partial<RegistryEntryInputs>;
-    // Values still unknown in preview are checked once they are known.
-    const problems = entryInputProblems({
-      ...known,
-      endpoint: known.endpoint ?? "unknown:1",
-      namespace: known.namespace ?? "unknown",
-      // A given reason is checked now rather than when the row is written.
-      ...(known.enabled === false && known.disabledReason ? { status: "disabled" as const } : {}),
-    });
-    // Each problem starts with its field name (`modelName 'X' is invalid: ...`).
-    const failures = problems.map((reason) => ({ property: reason.split(/[ '[:]/)[0], reason }));
+    const failures: pulumi.dynamic.CheckFailure[] = registrationProblems(known)
+      .filter((p) => !unknown.has(p.field))
+      .map((p) => ({ property: p.field, reason: p.message }));
     if (
       typeof known.connectionString === "string" &&
       !/^postgres(ql)?:\/\//.test(known.connectionString)
@@ -110,8 +115,6 @@ export const registryEntryProvider: pulumi.dynamic.ResourceProvider = {
         property: "connectionString",
         reason: "connectionString must be a postgresql:// URL",
       });
-    if (typeof news.managedBy !== "string" || news.managedBy === "")
-      failures.push({ property: "managedBy", reason: "managedBy (the stack name) is required" });
     return { inputs: news, failures };
   },
 

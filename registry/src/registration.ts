@@ -4,8 +4,15 @@
 import { invalidateCache, InvalidateOutcome } from "./cache";
 import { withRegistryClient } from "./connect";
 import type { Environment } from "./environments";
-import { upsertEntry } from "./queries";
-import { EntryInput, RegistryEntry } from "./types";
+import { writeEntry } from "./queries";
+import {
+  CheckedEntry,
+  EntryInput,
+  entryProblems,
+  FieldProblem,
+  RegistryEntry,
+  RegistryInputError,
+} from "./types";
 
 /** What a deployment says about one of its models. */
 export interface ModelRegistration {
@@ -44,7 +51,9 @@ export interface RegistryTarget {
  * The row a registration writes: enabled is `ready`, disabled is `disabled` with the given
  * reason or one naming the manager; an empty revision is none; no fallbacks is an empty list.
  */
-export function registrationEntry(r: ModelRegistration): EntryInput {
+export function registrationEntry(r: ModelRegistration): EntryInput;
+export function registrationEntry(r: Partial<ModelRegistration>): Partial<EntryInput>;
+export function registrationEntry(r: Partial<ModelRegistration>): Partial<EntryInput> {
   return {
     modelName: r.modelName,
     environment: r.environment,
@@ -61,6 +70,28 @@ export function registrationEntry(r: ModelRegistration): EntryInput {
   };
 }
 
+/**
+ * Every problem with a registration, by property: the rules of the row it writes, and a
+ * manager. Registration properties are named as the row's fields (`enabled` cannot be wrong).
+ */
+export function registrationProblems(r: Partial<ModelRegistration>): FieldProblem[] {
+  const problems = entryProblems(registrationEntry(r));
+  if (typeof r.managedBy !== "string" || r.managedBy === "")
+    problems.push({ field: "managedBy", message: "managedBy (the stack name) is required" });
+  return problems;
+}
+
+declare const CHECKED_REGISTRATION: unique symbol;
+/** A registration that passed `registrationProblems`: what registerModel writes, unchecked. */
+export type CheckedRegistration = ModelRegistration & { readonly [CHECKED_REGISTRATION]: true };
+
+/** The registration, checked; throws RegistryInputError with every problem otherwise. */
+export function checkedRegistration(r: ModelRegistration): CheckedRegistration {
+  const problems = registrationProblems(r);
+  if (problems.length) throw new RegistryInputError(problems.map((p) => p.message));
+  return r as CheckedRegistration;
+}
+
 /** What a registration did: the row as written and what became of its cached copy. */
 export interface Registered {
   entry: RegistryEntry;
@@ -68,18 +99,19 @@ export interface Registered {
 }
 
 /**
- * Writes a registration's row (one upsert on its own bounded connection; the trigger NOTIFYs the
- * routers), then deletes its Redis key, best effort: a Redis outage never fails a registration.
+ * Writes a checked registration's row (one upsert on its own bounded connection; the trigger
+ * NOTIFYs the routers), then deletes its Redis key, best effort: a Redis outage never fails a
+ * registration.
  */
 export async function registerModel(
   target: RegistryTarget,
-  registration: ModelRegistration,
+  registration: CheckedRegistration,
 ): Promise<Registered> {
-  const entry = await withRegistryClient(
-    target.connectionString,
-    (db) => upsertEntry(db, registrationEntry(registration)),
-    { ca: target.caCertificate },
-  );
+  // registrationProblems held this very entry to the row's rules.
+  const row = registrationEntry(registration) as CheckedEntry;
+  const entry = await withRegistryClient(target.connectionString, (db) => writeEntry(db, row), {
+    ca: target.caCertificate,
+  });
   const cache = await invalidateCache(
     target.redisUrl,
     registration.environment,
