@@ -19,6 +19,7 @@ import {
   registerModel,
   withRegistryClient,
 } from "@vllm-fleet/registry";
+import { ROUTER_ENV } from "@vllm-fleet/router/contract";
 import { startSimulator, Simulator } from "./simulator";
 import { startEmbeddedPostgres } from "./lib/embeddedPostgres";
 import { freePort } from "./lib/freePort";
@@ -217,13 +218,13 @@ export async function startLocal(
         env: {
           PATH: io.env.PATH ?? "",
           HOME: io.env.HOME ?? os.tmpdir(),
-          DATABASE_URL: pg.url,
-          ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
-          ROUTER_ENVIRONMENT: spec.environment,
-          PORT: String(port),
+          [ROUTER_ENV.databaseUrl]: pg.url,
+          ...(redisUrl ? { [ROUTER_ENV.redisUrl]: redisUrl } : {}),
+          [ROUTER_ENV.environment]: spec.environment,
+          [ROUTER_ENV.port]: String(port),
           // Nothing balances traffic away from a local router: stop at once on Ctrl-C.
-          ROUTER_SHUTDOWN_DELAY_MS: "0",
-          ROUTER_DRAIN_TIMEOUT_MS: "2000",
+          [ROUTER_ENV.shutdownDelayMs]: "0",
+          [ROUTER_ENV.drainTimeoutMs]: "2000",
         },
         timeoutMs: ROUTER_START_TIMEOUT_MS,
         // A router started after an interrupt's teardown is stopped at once; its log is closed.
