@@ -9,6 +9,7 @@ import * as http from "node:http";
 import { Command, InvalidArgumentError } from "commander";
 import { Client, Pool } from "pg";
 import { migrate, REGISTRY_CHANNEL, upsertEntry } from "@vllm-fleet/registry";
+import { ROUTER_ENV } from "@vllm-fleet/router/contract";
 import { EXIT, EXIT_HELP } from "../scripts/lib/cli";
 import { freePort, startPostgres, startRedis } from "../tests/support/services";
 import { closedLoop, percentile, target, Target, timedPost } from "./load";
@@ -287,7 +288,7 @@ async function main(argv: string[]): Promise<number> {
     }
     await pool.end();
     await buildRouter();
-    const routerEnv = { ...env, ROUTER_ENVIRONMENT: ENV };
+    const routerEnv = { ...env, [ROUTER_ENV.environment]: ENV };
     // One after the other, so a router that fails to start never leaves the other running.
     const a = await startRouterProcess(await freePort(), routerEnv);
     children.push(a);

@@ -4,6 +4,7 @@ import { ChildProcess, execFile, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { promisify } from "node:util";
+import { ROUTER_ENV } from "@vllm-fleet/router/contract";
 import { spawnRouter } from "../scripts/lib/routerProcess";
 
 export { buildRouter } from "../scripts/lib/routerProcess";
@@ -105,7 +106,10 @@ export async function startRouterProcess(
 ): Promise<Child> {
   // The shell's environment too (e.g. REGISTRY_SSLROOTCERT for a DATABASE_URL of its own), but
   // metrics on a free port of their own (the default): a run starts several routers on one host.
-  const router = await spawnRouter({ env: { PORT: String(port), ...env }, inheritEnv: true });
+  const router = await spawnRouter({
+    env: { [ROUTER_ENV.port]: String(port), ...env },
+    inheritEnv: true,
+  });
   return {
     child: router.child,
     url: router.url,

@@ -1,6 +1,6 @@
 // npm run local: the whole data plane of the development stack on this machine, no cluster.
 // PostgreSQL (embedded unless DATABASE_URL is set), Redis when REDIS_URL is set, a vLLM
-// simulator per model, the registry rows written by the provider the Pulumi program uses,
+// simulator per model, the registry rows registered as the Pulumi program's provider does,
 // the router (a child process, from source), then the verification through the router.
 // Everything started here is stopped on exit, on Ctrl-C and on failure.
 import * as fs from "node:fs";
@@ -10,8 +10,16 @@ import * as path from "node:path";
 import { InvalidArgumentError } from "commander";
 import { StackSpec, loadStackSpec } from "../components/spec";
 import { modelRegistration } from "../components/manifests";
-import { RegistryEntryInputs, registryEntryProvider } from "../components/resources";
-import { connectClient, redactUrl, withRegistryClient, migrate } from "@vllm-fleet/registry";
+import {
+  checkedRegistration,
+  connectClient,
+  migrate,
+  ModelRegistration,
+  redactUrl,
+  registerModel,
+  withRegistryClient,
+} from "@vllm-fleet/registry";
+import { ROUTER_ENV } from "@vllm-fleet/router/contract";
 import { startSimulator, Simulator } from "./simulator";
 import { startEmbeddedPostgres } from "./lib/embeddedPostgres";
 import { freePort } from "./lib/freePort";
@@ -105,17 +113,15 @@ async function startPostgres(teardown: Teardown) {
 }
 
 /**
- * The inputs ModelDeployment gives the registry provider, with the simulator as the endpoint:
- * the rows are written by exactly the code `pulumi up` runs.
+ * The registration ModelDeployment gives the registry provider, with the simulator as the
+ * endpoint: registerModel writes it as the provider does in `pulumi up`.
  */
-export function localEntryInputs(
+export function localRegistration(
   spec: StackSpec,
   model: StackSpec["models"][number],
   endpoint: string,
-  connectionString: string,
-  redisUrl: string | undefined,
-): RegistryEntryInputs {
-  return { connectionString, redisUrl, ...modelRegistration(spec, model, endpoint, LOCAL_MANAGER) };
+): ModelRegistration {
+  return modelRegistration(spec, model, endpoint, LOCAL_MANAGER);
 }
 
 /** Starts the local platform and verifies it; everything started is registered with `teardown`. */
@@ -186,11 +192,12 @@ export async function startLocal(
 
   await step(
     io,
-    "registering the models (the Pulumi program's registry provider)",
+    "registering the models (as the Pulumi program's registry provider does)",
     async () => {
       for (const [i, m] of spec.models.entries())
-        await registryEntryProvider.create!(
-          localEntryInputs(spec, m, sims[i].endpoint, pg.url, redisUrl),
+        await registerModel(
+          { connectionString: pg.url, redisUrl },
+          checkedRegistration(localRegistration(spec, m, sims[i].endpoint)),
         );
     },
     () => spec.models.map((m) => `${m.name} ${m.enabled ? "ready" : "disabled"}`).join(", "),
@@ -211,13 +218,13 @@ export async function startLocal(
         env: {
           PATH: io.env.PATH ?? "",
           HOME: io.env.HOME ?? os.tmpdir(),
-          DATABASE_URL: pg.url,
-          ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
-          ROUTER_ENVIRONMENT: spec.environment,
-          PORT: String(port),
+          [ROUTER_ENV.databaseUrl]: pg.url,
+          ...(redisUrl ? { [ROUTER_ENV.redisUrl]: redisUrl } : {}),
+          [ROUTER_ENV.environment]: spec.environment,
+          [ROUTER_ENV.port]: String(port),
           // Nothing balances traffic away from a local router: stop at once on Ctrl-C.
-          ROUTER_SHUTDOWN_DELAY_MS: "0",
-          ROUTER_DRAIN_TIMEOUT_MS: "2000",
+          [ROUTER_ENV.shutdownDelayMs]: "0",
+          [ROUTER_ENV.drainTimeoutMs]: "2000",
         },
         timeoutMs: ROUTER_START_TIMEOUT_MS,
         // A router started after an interrupt's teardown is stopped at once; its log is closed.

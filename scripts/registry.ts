@@ -23,20 +23,19 @@ import {
   getEntry,
   listEntries,
   setStatus,
-  upsertEntry,
-  endpointProblems,
+  writeEntry,
+  CheckedEntry,
+  checkedEntry,
   Environment,
   environmentProblems,
+  FieldNames,
   modelNameProblems,
-  namespaceProblems,
   REASON_MAX,
-  reasonProblems,
   RegistryEntry,
   RegistryInputError,
   registryKey,
   RegistryStatus,
   STATUSES,
-  textProblems,
 } from "@vllm-fleet/registry";
 import { EXIT, main, runScript, scriptCommand, ScriptError, ScriptIo } from "./lib/cli";
 import {
@@ -186,6 +185,11 @@ interface WriteOptions {
   format: Format;
 }
 
+/** The library's input rules name the field and quote the value: their errors are usage errors. */
+function usageError(e: unknown): unknown {
+  return e instanceof RegistryInputError ? new ScriptError(e.message, EXIT.usage) : e;
+}
+
 /** Runs one write in a transaction (rolled back on --dry-run), invalidates the cache, reports. */
 async function write(
   io: CliIo,
@@ -201,8 +205,7 @@ async function write(
       return result;
     } catch (e) {
       await db.query("ROLLBACK");
-      // The library's input rules name the field and quote the value: a usage error.
-      throw e instanceof RegistryInputError ? new ScriptError(e.message, EXIT.usage) : e;
+      throw usageError(e);
     }
   });
   if (!entry)
@@ -250,28 +253,67 @@ function validated<T extends string>(
   };
 }
 
-const modelNameOption = () =>
-  new Option("--model-name <name>", "model identifier, e.g. llama-2-7b")
-    .makeOptionMandatory()
-    .argParser(validated(modelNameProblems, "--model-name"));
-const environmentOption = (mandatory: boolean) => {
+// --model-name and --environment are checked as they are parsed, unless (`check` false) their
+// command checks them with the whole row they belong to.
+const modelNameOption = (check = true) => {
+  const o = new Option("--model-name <name>", "model identifier, e.g. llama-2-7b");
+  if (check) o.argParser(validated(modelNameProblems, "--model-name"));
+  return o.makeOptionMandatory();
+};
+const environmentOption = (mandatory: boolean, check = true) => {
   const o = new Option(
     "--environment <env>",
     "deployment environment (development, staging, production)",
-  ).argParser(validated<Environment>(environmentProblems, "--environment"));
+  );
+  if (check) o.argParser(validated<Environment>(environmentProblems, "--environment"));
   return mandatory ? o.makeOptionMandatory() : o;
 };
 const FORMATS: Format[] = ["table", "json", "csv"];
 const dryRunOption = () => new Option("--dry-run", "show the result without writing anything");
 
-function parseFallbacks(value: string): string[] {
-  const names = value
+/** `register`'s flags, as the row's rules name them in messages. */
+const REGISTER_FLAGS: FieldNames = {
+  modelName: "--model-name",
+  environment: "--environment",
+  endpoint: "--endpoint",
+  namespace: "--namespace",
+  servedModelName: "--served-model-name",
+  fallbacks: "--fallbacks",
+};
+
+interface RegisterOptions extends WriteOptions {
+  endpoint: string;
+  namespace: string;
+  servedModelName?: string;
+  fallbacks?: string[];
+}
+
+/** `register`'s flags as the row they make, checked as a whole before connecting. */
+function registerEntry(o: RegisterOptions): CheckedEntry {
+  try {
+    return checkedEntry(
+      {
+        modelName: o.modelName,
+        environment: o.environment,
+        endpoint: o.endpoint,
+        namespace: o.namespace,
+        servedModelName: o.servedModelName,
+        fallbacks: o.fallbacks ?? [],
+        managedBy: CLI_MANAGER,
+      },
+      REGISTER_FLAGS,
+    );
+  } catch (e) {
+    throw usageError(e);
+  }
+}
+
+/** `a, b` as a list of names (each checked with the row). */
+function splitNames(value: string): string[] {
+  return value
     .split(",")
     .map((s) => s.trim())
     .filter(Boolean);
-  const problems = names.flatMap((n, i) => modelNameProblems(n, `--fallbacks[${i}]`));
-  if (problems.length) throw new ScriptError(problems.join("; "), EXIT.usage);
-  return names;
 }
 
 // ---- commands --------------------------------------------------------------------------
@@ -431,53 +473,31 @@ function buildProgram(io: CliIo): Command {
   program
     .command("register")
     .description("register (or re-register) a model deployment as ready")
-    .addOption(modelNameOption())
+    // Its flags make one row, checked as a whole (registerEntry) before connecting.
+    .addOption(modelNameOption(false))
     .addOption(
-      new Option("--endpoint <host:port>", "Service endpoint with port")
-        .makeOptionMandatory()
-        .argParser(validated(endpointProblems, "--endpoint")),
+      new Option("--endpoint <host:port>", "Service endpoint with port").makeOptionMandatory(),
     )
-    .addOption(environmentOption(true))
-    .addOption(
-      new Option("--namespace <namespace>", "Kubernetes namespace")
-        .default("system")
-        .argParser(validated(namespaceProblems, "--namespace")),
-    )
+    .addOption(environmentOption(true, false))
+    .addOption(new Option("--namespace <namespace>", "Kubernetes namespace").default("system"))
     .addOption(
       new Option(
         "--served-model-name <name>",
         "name vLLM serves the model as (default: --model-name)",
-      ).argParser(validated(textProblems, "--served-model-name")),
+      ),
     )
     .addOption(
       new Option(
         "--fallbacks <names>",
         "comma-separated models tried when this one fails",
-      ).argParser(parseFallbacks),
+      ).argParser(splitNames),
     )
     .addOption(dryRunOption())
     .addOption(formatOption(FORMATS))
-    .action(
-      async (
-        o: WriteOptions & {
-          endpoint: string;
-          namespace: string;
-          servedModelName?: string;
-          fallbacks?: string[];
-        },
-      ) =>
-        write(io, o, "registered", (db) =>
-          upsertEntry(db, {
-            modelName: o.modelName,
-            environment: o.environment,
-            endpoint: o.endpoint,
-            namespace: o.namespace,
-            servedModelName: o.servedModelName,
-            fallbacks: o.fallbacks ?? [],
-            managedBy: CLI_MANAGER,
-          }),
-        ),
-    );
+    .action(async (o: RegisterOptions) => {
+      const entry = registerEntry(o);
+      return write(io, o, "registered", (db) => writeEntry(db, entry));
+    });
 
   const statusCommand = (
     name: string,
@@ -498,7 +518,7 @@ function buildProgram(io: CliIo): Command {
       .addOption(formatOption(FORMATS))
       .action(async (o: WriteOptions & { reason?: string }) =>
         write(io, o, verb, (db) =>
-          setStatus(db, o.environment, o.modelName, status, o.reason ?? defaultReason),
+          setStatus(db, o.environment, o.modelName, status, o.reason ?? defaultReason, "--reason"),
         ),
       );
   };
@@ -511,18 +531,16 @@ function buildProgram(io: CliIo): Command {
     new Option(
       "--reason <text>",
       `why, one line of at most ${REASON_MAX} characters (shown to clients and operators)`,
-    )
-      .makeOptionMandatory()
-      .argParser(validated(reasonProblems, "--reason")),
+    ).makeOptionMandatory(),
   );
   statusCommand(
     "deregister",
     "remove a model from routing (the row stays, disabled, for the record)",
     "deregistered",
     "disabled",
-    new Option("--reason <text>", `why, one line of at most ${REASON_MAX} characters`)
-      .default("deregistered")
-      .argParser(validated(reasonProblems, "--reason")),
+    new Option("--reason <text>", `why, one line of at most ${REASON_MAX} characters`).default(
+      "deregistered",
+    ),
   );
   return program;
 }

@@ -15,10 +15,10 @@ import {
   buildDashboardConfigMap,
   ALLOWED_SERIES,
   HISTOGRAMS,
-  ROUTER_METRICS,
   VLLM_METRICS,
   seriesIn,
 } from "../components/manifests";
+import { ROUTER_METRICS } from "@vllm-fleet/router/contract";
 import { ENVIRONMENTS, loadStackSpec } from "../components/spec";
 import { RouterMetrics } from "../router/src/metrics";
 import { PG_TIMEOUTS } from "@vllm-fleet/registry";
@@ -51,9 +51,8 @@ function assertKnownSeries(expr: string, where: string) {
 }
 
 describe("metric names", () => {
-  it("lists exactly what the router registers", async () => {
+  it("the router registers exactly its contract's metrics, the router_ series alerts and panels may query", async () => {
     const names = (await new RouterMetrics().registry.getMetricsAsJSON()).map((m) => m.name);
-    for (const name of Object.values(ROUTER_METRICS)) assert.ok(names.includes(name), name);
     const routerOwn = names.filter((n) => n.startsWith("router_"));
     assert.deepEqual(routerOwn.sort(), Object.values(ROUTER_METRICS).sort());
   });

@@ -16,7 +16,7 @@ import {
   registryKey,
 } from "@vllm-fleet/registry";
 import { loadStackSpec } from "../components/spec";
-import { EXIT, LOCAL_MANAGER, localEntryInputs, run } from "../scripts/local";
+import { EXIT, LOCAL_MANAGER, localRegistration, run } from "../scripts/local";
 import { EXIT_HELP } from "../scripts/lib/cli";
 import { runProgram } from "./support/program";
 import { eventually } from "./support/router";
@@ -117,7 +117,7 @@ describe("npm run local", () => {
     assert.match(stderr, /Redis: not used/);
     assert.match(
       stderr,
-      /✓ registering the models \(the Pulumi program's registry provider\): qwen2-5-1-5b-instruct ready/,
+      /✓ registering the models \(as the Pulumi program's registry provider does\): qwen2-5-1-5b-instruct ready/,
     );
     assert.match(stdout, /completion\s+qwen2-5-1-5b-instruct\s+PASS\s+HTTP 200/);
     // Metrics on a port of their own, not on the API port.
@@ -215,22 +215,16 @@ describe("npm run local", () => {
     });
   }
 
-  it("registers with the inputs the Pulumi program gives the registry provider", async () => {
-    // Only where the row points, who writes it and the credentials differ from `pulumi up`.
-    const own = ["endpoint", "managedBy", "connectionString", "redisUrl"];
+  it("registers what the Pulumi program gives the registry provider", async () => {
+    // Only where the row points and who writes it differ from `pulumi up`.
+    const own = ["endpoint", "managedBy"];
     const spec = loadStackSpec("staging");
     const run = await runProgram("staging");
     const entries = run.ofType("pulumi-nodejs:dynamic/vllm-registry:RegistryEntry");
     assert.equal(entries.length, spec.models.length);
     for (const e of entries) {
       const model = spec.models.find((m) => m.name === e.inputs.modelName)!;
-      const local = localEntryInputs(
-        spec,
-        model,
-        "127.0.0.1:8001",
-        "postgresql://local/db",
-        undefined,
-      );
+      const local = localRegistration(spec, model, "127.0.0.1:8001");
       const shared = Object.keys(local).filter((k) => !own.includes(k));
       assert.deepEqual(
         Object.fromEntries(shared.map((k) => [k, e.inputs[k]])),
@@ -258,7 +252,7 @@ describe("npm run local", () => {
     });
     after(() => redis?.disconnect());
 
-    it("--once uses DATABASE_URL and REDIS_URL, registers through the provider and verifies", async () => {
+    it("--once uses DATABASE_URL and REDIS_URL, registers as the provider does and verifies", async () => {
       // A stale cached copy from an earlier run: registration must invalidate it.
       await redis.set(registryKey("development", MODEL), "stale");
       const res = await local("--once", "--port", "0");

@@ -359,6 +359,35 @@ describe("registry CLI", () => {
     );
   });
 
+  it("register checks its flags as one row before connecting: every problem, each naming its flag", async () => {
+    // A dead DATABASE_URL: a usage error must not need the database.
+    const offline = cli({ DATABASE_URL: `postgresql://u@127.0.0.1:${await freePort()}/r` });
+    const res = await offline(
+      "register",
+      "--model-name",
+      "m",
+      "--endpoint",
+      "http://m:8000",
+      "--environment",
+      "qa",
+      "--served-model-name",
+      "",
+      "--fallbacks",
+      "Bad Name, m",
+    );
+    assert.equal(res.code, EXIT.usage, res.err);
+    for (const problem of [
+      /--environment 'qa' is invalid: use one of development, staging, production/,
+      /--endpoint 'http:\/\/m:8000' is invalid: use host:port without a scheme/,
+      /--served-model-name is required/,
+      /--fallbacks\[0\] 'Bad Name' is invalid/,
+      // Only the whole row shows a model falling back to itself.
+      /--fallbacks\[1\]: a model cannot fall back to itself/,
+    ])
+      assert.match(res.err, problem);
+    assert.doesNotMatch(res.err, /cannot reach/);
+  });
+
   it("still writes when Redis is down, with a warning", async () => {
     const down = cli({ DATABASE_URL: url, REDIS_URL: `redis://127.0.0.1:${await freePort()}` });
     const res = await down(

@@ -11,10 +11,14 @@ import {
   registryEntryProvider as provider,
 } from "../components/resources";
 import {
+  checkedRegistration,
   connectRedis,
+  ModelRegistration,
   REGISTRY_CHANNEL,
   migrate,
   getEntry,
+  registrationEntry,
+  RegistryInputError,
   registryKey,
 } from "@vllm-fleet/registry";
 import { createTestDatabase, freePort, redisUrl } from "./support/services";
@@ -246,6 +250,57 @@ describe("registry provider", () => {
         return true;
       });
     });
+  });
+});
+
+describe("model registration (registry/src/registration.ts)", () => {
+  const registration: ModelRegistration = {
+    environment: "staging",
+    modelName: "m",
+    endpoint: "m-staging.llm.svc.cluster.local:8000",
+    namespace: "llm",
+    servedModelName: "org/m",
+    enabled: true,
+    managedBy: "staging",
+  };
+
+  it("maps to a row: enabled is ready, disabled has the given or the manager's reason, no revision is null, no fallbacks is []", () => {
+    const ready = registrationEntry({ ...registration, revision: "", disabledReason: "ignored" });
+    assert.deepEqual(
+      [ready.status, ready.disabledReason, ready.revision, ready.fallbacks],
+      ["ready", null, null, []],
+    );
+    const off = registrationEntry({ ...registration, enabled: false, fallbacks: ["n"] });
+    assert.deepEqual(
+      [off.status, off.disabledReason, off.fallbacks],
+      ["disabled", "disabled in the config of stack staging", ["n"]],
+    );
+    assert.equal(
+      registrationEntry({ ...registration, enabled: false, disabledReason: "drill" })
+        .disabledReason,
+      "drill",
+    );
+  });
+
+  it("checkedRegistration, the local platform's check, refuses with every problem naming its property", () => {
+    assert.equal(checkedRegistration(registration), registration);
+    assert.throws(
+      () =>
+        checkedRegistration({
+          ...registration,
+          servedModelName: "org/m\x1b[2K",
+          fallbacks: ["m"],
+          managedBy: "",
+        }),
+      (e: unknown) => {
+        assert.ok(e instanceof RegistryInputError);
+        assert.deepEqual(
+          e.problems.map((p) => p.split(/[ '[:]/)[0]),
+          ["servedModelName", "fallbacks", "managedBy"],
+        );
+        return true;
+      },
+    );
   });
 });
 

@@ -11,6 +11,7 @@ import {
   runDockerfile,
   StageResult,
 } from "./support/dockerfile";
+import { ROUTER_PORT } from "@vllm-fleet/router/contract";
 import { createTestDatabase, freePort } from "./support/services";
 import { eventually } from "./support/router";
 
@@ -63,7 +64,7 @@ describe("router Dockerfile", function () {
     for (const s of stages) assert.match(s.from, /^node:20\.\d+/);
     assert.match(image.user ?? "", /^[1-9]\d*:[1-9]\d*$/);
     assert.deepEqual(image.cmd, ["node", "--conditions=vllm-compiled", "dist/server.js"]);
-    assert.deepEqual(image.exposed, [8080]);
+    assert.deepEqual(image.exposed, [ROUTER_PORT], "the port the router listens on by default");
   });
 
   it("ships compiled JavaScript and the router's production dependencies only", () => {

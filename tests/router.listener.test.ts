@@ -8,7 +8,7 @@ import * as net from "node:net";
 import { promisify } from "node:util";
 import Redis from "ioredis";
 import { Pool } from "pg";
-import { ROUTER_METRICS as R } from "../components/manifests";
+import { ROUTER_METRICS as R } from "@vllm-fleet/router/contract";
 import { readRouterConfig, RouterConfigError } from "../router/src/config";
 import { registryKey, setStatus } from "@vllm-fleet/registry";
 import {

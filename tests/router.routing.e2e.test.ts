@@ -6,7 +6,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ROUTER_METRICS as R } from "../components/manifests";
+import { ROUTER_METRICS as R } from "@vllm-fleet/router/contract";
 import { podsTarget } from "../router/src/routing/naming";
 import { startDnsServer, type DnsServer } from "./support/dnsServer";
 import { startFakePod, type FakePod } from "./support/fakePods";

@@ -10,6 +10,7 @@ import { readRouterConfig } from "../router/src/config";
 import { createLogger } from "../router/src/logger";
 import { RouterMetrics } from "../router/src/metrics";
 import type { RegistryEntry } from "@vllm-fleet/registry";
+import { ROUTER_ENV } from "@vllm-fleet/router/contract";
 import { podsServiceName, podsTarget, SERVICE_NAME_MAX } from "../router/src/routing/naming";
 import { KV_WEIGHT, Pod } from "../router/src/routing/pods";
 import { affinityKey, KEY_MAX_CHARS } from "../router/src/routing/prefixKey";
@@ -354,7 +355,12 @@ describe("routing: settings", () => {
 
   it("are each documented in the README's routing table, and only they", () => {
     const read = (file: string) => fs.readFileSync(path.join(__dirname, "..", file), "utf8");
-    const used = new Set(read("router/src/routing/config.ts").match(/ROUTER_[A-Z_]+/g));
+    const used = new Set(
+      [...read("router/src/routing/config.ts").matchAll(/ENV\.(\w+)/g)].map(
+        (m) => ROUTER_ENV[m[1] as keyof typeof ROUTER_ENV],
+      ),
+    );
+    assert.ok(used.size >= 7, [...used].join());
     const readme = read("README.md");
     const section = readme.slice(readme.indexOf("### Endpoint-aware routing"));
     const table = section.slice(

@@ -11,10 +11,11 @@ import {
   ROUTER_DRAIN_SECONDS,
   ROUTER_PRESTOP_SECONDS,
   ROUTER_SHUTDOWN_DELAY_SECONDS,
-  ROUTER_METRICS_PORT,
-  ROUTER_PORT,
+  buildRouterRegistrySecret,
   routerUrl,
 } from "../components/manifests";
+import { ROUTER_METRICS_PORT, ROUTER_PORT } from "@vllm-fleet/router/contract";
+import { readRouterConfig } from "../router/src/config";
 import type { Manifest } from "../components/manifests";
 import { registryAddress, RouterService } from "../components/resources";
 
@@ -82,10 +83,9 @@ describe("router manifests", () => {
     const objs = buildRouterObjects(s, wiring);
     const pod = objs.deployment.spec!.template.spec!;
     const env = Object.fromEntries(pod.containers[0].env!.map((e) => [e.name, e]));
-    assert.deepEqual(env.DATABASE_URL.valueFrom?.secretKeyRef, {
-      name: "vllm-router-registry",
-      key: "DATABASE_URL",
-    });
+    const registrySecret = buildRouterRegistrySecret(s, "postgresql://router@db/r");
+    assert.equal(env.DATABASE_URL.valueFrom?.secretKeyRef?.name, wiring.registrySecretName);
+    assert.ok(env.DATABASE_URL.valueFrom!.secretKeyRef!.key! in registrySecret.stringData);
     assert.equal(env.REDIS_URL.value, undefined);
     const redisSecret = buildRouterRedisSecret(s, s.redis.url);
     assert.equal(env.REDIS_URL.valueFrom?.secretKeyRef?.name, redisSecret.metadata.name);
@@ -138,6 +138,39 @@ describe("router manifests", () => {
     const none = buildRouterObjects(loadStackSpec("production"), wiring);
     assert.equal(none.registryCa, undefined);
     assert.ok(!JSON.stringify(none.deployment).includes("REGISTRY_SSLROOTCERT"));
+  });
+
+  it("sets an environment the router accepts: it listens on the container's ports with the Secrets' values", () => {
+    const s = {
+      ...loadStackSpec("production"),
+      router: { ...loadStackSpec("production").router, apiKeysSecret: "router-api-keys" },
+    };
+    const objs = buildRouterObjects(s, wiring);
+    const container = objs.deployment.spec!.template.spec!.containers[0];
+    // What the kubelet gives the process: values, and Secret keys resolved from the Secrets.
+    const registry = buildRouterRegistrySecret(s, "postgresql://router@db:5432/r");
+    const redis = buildRouterRedisSecret(s, s.redis.url!);
+    const secrets: Record<string, Record<string, string>> = {
+      [wiring.registrySecretName]: registry.stringData,
+      [redis.metadata.name]: redis.stringData,
+    };
+    const env = Object.fromEntries(
+      container.env!.map((e) => {
+        const ref = e.valueFrom?.secretKeyRef;
+        return [e.name, ref ? secrets[ref.name!][ref.key] : e.value];
+      }),
+    );
+    const config = readRouterConfig(env);
+    const containerPort = (name: string) =>
+      container.ports!.find((p) => p.name === name)?.containerPort;
+    assert.equal(config.port, containerPort("http"));
+    assert.equal(config.metricsPort, containerPort("metrics"));
+    assert.equal(config.environment, s.environment);
+    assert.equal(config.databaseUrl, "postgresql://router@db:5432/r");
+    assert.equal(config.redisUrl, s.redis.url);
+    assert.equal(config.apiKeysFile, "/etc/vllm-router/api-keys/keys");
+    assert.equal(config.shutdownDelayMs, ROUTER_SHUTDOWN_DELAY_SECONDS * 1000);
+    assert.equal(config.drainTimeoutMs, ROUTER_DRAIN_SECONDS * 1000);
   });
 
   it("serves metrics on a port of their own that the ServiceMonitor scrapes by name, apart from the API port", () => {

@@ -3,7 +3,8 @@
 // vLLM. Thresholds and severities depend on the environment; every alert links its runbook.
 import type { IPrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
 import type { ModelSpec, StackSpec } from "../spec";
-import { KUBE_STATE_METRICS as KSM, ROUTER_METRICS as R, VLLM_METRICS as V } from "./metricNames";
+import { ROUTER_METRICS as R } from "@vllm-fleet/router/contract";
+import { KUBE_STATE_METRICS as KSM, VLLM_METRICS as V } from "./metricNames";
 import { Environment, serviceName } from "../spec";
 
 type Severity = "critical" | "warning" | "info";

@@ -2,7 +2,8 @@
 // grafana_dashboard: "1"). Variables: environment (this stack) and model (its releases).
 import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
 import type { StackSpec } from "../spec";
-import { KUBE_STATE_METRICS as KSM, ROUTER_METRICS as R, VLLM_METRICS as V } from "./metricNames";
+import { ROUTER_METRICS as R } from "@vllm-fleet/router/contract";
+import { KUBE_STATE_METRICS as KSM, VLLM_METRICS as V } from "./metricNames";
 
 interface Target {
   expr: string;

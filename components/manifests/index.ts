@@ -13,7 +13,7 @@ export {
 } from "./environmentManifests";
 export type { Manifest, SecretManifest } from "./manifest";
 export { schemaProblems } from "./manifestSchema";
-export { ALLOWED_SERIES, HISTOGRAMS, ROUTER_METRICS, seriesIn, VLLM_METRICS } from "./metricNames";
+export { ALLOWED_SERIES, HISTOGRAMS, seriesIn, VLLM_METRICS } from "./metricNames";
 export {
   ACCELERATOR_ANNOTATION,
   buildHuggingFaceTokenSecret,
@@ -40,9 +40,7 @@ export {
   buildRouterRegistrySecret,
   routerConnectionLimit,
   ROUTER_DRAIN_SECONDS,
-  ROUTER_METRICS_PORT,
   ROUTER_NAME,
-  ROUTER_PORT,
   ROUTER_PRESTOP_SECONDS,
   ROUTER_REGISTRY_SECRET_NAME,
   ROUTER_SERVICE_PORT,

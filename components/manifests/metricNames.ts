@@ -1,25 +1,8 @@
-// The Prometheus metrics alerts and dashboards may use: what the router (router/src/metrics.ts),
-// vLLM (v0.11, label model_name) and kube-state-metrics export. Tests check every expression
-// against this list and this list against the router's registry, so a rename cannot go unnoticed.
-
-/** Router metrics (router/src/metrics.ts). */
-export const ROUTER_METRICS = {
-  requests: "router_requests_total",
-  duration: "router_request_duration_seconds",
-  timeToFirstByte: "router_time_to_first_byte_seconds",
-  registryLookups: "router_registry_lookups_total",
-  registryErrors: "router_registry_errors_total",
-  upstreamErrors: "router_upstream_errors_total",
-  inflight: "router_inflight_requests",
-  degraded: "router_degraded",
-  entryReady: "router_registry_entry_ready",
-  listenAge: "router_registry_listen_age_seconds",
-  listenReconnects: "router_registry_listen_reconnects_total",
-  cacheRejected: "router_registry_cache_rejected_total",
-  endpointPicks: "router_endpoint_picks_total",
-  podInflight: "router_pod_inflight_requests",
-  podMetricsAge: "router_pod_metrics_age_seconds",
-} as const;
+// The Prometheus metrics alerts and dashboards may use: what the router
+// (@vllm-fleet/router/contract, the names router/src/metrics.ts registers), vLLM (v0.11, label
+// model_name) and kube-state-metrics export. Tests check every expression against this list, and
+// that the router registers exactly its contract's names, so a rename cannot go unnoticed.
+import { ROUTER_METRICS } from "@vllm-fleet/router/contract";
 
 /** vLLM server metrics; `gpuCacheUsage` is the pre-0.10 name of `kvCacheUsage`. */
 export const VLLM_METRICS = {

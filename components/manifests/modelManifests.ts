@@ -8,6 +8,7 @@ import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/Netw
 import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import type { IServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
 import type { ModelSpec, StackSpec } from "../spec";
+import type { ModelRegistration } from "@vllm-fleet/registry";
 import type { SecretManifest } from "./manifest";
 import { modelLabels, modelSelector, routerSelector, serviceName, VLLM_PORT } from "../spec";
 
@@ -66,15 +67,16 @@ export function releaseRevision(model: ModelSpec): string {
 }
 
 /**
- * What a model's registry row says about it (all but how to reach the database): the Pulumi
- * program and the local platform register models through this one mapping.
+ * A stack's model as the registry's registerModel takes it (all but how to reach the database):
+ * the Pulumi program and the local platform register models through this one mapping. The
+ * endpoint is a parameter: a Pulumi Output in the program, the simulator's address locally.
  */
 export function modelRegistration<E>(
   spec: StackSpec,
   model: ModelSpec,
   endpoint: E,
   managedBy: string,
-) {
+): Omit<ModelRegistration, "endpoint"> & { endpoint: E } {
   return {
     environment: spec.environment,
     modelName: model.name,

@@ -9,6 +9,12 @@ import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
 import type { IService } from "kubernetes-models/v1/Service";
 import type { IServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
 import { ROUTER_CONNECTIONS_PER_PROCESS } from "@vllm-fleet/registry";
+import {
+  REGISTRY_URL_SECRET_KEY,
+  ROUTER_ENV as ENV,
+  ROUTER_METRICS_PORT,
+  ROUTER_PORT,
+} from "@vllm-fleet/router/contract";
 import type { StackSpec } from "../spec";
 import { routerLabels, routerSelector, VLLM_PORT } from "../spec";
 import type { SecretManifest } from "./manifest";
@@ -17,22 +23,17 @@ type Named<T> = T & { metadata: { name: string } };
 
 /** Name of the router's Deployment, Service and friends (one router per stack namespace). */
 export const ROUTER_NAME = "vllm-router";
-/** Port the router process listens on; the Service exposes it on port 80. */
-export const ROUTER_PORT = 8080;
-export const ROUTER_SERVICE_PORT = 80;
 /**
- * Port of the router's metrics (`METRICS_PORT`), apart from the API: metrics name every
- * model, so only Prometheus may reach it (NetworkPolicy), and API clients cannot.
+ * The Service's port for the router's API (ROUTER_PORT). Metrics (ROUTER_METRICS_PORT) are apart
+ * from the API: they name every model, so only Prometheus may reach them (NetworkPolicy).
  */
-export const ROUTER_METRICS_PORT = 9090;
+export const ROUTER_SERVICE_PORT = 80;
 /** Namespaces whose pods may call the router carry this label with value "true". */
 export const ROUTER_CLIENT_LABEL = "vllm.ai/router-client";
 /** Secret (created by the router component) holding the Redis URL, which may carry a password. */
 export const ROUTER_REDIS_SECRET_NAME = "vllm-router-redis";
 /** Secret (created by RegistryAccess) holding the router's read-only registry URL. */
 export const ROUTER_REGISTRY_SECRET_NAME = "vllm-router-registry";
-/** Key of the registry Secret holding the router's read-only PostgreSQL URL. */
-export const REGISTRY_URL_KEY = "DATABASE_URL";
 /** Key of the API-keys Secret (`router.apiKeysSecret`) holding one key per line. */
 export const API_KEYS_KEY = "keys";
 const API_KEYS_DIR = "/etc/vllm-router/api-keys";
@@ -58,7 +59,7 @@ export const ROUTER_TERMINATION_GRACE_SECONDS =
 export interface RouterWiring {
   /** Image reference pinned by digest (`registry/vllm-router:tag@sha256:...`). */
   image: string;
-  /** Secret whose `DATABASE_URL` key is the router's registry URL. */
+  /** Secret whose REGISTRY_URL_SECRET_KEY is the router's registry URL. */
   registrySecretName: string;
 }
 
@@ -82,7 +83,7 @@ export function buildRouterRedisSecret<T>(spec: RouterPlace, redisUrl: T): Secre
     kind: "Secret",
     metadata: { ...routerMetadata(spec), name: ROUTER_REDIS_SECRET_NAME },
     type: "Opaque",
-    stringData: { REDIS_URL: redisUrl },
+    stringData: { [ENV.redisUrl]: redisUrl },
   };
 }
 
@@ -93,7 +94,7 @@ export function buildRouterRegistrySecret<T>(spec: RouterPlace, url: T): SecretM
     kind: "Secret",
     metadata: { ...routerMetadata(spec), name: ROUTER_REGISTRY_SECRET_NAME },
     type: "Opaque",
-    stringData: { [REGISTRY_URL_KEY]: url },
+    stringData: { [REGISTRY_URL_SECRET_KEY]: url },
   };
 }
 
@@ -115,20 +116,18 @@ export function buildRouterDeployment(spec: StackSpec, wiring: RouterWiring): Na
   });
   const ca = spec.registry.caCertificate;
   const env = [
-    { name: "ROUTER_ENVIRONMENT", value: spec.environment },
-    { name: "PORT", value: String(ROUTER_PORT) },
-    { name: "METRICS_PORT", value: String(ROUTER_METRICS_PORT) },
-    { name: "LOG_LEVEL", value: "info" },
-    { name: "ROUTER_SHUTDOWN_DELAY_MS", value: String(ROUTER_SHUTDOWN_DELAY_SECONDS * 1000) },
-    { name: "ROUTER_DRAIN_TIMEOUT_MS", value: String(ROUTER_DRAIN_SECONDS * 1000) },
-    secretEnv("DATABASE_URL", wiring.registrySecretName, REGISTRY_URL_KEY),
-    ...(spec.redis.url ? [secretEnv("REDIS_URL", ROUTER_REDIS_SECRET_NAME, "REDIS_URL")] : []),
+    { name: ENV.environment, value: spec.environment },
+    { name: ENV.port, value: String(ROUTER_PORT) },
+    { name: ENV.metricsPort, value: String(ROUTER_METRICS_PORT) },
+    { name: ENV.logLevel, value: "info" },
+    { name: ENV.shutdownDelayMs, value: String(ROUTER_SHUTDOWN_DELAY_SECONDS * 1000) },
+    { name: ENV.drainTimeoutMs, value: String(ROUTER_DRAIN_SECONDS * 1000) },
+    secretEnv(ENV.databaseUrl, wiring.registrySecretName, REGISTRY_URL_SECRET_KEY),
+    ...(spec.redis.url ? [secretEnv(ENV.redisUrl, ROUTER_REDIS_SECRET_NAME, ENV.redisUrl)] : []),
     ...(spec.router.apiKeysSecret
-      ? [{ name: "ROUTER_API_KEYS_FILE", value: `${API_KEYS_DIR}/${API_KEYS_KEY}` }]
+      ? [{ name: ENV.apiKeysFile, value: `${API_KEYS_DIR}/${API_KEYS_KEY}` }]
       : []),
-    ...(ca
-      ? [{ name: "REGISTRY_SSLROOTCERT", value: `${REGISTRY_CA_DIR}/${REGISTRY_CA_KEY}` }]
-      : []),
+    ...(ca ? [{ name: ENV.registryCa, value: `${REGISTRY_CA_DIR}/${REGISTRY_CA_KEY}` }] : []),
   ];
   return {
     apiVersion: "apps/v1",

@@ -6,33 +6,25 @@
 import * as pulumi from "@pulumi/pulumi";
 import {
   invalidateCache,
+  InvalidateOutcome,
   withRegistryClient,
   getEntry,
   setStatus,
-  upsertEntry,
-  Environment,
+  CheckedRegistration,
+  ModelRegistration,
+  registerModel,
+  registrationProblems,
   RegistryEntry as RegistryRow,
   RegistryStatus,
-  entryInputProblems,
+  RegistryTarget,
+  Environment,
 } from "@vllm-fleet/registry";
 
-/** Resolved inputs of a registry entry, as the provider receives them. */
-export interface RegistryEntryInputs {
-  connectionString: string;
-  /** CA certificate (PEM text, not a path: the provider runs serialized elsewhere). */
-  caCertificate?: string;
-  redisUrl?: string;
-  environment: Environment;
-  modelName: string;
-  endpoint: string;
-  namespace: string;
-  servedModelName: string;
-  fallbacks: string[];
-  revision?: string;
-  enabled: boolean;
-  disabledReason?: string;
-  managedBy: string;
-}
+/**
+ * Resolved inputs of a registry entry, as the provider receives them: where the row is written
+ * (the CA as PEM text, not a path: the provider runs serialized elsewhere) and the registration.
+ */
+export type RegistryEntryInputs = RegistryTarget & ModelRegistration;
 
 /** State of a registry entry: the inputs (as last written or read back) plus the live row. */
 export interface RegistryEntryOutputs extends RegistryEntryInputs {
@@ -66,10 +58,6 @@ const COMPARED: (keyof RegistryEntryInputs)[] = [
 /** The engine's placeholder for values not known yet (preview). */
 const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
-function disabledReasonOf(inputs: RegistryEntryInputs): string {
-  return inputs.disabledReason || `disabled in the config of stack ${inputs.managedBy}`;
-}
-
 function outputsOf(
   inputs: RegistryEntryInputs,
   row: RegistryRow,
@@ -84,30 +72,20 @@ function outputsOf(
   };
 }
 
-async function invalidate(inputs: RegistryEntryInputs): Promise<string> {
-  const outcome = await invalidateCache(inputs.redisUrl, inputs.environment, inputs.modelName);
+/** An invalidation's outcome as the `cacheInvalidation` output says it. */
+function describeInvalidation(outcome: InvalidateOutcome): string {
   return outcome.error ? `${outcome.result}: ${outcome.error}` : outcome.result;
 }
 
+/**
+ * Create and update write the inputs check accepted: the engine calls Check before every Create
+ * and Update and stops on its failures ("resource ... is invalid", pulumi/pulumi
+ * pkg/resource/deploy/step_generator.go), so the registration is validated there, once.
+ */
 async function write(inputs: RegistryEntryInputs): Promise<RegistryEntryOutputs> {
-  const row = await withRegistryClient(
-    inputs.connectionString,
-    (db) =>
-      upsertEntry(db, {
-        modelName: inputs.modelName,
-        environment: inputs.environment,
-        endpoint: inputs.endpoint,
-        namespace: inputs.namespace,
-        servedModelName: inputs.servedModelName,
-        fallbacks: inputs.fallbacks ?? [],
-        revision: inputs.revision || null,
-        managedBy: inputs.managedBy,
-        status: inputs.enabled ? "ready" : "disabled",
-        disabledReason: inputs.enabled ? null : disabledReasonOf(inputs),
-      }),
-    { ca: inputs.caCertificate },
-  );
-  return outputsOf(inputs, row, await invalidate(inputs));
+  const registration: ModelRegistration = inputs;
+  const { entry, cache } = await registerModel(inputs, registration as CheckedRegistration);
+  return outputsOf(inputs, entry, describeInvalidation(cache));
 }
 
 function entryId(inputs: Pick<RegistryEntryInputs, "environment" | "modelName">): string {
@@ -117,19 +95,18 @@ function entryId(inputs: Pick<RegistryEntryInputs, "environment" | "modelName">)
 /** The dynamic provider; exported so tests can drive and serialize exactly what the engine runs. */
 export const registryEntryProvider: pulumi.dynamic.ResourceProvider = {
   async check(_olds: RegistryEntryInputs, news: RegistryEntryInputs) {
+    // Values still unknown in preview are checked once they are known (the update checks again).
+    const unknown = new Set(
+      Object.keys(news).filter((k) => news[k as keyof typeof news] === UNKNOWN),
+    );
+    // Whether the model is enabled decides whether it has a reason to check.
+    if (unknown.has("enabled")) unknown.add("disabledReason");
     const known = Object.fromEntries(
-      Object.entries(news).filter(([, v]) => v !== UNKNOWN),
+      Object.entries(news).filter(([k]) => !unknown.has(k)),
     ) as Partial<RegistryEntryInputs>;
-    // Values still unknown in preview are checked once they are known.
-    const problems = entryInputProblems({
-      ...known,
-      endpoint: known.endpoint ?? "unknown:1",
-      namespace: known.namespace ?? "unknown",
-      // A given reason is checked now rather than when the row is written.
-      ...(known.enabled === false && known.disabledReason ? { status: "disabled" as const } : {}),
-    });
-    // Each problem starts with its field name (`modelName 'X' is invalid: ...`).
-    const failures = problems.map((reason) => ({ property: reason.split(/[ '[:]/)[0], reason }));
+    const failures: pulumi.dynamic.CheckFailure[] = registrationProblems(known)
+      .filter((p) => !unknown.has(p.field))
+      .map((p) => ({ property: p.field, reason: p.message }));
     if (
       typeof known.connectionString === "string" &&
       !/^postgres(ql)?:\/\//.test(known.connectionString)
@@ -138,8 +115,6 @@ export const registryEntryProvider: pulumi.dynamic.ResourceProvider = {
         property: "connectionString",
         reason: "connectionString must be a postgresql:// URL",
       });
-    if (typeof news.managedBy !== "string" || news.managedBy === "")
-      failures.push({ property: "managedBy", reason: "managedBy (the stack name) is required" });
     return { inputs: news, failures };
   },
 
@@ -202,7 +177,7 @@ export const registryEntryProvider: pulumi.dynamic.ResourceProvider = {
         ),
       { ca: props.caCertificate },
     );
-    await invalidate(props);
+    await invalidateCache(props.redisUrl, props.environment, props.modelName);
   },
 };
 
@@ -223,8 +198,8 @@ export interface RegistryEntryArgs {
   namespace: pulumi.Input<string>;
   /** Name vLLM serves the model under (`--served-model-name`). */
   servedModelName: pulumi.Input<string>;
-  /** Models tried, in order, when this one is unreachable. */
-  fallbacks: pulumi.Input<pulumi.Input<string>[]>;
+  /** Models tried, in order, when this one is unreachable (default none). */
+  fallbacks?: pulumi.Input<pulumi.Input<string>[]>;
   /** Release revision recorded on the row (image digest and model revision). */
   revision?: pulumi.Input<string>;
   /** false registers the model as `disabled` (with `disabledReason`). */

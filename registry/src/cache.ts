@@ -45,7 +45,9 @@ export function cachedEntryProblems(value: unknown, key?: CacheKey): string[] {
   if (e.status === undefined) problems.push("status is required");
   if (!Array.isArray(e.fallbacks)) problems.push("fallbacks is not a list");
   if (!Number.isInteger(e.id)) problems.push("id is not an integer");
-  for (const field of ["servedModelName", "createdAt", "updatedAt"] as const)
+  // The entry rules check a served name when there is one; a row always has one.
+  if (e.servedModelName === undefined) problems.push("servedModelName is required");
+  for (const field of ["createdAt", "updatedAt"] as const)
     if (typeof e[field] !== "string" || e[field] === "") problems.push(`${field} is required`);
   if (!e.metadata || typeof e.metadata !== "object") problems.push("metadata is not an object");
   if (key && e.modelName !== key.model)

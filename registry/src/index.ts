@@ -11,3 +11,4 @@ export * from "./failures";
 export * from "./migrations";
 export * from "./queries";
 export * from "./cache";
+export * from "./registration";

@@ -2,11 +2,12 @@
 import type { ClientBase, Pool } from "pg";
 import type { Environment } from "./environments";
 import {
+  CheckedEntry,
+  checkedEntry,
   EntryInput,
   REGISTRY_TABLE,
   RegistryEntry,
   RegistryStatus,
-  assertEntryInput,
   reasonProblems,
   RegistryInputError,
   rowToEntry,
@@ -51,11 +52,19 @@ export async function listEntries(
 }
 
 /**
- * Creates or replaces the row of (environment, modelName) and returns it. Enabling clears
- * the disabled reason; `created_at` and `id` survive replacement.
+ * Creates or replaces the row of (environment, modelName) and returns it; throws
+ * RegistryInputError, naming every problem, for invalid input. For callers whose input arrives
+ * here; those that checked it where it arrived (checkedEntry) call writeEntry.
  */
 export async function upsertEntry(db: Queryable, input: EntryInput): Promise<RegistryEntry> {
-  assertEntryInput(input);
+  return writeEntry(db, checkedEntry(input));
+}
+
+/**
+ * Creates or replaces the row of a checked entry and returns it. Enabling clears the disabled
+ * reason; `created_at` and `id` survive replacement.
+ */
+export async function writeEntry(db: Queryable, input: CheckedEntry): Promise<RegistryEntry> {
   const status = input.status ?? "ready";
   const res = await db.query(
     `INSERT INTO ${REGISTRY_TABLE} AS e
@@ -78,7 +87,7 @@ export async function upsertEntry(db: Queryable, input: EntryInput): Promise<Reg
       input.environment,
       input.endpoint,
       input.namespace,
-      input.servedModelName || input.modelName,
+      input.servedModelName ?? input.modelName,
       status,
       status === "disabled" ? input.disabledReason : null,
       input.fallbacks ?? [],
@@ -91,8 +100,8 @@ export async function upsertEntry(db: Queryable, input: EntryInput): Promise<Reg
 }
 
 /**
- * Sets a row's status (`disabled` needs a reason; `ready` clears it). Returns the updated
- * row, or undefined when there is no such row.
+ * Sets a row's status (`disabled` needs a reason, checked here and named as `reasonField`;
+ * `ready` clears it). Returns the updated row, or undefined when there is no such row.
  */
 export async function setStatus(
   db: Queryable,
@@ -100,9 +109,10 @@ export async function setStatus(
   modelName: string,
   status: RegistryStatus,
   reason?: string,
+  reasonField = "reason",
 ): Promise<RegistryEntry | undefined> {
   if (status === "disabled") {
-    const problems = reasonProblems(reason, "reason");
+    const problems = reasonProblems(reason, reasonField);
     if (problems.length) throw new RegistryInputError(problems);
   }
   const res = await db.query(

@@ -111,7 +111,7 @@ export interface EntryInput {
   environment: Environment;
   endpoint: string;
   namespace: string;
-  /** Defaults to `modelName`. */
+  /** Defaults to `modelName` when absent. */
   servedModelName?: string;
   /** Defaults to `ready`; `disabled` needs `disabledReason`. */
   status?: RegistryStatus;
@@ -120,6 +120,23 @@ export interface EntryInput {
   managedBy?: string | null;
   revision?: string | null;
   metadata?: Record<string, unknown>;
+}
+
+declare const CHECKED_ENTRY: unique symbol;
+/**
+ * An entry input that passed `entryProblems`. The writers that take it do not check it again, so
+ * each write path validates once, where its input arrives: `upsertEntry` for library callers,
+ * the CLI's options, the registration paths (registration.ts).
+ */
+export type CheckedEntry = EntryInput & { readonly [CHECKED_ENTRY]: true };
+
+/** How a caller spells an entry's fields in messages (the CLI: its flags); the field's name otherwise. */
+export type FieldNames = Partial<Record<keyof EntryInput, string>>;
+
+/** A problem with one field of an entry input; the message names the field as the caller spells it. */
+export interface FieldProblem {
+  field: keyof EntryInput;
+  message: string;
 }
 
 /** Thrown for invalid registry input; the message names the field and the fix. */
@@ -182,31 +199,46 @@ export function reasonProblems(reason: unknown, field = "disabledReason"): strin
   return textProblems(reason, field, REASON_MAX);
 }
 
-/** Every problem with an entry input, each naming its field. */
-export function entryInputProblems(input: Partial<EntryInput>): string[] {
-  const problems = [
-    ...modelNameProblems(input.modelName),
-    ...environmentProblems(input.environment),
-    ...endpointProblems(input.endpoint),
-    ...namespaceProblems(input.namespace),
-  ];
-  // Optional free text: checked when given (empty means the default).
-  for (const field of ["servedModelName", "managedBy", "revision"] as const)
-    if (input[field]) problems.push(...textProblems(input[field], field));
+/** Every problem with an entry input, by field. */
+export function entryProblems(input: Partial<EntryInput>, names: FieldNames = {}): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  const add = (field: keyof EntryInput, messages: string[]) =>
+    messages.forEach((message) => problems.push({ field, message }));
+  const name = (field: keyof EntryInput) => names[field] ?? field;
+  add("modelName", modelNameProblems(input.modelName, name("modelName")));
+  add("environment", environmentProblems(input.environment, name("environment")));
+  add("endpoint", endpointProblems(input.endpoint, name("endpoint")));
+  add("namespace", namespaceProblems(input.namespace, name("namespace")));
+  // Optional free text, checked when given: an absent served name is the model name, an empty
+  // manager or revision is none.
+  if (input.servedModelName !== undefined)
+    add("servedModelName", textProblems(input.servedModelName, name("servedModelName")));
+  for (const field of ["managedBy", "revision"] as const)
+    if (input[field]) add(field, textProblems(input[field], name(field)));
   if (input.status !== undefined && !isStatus(input.status))
-    problems.push(`status '${String(input.status)}' is invalid: use one of ${STATUSES.join(", ")}`);
-  if (input.status === "disabled") problems.push(...reasonProblems(input.disabledReason));
+    add("status", [
+      `${name("status")} '${String(input.status)}' is invalid: use one of ${STATUSES.join(", ")}`,
+    ]);
+  if (input.status === "disabled")
+    add("disabledReason", reasonProblems(input.disabledReason, name("disabledReason")));
   (input.fallbacks ?? []).forEach((f, i) => {
-    problems.push(...modelNameProblems(f, `fallbacks[${i}]`));
-    if (f === input.modelName) problems.push(`fallbacks[${i}]: a model cannot fall back to itself`);
+    const at = `${name("fallbacks")}[${i}]`;
+    add("fallbacks", modelNameProblems(f, at));
+    if (f === input.modelName) add("fallbacks", [`${at}: a model cannot fall back to itself`]);
   });
   return problems;
 }
 
-/** Throws RegistryInputError unless the input is valid. */
-export function assertEntryInput(input: Partial<EntryInput>): asserts input is EntryInput {
-  const problems = entryInputProblems(input);
-  if (problems.length) throw new RegistryInputError(problems);
+/** Every problem with an entry input, each naming its field. */
+export function entryInputProblems(input: Partial<EntryInput>): string[] {
+  return entryProblems(input).map((p) => p.message);
+}
+
+/** The input, checked; throws RegistryInputError with every problem otherwise. */
+export function checkedEntry(input: Partial<EntryInput>, names?: FieldNames): CheckedEntry {
+  const problems = entryProblems(input, names);
+  if (problems.length) throw new RegistryInputError(problems.map((p) => p.message));
+  return input as CheckedEntry;
 }
 
 function iso(value: unknown): string | null {

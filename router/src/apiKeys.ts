@@ -2,6 +2,7 @@
 // are kept in memory and presented keys are compared hash-to-hash in constant time.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { ROUTER_ENV } from "./contract";
 
 const HASHED = /^sha256:([0-9a-f]{64})$/i;
 
@@ -19,7 +20,7 @@ export class ApiKeys {
       text = readFileSync(path, "utf8");
     } catch (e) {
       throw new Error(
-        `ROUTER_API_KEYS_FILE: cannot read ${path} (${(e as NodeJS.ErrnoException).code})`,
+        `${ROUTER_ENV.apiKeysFile}: cannot read ${path} (${(e as NodeJS.ErrnoException).code})`,
       );
     }
     const hashes = text
@@ -32,7 +33,7 @@ export class ApiKeys {
       });
     if (!hashes.length) {
       throw new Error(
-        `ROUTER_API_KEYS_FILE: ${path} holds no keys; add one key (or sha256:<hex>) per line, or unset the variable`,
+        `${ROUTER_ENV.apiKeysFile}: ${path} holds no keys; add one key (or sha256:<hex>) per line, or unset the variable`,
       );
     }
     return new ApiKeys(hashes);

@@ -9,6 +9,7 @@ import type { Pool } from "pg";
 import { ApiKeys } from "./apiKeys";
 import { ByteBudget, parseRequest, readBody } from "./body";
 import type { RouterConfig } from "./config";
+import { ROUTER_ENV } from "./contract";
 import { RouterError, errors, sendError } from "./errors";
 import { createLogger, Logger } from "./logger";
 import { atMostEvery, RouterMetrics } from "./metrics";
@@ -137,7 +138,7 @@ export class RouterApp {
       "router listening",
     );
     if (!this.apiKeys)
-      this.logger.warn("ROUTER_API_KEYS_FILE is not set: requests are not authenticated");
+      this.logger.warn(`${ROUTER_ENV.apiKeysFile} is not set: requests are not authenticated`);
     this.logger.flush(); // startup lines are what operators and probes wait for: no buffering
     return port;
   }

@@ -6,6 +6,7 @@ import {
   readCaFile,
   registryPgConfig,
 } from "@vllm-fleet/registry";
+import { ROUTER_ENV as ENV, ROUTER_METRICS_PORT, ROUTER_PORT } from "./contract";
 import { LISTEN_PING_INTERVAL_MS, LISTEN_TIMEOUT_MS } from "./registryListener";
 import { readRoutingConfig } from "./routing/config";
 import type { RoutingConfig } from "./routing/routing";
@@ -80,16 +81,17 @@ export function readRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
     }
     return n;
   };
-  const databaseUrl = env.DATABASE_URL ?? "";
+  const databaseUrl = env[ENV.databaseUrl] ?? "";
   if (!/^postgres(ql)?:\/\//.test(databaseUrl)) {
     problems.push(
-      "DATABASE_URL must be set to the registry's postgresql://user:password@host:port/database URL",
+      `${ENV.databaseUrl} must be set to the registry's postgresql://user:password@host:port/database URL`,
     );
   }
   let registryCa: string | undefined;
-  if (env.REGISTRY_SSLROOTCERT) {
+  const caFile = env[ENV.registryCa];
+  if (caFile) {
     try {
-      registryCa = readCaFile(env.REGISTRY_SSLROOTCERT, "REGISTRY_SSLROOTCERT");
+      registryCa = readCaFile(caFile, ENV.registryCa);
     } catch (e) {
       problems.push((e as Error).message);
     }
@@ -98,78 +100,73 @@ export function readRouterConfig(env: NodeJS.ProcessEnv): RouterConfig {
     try {
       registryPgConfig(databaseUrl, registryCa);
     } catch (e) {
-      problems.push(`DATABASE_URL: ${(e as Error).message}`);
+      problems.push(`${ENV.databaseUrl}: ${(e as Error).message}`);
     }
   }
-  const redisUrl = env.REDIS_URL || undefined;
+  const redisUrl = env[ENV.redisUrl] || undefined;
   if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) {
     problems.push(
-      "REDIS_URL must start with redis:// or rediss:// (or be unset to run without Redis)",
+      `${ENV.redisUrl} must start with redis:// or rediss:// (or be unset to run without Redis)`,
     );
   }
-  const environmentName = env.ROUTER_ENVIRONMENT ?? "";
+  const environmentName = env[ENV.environment] ?? "";
   const environment = isEnvironment(environmentName) ? environmentName : undefined;
   if (!environment) {
     problems.push(
-      `ROUTER_ENVIRONMENT must be one of ${ENVIRONMENTS.join(", ")} (got '${environmentName}')`,
+      `${ENV.environment} must be one of ${ENVIRONMENTS.join(", ")} (got '${environmentName}')`,
     );
   }
-  const upstreamKeepAliveMs = int("ROUTER_UPSTREAM_KEEPALIVE_MS", 4000, 100, 4900);
+  const upstreamKeepAliveMs = int(ENV.upstreamKeepAliveMs, 4000, 100, 4900);
   const registryPingIntervalMs = int(
-    "ROUTER_REGISTRY_PING_INTERVAL_MS",
+    ENV.registryPingIntervalMs,
     LISTEN_PING_INTERVAL_MS,
     10,
     60000,
   );
-  const registryListenTimeoutMs = int(
-    "ROUTER_REGISTRY_LISTEN_TIMEOUT_MS",
-    LISTEN_TIMEOUT_MS,
-    50,
-    600000,
-  );
+  const registryListenTimeoutMs = int(ENV.registryListenTimeoutMs, LISTEN_TIMEOUT_MS, 50, 600000);
   if (registryPingIntervalMs >= registryListenTimeoutMs) {
     problems.push(
-      `ROUTER_REGISTRY_PING_INTERVAL_MS (${registryPingIntervalMs}) must be below ROUTER_REGISTRY_LISTEN_TIMEOUT_MS (${registryListenTimeoutMs}), or every ping times out; lower the interval or raise the timeout`,
+      `${ENV.registryPingIntervalMs} (${registryPingIntervalMs}) must be below ${ENV.registryListenTimeoutMs} (${registryListenTimeoutMs}), or every ping times out; lower the interval or raise the timeout`,
     );
   }
-  const port = int("PORT", 8080, 0, 65535);
-  const metricsPort = int("METRICS_PORT", 9090, 0, 65535);
+  const port = int(ENV.port, ROUTER_PORT, 0, 65535);
+  const metricsPort = int(ENV.metricsPort, ROUTER_METRICS_PORT, 0, 65535);
   if (metricsPort !== 0 && metricsPort === port)
     problems.push(
-      `METRICS_PORT must differ from PORT (both ${port}): metrics are served apart from the API`,
+      `${ENV.metricsPort} must differ from ${ENV.port} (both ${port}): metrics are served apart from the API`,
     );
   const config: Omit<RouterConfig, "environment"> = {
     port,
     metricsPort,
-    metricsRegistryIntervalMs: int("ROUTER_METRICS_REGISTRY_INTERVAL_MS", 15000, 1000, 3600000),
-    host: env.HOST || "0.0.0.0",
+    metricsRegistryIntervalMs: int(ENV.metricsRegistryIntervalMs, 15000, 1000, 3600000),
+    host: env[ENV.host] || "0.0.0.0",
     databaseUrl,
     registryCa,
     redisUrl,
-    apiKeysFile: env.ROUTER_API_KEYS_FILE || undefined,
-    maxBodyBytes: int("ROUTER_MAX_BODY_BYTES", 4 * 1024 * 1024, 1024, 256 * 1024 * 1024),
-    bodyTimeoutMs: int("ROUTER_BODY_TIMEOUT_MS", 30000, 100, 600000),
+    apiKeysFile: env[ENV.apiKeysFile] || undefined,
+    maxBodyBytes: int(ENV.maxBodyBytes, 4 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+    bodyTimeoutMs: int(ENV.bodyTimeoutMs, 30000, 100, 600000),
     maxInflightBodyBytes: int(
-      "ROUTER_MAX_INFLIGHT_BODY_BYTES",
+      ENV.maxInflightBodyBytes,
       64 * 1024 * 1024,
       1024,
       4 * 1024 * 1024 * 1024,
     ),
-    upstreamConnectTimeoutMs: int("ROUTER_UPSTREAM_CONNECT_TIMEOUT_MS", 2000, 10, 60000),
-    upstreamFirstByteTimeoutMs: int("ROUTER_UPSTREAM_FIRST_BYTE_TIMEOUT_MS", 300000, 10, 3600000),
-    upstreamIdleTimeoutMs: int("ROUTER_UPSTREAM_IDLE_TIMEOUT_MS", 300000, 10, 3600000),
+    upstreamConnectTimeoutMs: int(ENV.upstreamConnectTimeoutMs, 2000, 10, 60000),
+    upstreamFirstByteTimeoutMs: int(ENV.upstreamFirstByteTimeoutMs, 300000, 10, 3600000),
+    upstreamIdleTimeoutMs: int(ENV.upstreamIdleTimeoutMs, 300000, 10, 3600000),
     upstreamKeepAliveMs,
-    shutdownDelayMs: int("ROUTER_SHUTDOWN_DELAY_MS", 3000, 0, 600000),
-    drainTimeoutMs: int("ROUTER_DRAIN_TIMEOUT_MS", 20000, 0, 3600000),
-    registryMemoryTtlMs: int("ROUTER_REGISTRY_MEMORY_TTL_MS", 60000, 0, 3600000),
+    shutdownDelayMs: int(ENV.shutdownDelayMs, 3000, 0, 600000),
+    drainTimeoutMs: int(ENV.drainTimeoutMs, 20000, 0, 3600000),
+    registryMemoryTtlMs: int(ENV.registryMemoryTtlMs, 60000, 0, 3600000),
     registryPingIntervalMs,
     registryListenTimeoutMs,
-    logLevel: env.LOG_LEVEL || "info",
+    logLevel: env[ENV.logLevel] || "info",
     routing: readRoutingConfig(env, int, problems),
   };
   if (config.maxInflightBodyBytes < config.maxBodyBytes)
     problems.push(
-      `ROUTER_MAX_INFLIGHT_BODY_BYTES (${config.maxInflightBodyBytes}) must be at least ROUTER_MAX_BODY_BYTES (${config.maxBodyBytes}), or no body of the largest size could be accepted`,
+      `${ENV.maxInflightBodyBytes} (${config.maxInflightBodyBytes}) must be at least ${ENV.maxBodyBytes} (${config.maxBodyBytes}), or no body of the largest size could be accepted`,
     );
   if (problems.length || !environment) throw new RouterConfigError(problems);
   return { ...config, environment };

@@ -1,6 +1,7 @@
 // The router's Prometheus metrics. Names are a contract with the alerts and dashboards.
 import * as client from "prom-client";
 import type { RegistryEntry } from "@vllm-fleet/registry";
+import { ROUTER_METRICS as NAMES } from "./contract";
 import type { PodStat } from "./routing/routing";
 
 /** Most registry entries `router_registry_entry_ready` reports (one series each). */
@@ -15,45 +16,45 @@ export type ListenLossReason = "ping_timeout" | "connection_lost";
 export class RouterMetrics {
   readonly registry = new client.Registry();
   readonly requests = new client.Counter({
-    name: "router_requests_total",
+    name: NAMES.requests,
     help: "Requests answered, by client-facing model, HTTP status and environment",
     labelNames: ["model", "status", "environment"] as const,
     registers: [this.registry],
   });
   readonly duration = new client.Histogram({
-    name: "router_request_duration_seconds",
+    name: NAMES.duration,
     help: "Time from request to the last byte of the response",
     labelNames: ["model", "environment"] as const,
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
     registers: [this.registry],
   });
   readonly timeToFirstByte = new client.Histogram({
-    name: "router_time_to_first_byte_seconds",
+    name: NAMES.timeToFirstByte,
     help: "Time from request to the first response byte from the model server",
     labelNames: ["model", "environment"] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
   readonly lookups = new client.Counter({
-    name: "router_registry_lookups_total",
+    name: NAMES.registryLookups,
     help: "Model lookups by where the answer came from (memory, redis, postgres, stale, negative)",
     labelNames: ["source"] as const,
     registers: [this.registry],
   });
   readonly registryErrors = new client.Counter({
-    name: "router_registry_errors_total",
+    name: NAMES.registryErrors,
     help: "Failed registry operations by backend",
     labelNames: ["backend"] as const,
     registers: [this.registry],
   });
   readonly cacheRejected = new client.Counter({
-    name: "router_registry_cache_rejected_total",
+    name: NAMES.cacheRejected,
     help: "Redis values ignored and deleted: invalid by the registry's rules or for their key (invalid), without the cache TTL (no_ttl), or enabling a model the database disabled (overrides_disable)",
     labelNames: ["reason"] as const,
     registers: [this.registry],
   });
   readonly upstreamErrors = new client.Counter({
-    name: "router_upstream_errors_total",
+    name: NAMES.upstreamErrors,
     help: "Failed attempts to reach a model server, by model and reason",
     labelNames: ["model", "reason"] as const,
     registers: [this.registry],
@@ -61,7 +62,7 @@ export class RouterMetrics {
   /** Requests being served right now; set by the app, read at scrape time (no per-request cost). */
   inflightNow?: () => number;
   readonly inflight = new client.Gauge({
-    name: "router_inflight_requests",
+    name: NAMES.inflight,
     help: "Requests (including open streams) being served",
     registers: [this.registry],
     collect: () => {
@@ -69,7 +70,7 @@ export class RouterMetrics {
     },
   });
   readonly degraded = new client.Gauge({
-    name: "router_degraded",
+    name: NAMES.degraded,
     help: "1 while the registry database is unreachable and answers come from the last known good entries",
     registers: [this.registry],
   });
@@ -77,7 +78,7 @@ export class RouterMetrics {
   /** When the registry listener last heard from PostgreSQL (epoch ms); set by the app. */
   listenProofAt?: () => number;
   readonly listenAge = new client.Gauge({
-    name: "router_registry_listen_age_seconds",
+    name: NAMES.listenAge,
     help: "Seconds since the registry LISTEN connection last proved alive (a change notification or its own ping coming back)",
     registers: [this.registry],
     collect: () => {
@@ -85,14 +86,14 @@ export class RouterMetrics {
     },
   });
   readonly listenReconnects = new client.Counter({
-    name: "router_registry_listen_reconnects_total",
+    name: NAMES.listenReconnects,
     help: "Registry LISTEN connections replaced, by reason (ping_timeout: silently dead; connection_lost: closed or failed)",
     labelNames: ["reason"] as const,
     registers: [this.registry],
   });
 
   readonly endpointPicks = new client.Counter({
-    name: "router_endpoint_picks_total",
+    name: NAMES.endpointPicks,
     help: "Where requests were sent, by model and reason: service (the model's Service), affinity (the pod its prompt prefix hashes to), spill (the next pod, the first being over the load bound), least_loaded, retry (another pod after a connect failure)",
     labelNames: ["model", "reason"] as const,
     registers: [this.registry],
@@ -100,7 +101,7 @@ export class RouterMetrics {
   /** The pods of tracked models, read at scrape time; set by the app (modes other than service). */
   podStats?: () => Iterable<PodStat>;
   readonly podInflight = new client.Gauge({
-    name: "router_pod_inflight_requests",
+    name: NAMES.podInflight,
     help: "This router's requests in flight on each pod of a recently requested model (endpoint-aware modes)",
     labelNames: ["model", "pod"] as const,
     registers: [this.registry],
@@ -113,7 +114,7 @@ export class RouterMetrics {
     },
   });
   readonly podMetricsAge = new client.Gauge({
-    name: "router_pod_metrics_age_seconds",
+    name: NAMES.podMetricsAge,
     help: "Seconds since the router last read a pod's vLLM /metrics (older readings fade to neutral)",
     labelNames: ["model", "pod"] as const,
     registers: [this.registry],
@@ -129,7 +130,7 @@ export class RouterMetrics {
   /** Where `router_registry_entry_ready` reads the registry at scrape time; set by the app (see `atMostEvery`). */
   registryEntries?: () => Promise<RegistryEntry[]>;
   readonly entryReady = new client.Gauge({
-    name: "router_registry_entry_ready",
+    name: NAMES.entryReady,
     help: "1 for a registry entry of this environment that is ready, 0 for a disabled one (read at scrape time)",
     labelNames: ["model", "environment"] as const,
     registers: [this.registry],

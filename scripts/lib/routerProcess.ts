@@ -4,6 +4,7 @@
 import { ChildProcess, execFile, spawn } from "node:child_process";
 import * as path from "node:path";
 import { promisify } from "node:util";
+import { ROUTER_ENV } from "@vllm-fleet/router/contract";
 import { withParentDeathSignal } from "./parentDeathSignal";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -80,10 +81,10 @@ export async function spawnRouter(opts: SpawnRouterOptions): Promise<RouterProce
     cwd: ROOT,
     env: {
       ...(opts.inheritEnv ? process.env : {}),
-      PORT: "0",
-      METRICS_PORT: "0",
-      HOST: "127.0.0.1",
-      LOG_LEVEL: "info",
+      [ROUTER_ENV.port]: "0",
+      [ROUTER_ENV.metricsPort]: "0",
+      [ROUTER_ENV.host]: "127.0.0.1",
+      [ROUTER_ENV.logLevel]: "info",
       ...(source ? { TS_NODE_PROJECT: ROUTER_TSCONFIG } : {}),
       ...opts.env,
     },

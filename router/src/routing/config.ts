@@ -1,7 +1,8 @@
 // The routing settings among the router's environment variables (read by config.ts).
 import { isIP } from "node:net";
+import { ROUTER_ENV as ENV, ROUTING_MODES, type RoutingMode } from "../contract";
 import { readStaticPods } from "./staticSource";
-import { ROUTING_MODES, type RoutingConfig, type RoutingMode } from "./routing";
+import type { RoutingConfig } from "./routing";
 
 type IntReader = (name: string, fallback: number, min: number, max: number) => number;
 
@@ -16,46 +17,46 @@ function isDnsServer(s: string): boolean {
   return colon > 0 && isIP(s.slice(0, colon)) === 4 && port(s.slice(colon + 1));
 }
 
-/** Reads ROUTER_ROUTING_MODE and the discovery, pod-metrics and affinity variables; problems go to `problems`. */
+/** Reads the routing mode and the discovery, pod-metrics and affinity variables; problems go to `problems`. */
 export function readRoutingConfig(
   env: NodeJS.ProcessEnv,
   int: IntReader,
   problems: string[],
 ): RoutingConfig {
-  const mode = (env.ROUTER_ROUTING_MODE || "service") as RoutingMode;
+  const mode = (env[ENV.routingMode] || "service") as RoutingMode;
   if (!ROUTING_MODES.includes(mode))
-    problems.push(`ROUTER_ROUTING_MODE must be one of ${ROUTING_MODES.join(", ")} (got '${mode}')`);
-  const staticFile = env.ROUTER_DISCOVERY_STATIC_FILE || undefined;
+    problems.push(`${ENV.routingMode} must be one of ${ROUTING_MODES.join(", ")} (got '${mode}')`);
+  const staticFile = env[ENV.discoveryStaticFile] || undefined;
   let staticPods;
   if (staticFile) {
     try {
       staticPods = readStaticPods(staticFile);
     } catch (e) {
-      problems.push(`ROUTER_DISCOVERY_STATIC_FILE (${staticFile}): ${(e as Error).message}`);
+      problems.push(`${ENV.discoveryStaticFile} (${staticFile}): ${(e as Error).message}`);
     }
   }
-  const dnsServers = (env.ROUTER_DISCOVERY_DNS_SERVERS ?? "")
+  const dnsServers = (env[ENV.discoveryDnsServers] ?? "")
     .split(",")
     .map((s) => s.trim())
     .filter(Boolean);
   const badServers = dnsServers.filter((s) => !isDnsServer(s));
   if (badServers.length)
     problems.push(
-      `ROUTER_DISCOVERY_DNS_SERVERS must list IP addresses, optionally with a port (10.96.0.10, 127.0.0.1:5353, [fd00::a]:53), comma-separated (got '${badServers.join(",")}')`,
+      `${ENV.discoveryDnsServers} must list IP addresses, optionally with a port (10.96.0.10, 127.0.0.1:5353, [fd00::a]:53), comma-separated (got '${badServers.join(",")}')`,
     );
-  const podMetricsIntervalMs = int("ROUTER_POD_METRICS_INTERVAL_MS", 1000, 50, 60000);
-  const podMetricsTimeoutMs = int("ROUTER_POD_METRICS_TIMEOUT_MS", 500, 10, 60000);
+  const podMetricsIntervalMs = int(ENV.podMetricsIntervalMs, 1000, 50, 60000);
+  const podMetricsTimeoutMs = int(ENV.podMetricsTimeoutMs, 500, 10, 60000);
   if (podMetricsTimeoutMs > podMetricsIntervalMs)
     problems.push(
-      `ROUTER_POD_METRICS_TIMEOUT_MS (${podMetricsTimeoutMs}) must not exceed ROUTER_POD_METRICS_INTERVAL_MS (${podMetricsIntervalMs}): a reading ends before the next one starts`,
+      `${ENV.podMetricsTimeoutMs} (${podMetricsTimeoutMs}) must not exceed ${ENV.podMetricsIntervalMs} (${podMetricsIntervalMs}): a reading ends before the next one starts`,
     );
-  const rawFactor = env.ROUTER_AFFINITY_LOAD_FACTOR;
+  const rawFactor = env[ENV.affinityLoadFactor];
   let affinityLoadFactor = 1.25;
   if (rawFactor !== undefined && rawFactor !== "") {
     affinityLoadFactor = Number(rawFactor);
     if (!(affinityLoadFactor > 1 && affinityLoadFactor <= 10))
       problems.push(
-        `ROUTER_AFFINITY_LOAD_FACTOR must be a number above 1 and at most 10 (got '${rawFactor}'): a pod takes a prefix's requests while its load stays within this factor times the mean`,
+        `${ENV.affinityLoadFactor} must be a number above 1 and at most 10 (got '${rawFactor}'): a pod takes a prefix's requests while its load stays within this factor times the mean`,
       );
   }
   return {
@@ -63,7 +64,7 @@ export function readRoutingConfig(
     staticFile,
     staticPods,
     dnsServers,
-    discoveryIntervalMs: int("ROUTER_DISCOVERY_INTERVAL_MS", 1000, 50, 60000),
+    discoveryIntervalMs: int(ENV.discoveryIntervalMs, 1000, 50, 60000),
     podMetricsIntervalMs,
     podMetricsTimeoutMs,
     affinityLoadFactor,
