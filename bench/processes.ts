@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { spawnRouter } from "../scripts/lib/routerProcess";
-import { REQUEST_LOG_PREFIX } from "./replica";
+import { REQUEST_LOG_PREFIX, RESET_LINE } from "./replica";
 
 export { buildRouter } from "../scripts/lib/routerProcess";
 
@@ -122,20 +122,41 @@ export function startBareProxyProcess(port: number, upstream: string): Promise<C
   );
 }
 
+export interface Replica extends Child {
+  /**
+   * Replaces the simulator with a fresh one (cold cache, zero counters) on the same port;
+   * `onServed` then gets the request ids.
+   */
+  reset(onServed: (requestId: string) => void): Promise<void>;
+}
+
 /** A routing-benchmark replica (bench/replica.ts); `onServed` gets each request's x-request-id. */
-export function startReplicaProcess(
+export async function startReplicaProcess(
   model: string,
   port: number,
   onServed: (requestId: string) => void,
-): Promise<Child> {
+): Promise<Replica> {
   const prefix = `${REQUEST_LOG_PREFIX} `;
-  return startChild(
+  const hooks = { onServed, resetDone: () => undefined as void };
+  const child = await startChild(
     [...TS_NODE, "bench/replica.ts", "--port", String(port), "--model", model],
     {},
     /listening on (http:\/\/\S+)/,
     `replica on ${port}`,
-    (line) => line.startsWith(prefix) && onServed(line.slice(prefix.length)),
+    (line) => {
+      if (line.startsWith(prefix)) hooks.onServed(line.slice(prefix.length));
+      else if (line === RESET_LINE) hooks.resetDone();
+    },
   );
+  return {
+    ...child,
+    reset: (served) =>
+      new Promise<void>((resolve) => {
+        hooks.onServed = served;
+        hooks.resetDone = resolve;
+        child.child.kill("SIGUSR2");
+      }),
+  };
 }
 
 /** The kube-proxy stand-in of bench/kubeProxy.ts in front of `backends` (`host:port`). */

@@ -24,6 +24,7 @@ import {
   startReplicaProcess,
   startRouterProcess,
   startSimulatorProcess,
+  Replica,
   RouterChild,
 } from "./processes";
 import { RoutingFigures } from "./targets";
@@ -334,10 +335,17 @@ export async function routingBench(
   try {
     const ports = await Promise.all(Array.from({ length: REPLICAS }, () => freePort()));
     const replicaAddresses = ports.map((p) => `127.0.0.1:${p}`);
-    const kubeProxy = await startKubeProxyProcess(await freePort(), replicaAddresses, o.seed);
-    children.push(kubeProxy);
-    const fast = await startSimulatorProcess("fast", await freePort(), 0, 0);
-    children.push(fast);
+    const fastPort = await freePort();
+    const kubeProxyPort = await freePort();
+    const started = await Promise.allSettled([
+      startSimulatorProcess("fast", fastPort, 0, 0),
+      startKubeProxyProcess(kubeProxyPort, replicaAddresses, o.seed),
+      ...ports.map((p) => startReplicaProcess(MODEL, p, () => undefined)),
+    ]);
+    for (const s of started) if (s.status === "fulfilled") children.push(s.value);
+    for (const s of started) if (s.status === "rejected") throw s.reason;
+    const [fast, kubeProxy] = started.map((s) => (s as PromiseFulfilledResult<Child>).value);
+    const replicas = started.slice(2).map((s) => (s as PromiseFulfilledResult<Replica>).value);
     const chatEndpoint = new URL(kubeProxy.url).host;
     const fastEndpoint = new URL(fast.url).host;
     await registerModels(env.DATABASE_URL, chatEndpoint, fastEndpoint);
@@ -377,17 +385,10 @@ export async function routingBench(
     );
     const results: ModeResult[] = [];
     for (const m of MODES) {
-      log(`${m.name}: fresh replicas and ${m.routers} router(s) ...`);
+      log(`${m.name}: replicas reset, ${m.routers} router(s) starting ...`);
       const served = new Map<string, number>();
-      // Fresh replicas on the same ports: every mode starts with cold caches.
-      const replicas = await Promise.all(
-        ports.map((p, i) =>
-          startReplicaProcess(MODEL, p, (id) => {
-            served.set(id, i);
-          }),
-        ),
-      );
-      children.push(...replicas);
+      // Fresh simulators: every mode starts with cold caches and zero counters.
+      await Promise.all(replicas.map((r, i) => r.reset((id) => served.set(id, i))));
       const routers: RouterChild[] = [];
       for (let i = 0; i < m.routers; i++) routers.push(await startRouter(m.mode));
       if (m.mode !== "service")
@@ -419,7 +420,7 @@ export async function routingBench(
       log(
         `  ${m.name}: TTFT mean ${(r.ttftMeanMs / 1000).toFixed(2)} s, p90 ${(r.ttftP90Ms / 1000).toFixed(2)} s, ${r.tokensPerSecond.toFixed(0)} tokens/s, prefix hits ${(r.prefixHitRate * 100).toFixed(0)}%`,
       );
-      await stop([...routers, ...replicas]);
+      await stop(routers);
     }
 
     const by = Object.fromEntries(results.map((r) => [r.name, r])) as Record<string, ModeResult>;
