@@ -218,7 +218,7 @@ async function streamsRss(router: Child, n: number): Promise<number> {
 async function main(argv: string[]): Promise<number> {
   const program = new Command("bench")
     .description(
-      "Router overhead vs direct calls to a vLLM simulator, registry propagation, memory with open streams (loopback only)",
+      "Router overhead vs direct calls to a vLLM simulator, registry propagation, memory with open streams; with --routing, endpoint-aware routing vs Service-style spreading (loopback only)",
     )
     .option(
       "--requests <n>",
