@@ -3,7 +3,8 @@
 // at 32, beside a bare Node.js proxy as the floor any proxy pays), registry propagation (a CLI
 // `disable` until two routers deny), memory with 1,000 open streams, and memory under attack
 // (unique long and unknown model names sprayed, uploads stalled mid-body; `--memory-only` runs
-// just that section).
+// just that section). `--routing` runs the routing benchmark instead (bench/routing.ts):
+// Service-style spreading, least-loaded and scored routing on four simulated replicas.
 // Prints a table; the last line is one JSON object with the headline figures.
 import * as http from "node:http";
 import { Command, InvalidArgumentError } from "commander";
@@ -23,7 +24,15 @@ import {
   startRouterProcess,
   startSimulatorProcess,
 } from "./processes";
-import { describeTargets, missedTargets, TargetedFigures } from "./targets";
+import { routingBench } from "./routing";
+import {
+  DefaultFigures,
+  DEFAULT_FIGURES,
+  describeTargets,
+  missedTargets,
+  ROUTING_FIGURES,
+  TargetedFigures,
+} from "./targets";
 import { Side, SideResult, throughput } from "./throughput";
 
 const ENV = "development";
@@ -36,6 +45,10 @@ interface Options {
   streams: number;
   check: boolean;
   memoryOnly: boolean;
+  routing: boolean;
+  routingSeconds: number;
+  routingRate: number;
+  seed: number;
 }
 
 /** The attacks of the memory row: what the router must survive without a key. */
@@ -206,7 +219,7 @@ async function streamsRss(router: Child, n: number): Promise<number> {
 async function main(argv: string[]): Promise<number> {
   const program = new Command("bench")
     .description(
-      "Router overhead vs direct calls to a vLLM simulator, registry propagation, memory with open streams (loopback only)",
+      "Router overhead vs direct calls to a vLLM simulator, registry propagation, memory with open streams; with --routing, endpoint-aware routing vs Service-style spreading (loopback only)",
     )
     .option(
       "--requests <n>",
@@ -238,6 +251,24 @@ async function main(argv: string[]): Promise<number> {
       positiveInt("--streams"),
       1000,
     )
+    .option(
+      "--routing",
+      "run the routing benchmark instead: Service-style spreading vs least-loaded vs scored on four simulated replicas",
+      false,
+    )
+    .option(
+      "--routing-seconds <n>",
+      "seconds during which conversations start, per routing mode",
+      positiveInt("--routing-seconds"),
+      20,
+    )
+    .option(
+      "--routing-rate <n>",
+      "conversations starting per second in the routing benchmark",
+      positiveInt("--routing-rate"),
+      8,
+    )
+    .option("--seed <n>", "seed of the routing workload", positiveInt("--seed"), 1)
     .option("--check", "exit 4 when a target is missed", false)
     .option(
       "--memory-only",
@@ -252,7 +283,7 @@ async function main(argv: string[]): Promise<number> {
   const children: Child[] = [];
   const cleanup: (() => Promise<void>)[] = [];
   try {
-    log("starting PostgreSQL, Redis, simulators and two routers ...");
+    log(`starting PostgreSQL, Redis${o.routing ? "" : ", simulators and two routers"} ...`);
     const pg = process.env.DATABASE_URL ? undefined : await startPostgres();
     if (pg) cleanup.push(() => pg.destroy());
     const redis = process.env.REDIS_URL ? undefined : await startRedis();
@@ -261,6 +292,25 @@ async function main(argv: string[]): Promise<number> {
       DATABASE_URL: process.env.DATABASE_URL ?? pg!.url,
       REDIS_URL: process.env.REDIS_URL ?? redis!.url,
     };
+    if (o.routing) {
+      await buildRouter();
+      const r = await routingBench(
+        {
+          seconds: o.routingSeconds,
+          rate: o.routingRate,
+          requests: o.requests,
+          seed: o.seed,
+        },
+        env,
+        children,
+      );
+      return report(r.rows, r.figures, o.check, ROUTING_FIGURES, [
+        "mode / measure",
+        "TTFT mean",
+        "TTFT p90",
+        "output",
+      ]);
+    }
     const [fastPort, slowPort, pacedPort] = [await freePort(), await freePort(), await freePort()];
     // fast: no model time at all, so the router's own cost shows in full; paced: a small
     // model's pace (20 ms to first token, 200 tokens/s); slow: streams that stay open.
@@ -418,7 +468,7 @@ async function main(argv: string[]): Promise<number> {
       ],
       underAttack.row,
     ];
-    const result: TargetedFigures & Record<string, number> = {
+    const result: DefaultFigures & Record<string, number> = {
       added_p50_us: Math.round(plain.routed.p50 - plain.direct.p50),
       added_p99_us: Math.round(plain.routed.p99 - plain.direct.p99),
       added_ttft_p50_us: Math.round(sse.routedTtfb.p50 - sse.directTtfb.p50),
@@ -432,7 +482,7 @@ async function main(argv: string[]): Promise<number> {
       rss_mb_1000_streams: Number(rss.toFixed(1)),
       rss_mb_memory_attacks: underAttack.mb,
     };
-    return report(rows, result, o.check);
+    return report(rows, result, o.check, DEFAULT_FIGURES);
   } finally {
     await Promise.all(children.map((c) => c.stop()));
     for (const c of cleanup) await c().catch(() => undefined);
@@ -444,13 +494,17 @@ function report(
   rows: [string, string, string, string][],
   result: Partial<TargetedFigures> & Record<string, number>,
   check: boolean,
-  only?: (keyof TargetedFigures)[],
+  only: (keyof TargetedFigures)[],
+  header = ["measure", "direct", "router", "added"],
 ): number {
   log("");
   log(
-    ["measure".padEnd(30), "direct".padStart(12), "router".padStart(12), "added".padStart(14)].join(
-      " ",
-    ),
+    [
+      header[0].padEnd(30),
+      header[1].padStart(12),
+      header[2].padStart(12),
+      header[3].padStart(14),
+    ].join(" "),
   );
   for (const [m, d, r, x] of rows)
     log([m.padEnd(30), d.padStart(12), r.padStart(12), x.padStart(14)].join(" "));

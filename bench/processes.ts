@@ -6,6 +6,7 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 import { ROUTER_ENV } from "@vllm-fleet/router/contract";
 import { spawnRouter } from "../scripts/lib/routerProcess";
+import { REQUEST_LOG_PREFIX, RESET_LINE } from "./replica";
 
 export { buildRouter } from "../scripts/lib/routerProcess";
 
@@ -20,12 +21,16 @@ export interface Child {
   stop(): Promise<void>;
 }
 
-/** Starts `args` and waits until a stdout line matches `ready` (its first group is the URL). */
+/**
+ * Starts `args` and waits until a stdout line matches `ready` (its first group is the URL);
+ * `onLine` then gets each later stdout line.
+ */
 function startChild(
   args: string[],
   env: Record<string, string>,
   ready: RegExp,
   what: string,
+  onLine?: (line: string) => void,
 ): Promise<Child> {
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
@@ -44,7 +49,9 @@ function startChild(
       if (m) {
         clearTimeout(timer);
         child.stdout!.off("data", onData);
-        child.stdout!.resume(); // keep draining logs so the child never blocks on a full pipe
+        // Keep draining logs so the child never blocks on a full pipe.
+        if (onLine) readLines(child.stdout!, output.slice(m.index + m[0].length), onLine);
+        else child.stdout!.resume();
         child.stderr!.resume();
         resolve({
           child,
@@ -61,6 +68,23 @@ function startChild(
     child.stdout!.on("data", onData);
     child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
     child.once("exit", (code) => reject(new Error(`${what} exited with ${code}:\n${output}`)));
+  });
+}
+
+/** Calls `onLine` for each line of `stream`, starting with the `rest` already read. */
+function readLines(stream: NodeJS.ReadableStream, rest: string, onLine: (line: string) => void) {
+  let buf = rest.replace(/^\n/, "");
+  const flush = () => {
+    let i: number;
+    while ((i = buf.indexOf("\n")) !== -1) {
+      onLine(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  };
+  flush();
+  stream.on("data", (d: Buffer) => {
+    buf += d.toString();
+    flush();
   });
 }
 
@@ -99,11 +123,75 @@ export function startBareProxyProcess(port: number, upstream: string): Promise<C
   );
 }
 
+export interface Replica extends Child {
+  /**
+   * Replaces the simulator with a fresh one (cold cache, zero counters) on the same port;
+   * `onServed` then gets the request ids.
+   */
+  reset(onServed: (requestId: string) => void): Promise<void>;
+}
+
+/** A routing-benchmark replica (bench/replica.ts); `onServed` gets each request's x-request-id. */
+export async function startReplicaProcess(
+  model: string,
+  port: number,
+  onServed: (requestId: string) => void,
+): Promise<Replica> {
+  const prefix = `${REQUEST_LOG_PREFIX} `;
+  const hooks = { onServed, resetDone: () => undefined as void };
+  const child = await startChild(
+    [...TS_NODE, "bench/replica.ts", "--port", String(port), "--model", model],
+    {},
+    /listening on (http:\/\/\S+)/,
+    `replica on ${port}`,
+    (line) => {
+      if (line.startsWith(prefix)) hooks.onServed(line.slice(prefix.length));
+      else if (line === RESET_LINE) hooks.resetDone();
+    },
+  );
+  return {
+    ...child,
+    reset: (served) =>
+      new Promise<void>((resolve) => {
+        hooks.onServed = served;
+        hooks.resetDone = resolve;
+        child.child.kill("SIGUSR2");
+      }),
+  };
+}
+
+/** The kube-proxy stand-in of bench/kubeProxy.ts in front of `backends` (`host:port`). */
+export function startKubeProxyProcess(
+  port: number,
+  backends: string[],
+  seed: number,
+): Promise<Child> {
+  return startChild(
+    [
+      ...TS_NODE,
+      "bench/kubeProxy.ts",
+      "--port",
+      String(port),
+      "--seed",
+      String(seed),
+      ...backends.flatMap((b) => ["--backend", b]),
+    ],
+    {},
+    /listening on (http:\/\/\S+)/,
+    "kube-proxy stand-in",
+  );
+}
+
+export interface RouterChild extends Child {
+  /** Base URL of the router's metrics port. */
+  metricsUrl: string;
+}
+
 /** Starts the built router (buildRouter) on `port` and waits until it is ready (its cache is loaded). */
 export async function startRouterProcess(
   port: number,
   env: Record<string, string>,
-): Promise<Child> {
+): Promise<RouterChild> {
   // The shell's environment too (e.g. REGISTRY_SSLROOTCERT for a DATABASE_URL of its own), but
   // metrics on a free port of their own (the default): a run starts several routers on one host.
   const router = await spawnRouter({
@@ -113,6 +201,7 @@ export async function startRouterProcess(
   return {
     child: router.child,
     url: router.url,
+    metricsUrl: router.metricsUrl,
     stop: () => router.stop("SIGKILL").then(() => undefined),
   };
 }

@@ -344,13 +344,13 @@ describe("router endpoint-aware routing", function () {
     assert.ok(metric(text, R.endpointPicks, { model: "hot", reason: "affinity" }) >= 60);
 
     // One hot prefix, 16 requests at once, every pod holding its answers: the prefix's pod
-    // takes requests while within ceil(1.25 x mean), the rest spill to the next pods.
+    // takes requests while within ceil(2 x mean), the rest spill to the next pods.
     four.forEach((p) => (p.hold = true));
     const burst = Array.from({ length: 16 }, () => chat(r1, "hot", "the hot prefix"));
     await eventually("all 16 to arrive", async () => four.reduce((n, p) => n + p.open, 0) === 16);
     const open = four.map((p) => p.open);
-    assert.ok(Math.max(...open) <= 5, `per pod: ${open.join(", ")}`);
-    assert.ok(open.filter((n) => n > 0).length >= 3, `per pod: ${open.join(", ")}`);
+    assert.ok(Math.max(...open) <= 8, `per pod: ${open.join(", ")}`);
+    assert.ok(open.filter((n) => n > 0).length >= 2, `per pod: ${open.join(", ")}`);
     four.forEach((p) => {
       p.hold = false;
       p.release();
