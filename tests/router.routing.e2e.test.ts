@@ -165,21 +165,23 @@ describe("router endpoint-aware routing", function () {
       }
       return seen;
     };
-    assert.deepEqual([...(await served(8)).keys()].sort(), ["pool-a", "pool-b"]);
+    // Equally loaded pods are chosen by the prompt's key, so distinct prompts spread over both.
+    assert.deepEqual([...(await served(16)).keys()].sort(), ["pool-a", "pool-b"]);
 
     writePods(file, { pool: [b, c] }); // a goes, c comes
+    let probe = 0;
     await eventually(
       "pool-c to receive requests",
-      async () => (await chat(r, "pool")).pod === "pool-c",
+      async () => (await chat(r, "pool", `probe ${probe++}`)).pod === "pool-c",
     );
-    const after = await served(8);
+    const after = await served(16);
     assert.deepEqual(
       [...after.keys()].sort(),
       ["pool-b", "pool-c"],
       "pool-a gets nothing once it left the list",
     );
     let text = await metricsOf(r);
-    assert.ok(metric(text, R.endpointPicks, { model: "pool", reason: "least_loaded" }) >= 16);
+    assert.ok(metric(text, R.endpointPicks, { model: "pool", reason: "least_loaded" }) >= 32);
     assert.match(text, new RegExp(`${R.podInflight}\\{model="pool",pod="${c.address}"\\} 0`));
     assert.doesNotMatch(text, new RegExp(`pod="${a.address}"`), "a pod that left has no series");
     assert.ok(metric(text, R.podMetricsAge, { model: "pool", pod: c.address }) < 5);
@@ -281,9 +283,10 @@ describe("router endpoint-aware routing", function () {
     // The busy pod's /metrics stops answering: its last reading fades (3 intervals full, 3 more to
     // nothing) and it is judged by the router's own count, like the idle one.
     busy.metrics = "hang";
+    let probe = 0;
     await eventually(
       "the stale pod to take requests again",
-      async () => (await chat(r, "stale")).pod === "stale-busy",
+      async () => (await chat(r, "stale", `probe ${probe++}`)).pod === "stale-busy",
       5000,
     );
     const text = await metricsOf(r);
@@ -302,9 +305,11 @@ describe("router endpoint-aware routing", function () {
     await discovered(r, "hot");
     held.hold = true;
     const pending: Promise<unknown>[] = [];
-    // One held answer is enough: its pod's load is then 1 against 0.
-    while (held.open < 1) {
-      pending.push(chat(r, "hot"));
+    // Two held answers: its pod's load is then 2 against 0, more than the one request
+    // (LOAD_SLACK) within which pods count as equal and the prompt decides.
+    let n = 0;
+    while (held.open < 2) {
+      pending.push(chat(r, "hot", `hold ${n++}`));
       await new Promise((res) => setTimeout(res, 20));
     }
     const before = held.requests;

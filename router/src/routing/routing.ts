@@ -19,6 +19,12 @@ import type { RoutingMode } from "../contract";
 export { ROUTING_MODES, type RoutingMode } from "../contract";
 
 /** Why a request went where it went (the `reason` label of router_endpoint_picks_total). */
+/**
+ * How much busier than the least loaded pod a pod may be and still count as equally loaded in
+ * `least-loaded` (and for a spilled `scored` request): one request.
+ */
+export const LOAD_SLACK = 1;
+
 export type PickReason = "service" | "affinity" | "spill" | "least_loaded" | "retry";
 
 export interface RoutingConfig {
@@ -170,12 +176,10 @@ export class EndpointRouting {
       loads.push(p.load(now, this.freshMs));
     }
     if (pods.length === 0) return undefined;
-    if (this.c.mode === "scored") {
-      if (ctx.key === undefined) ctx.key = affinityKey(ctx.json) ?? null;
-      if (ctx.key !== null)
-        return this.rendezvous(ctx.key, pods, loads) ?? this.leastLoaded(set, "spill");
-    }
-    return this.leastLoaded(set, "least_loaded");
+    if (ctx.key === undefined) ctx.key = affinityKey(ctx.json) ?? null;
+    if (this.c.mode === "scored" && ctx.key !== null)
+      return this.rendezvous(ctx.key, pods, loads) ?? this.leastLoaded(set, "spill", ctx.key);
+    return this.leastLoaded(set, "least_loaded", ctx.key);
   }
 
   /**
@@ -205,15 +209,32 @@ export class EndpointRouting {
     return { address: pod.address, pod, reason: bestWeight === topWeight ? "affinity" : "spill" };
   }
 
-  /** The candidate with the lowest load; ties taken in turn, starting one further each time. */
-  private leastLoaded(set: PodSet, reason: PickReason): Pick {
+  /**
+   * The candidate with the lowest load. Pods within LOAD_SLACK of the lowest count as equal,
+   * and among them the prompt's key decides (its rendezvous order, as in `scored`), so equally
+   * loaded pods keep seeing the same prefixes and their caches stay useful; without a key they
+   * are taken in turn. Load still comes first: a pod more than LOAD_SLACK busier never wins.
+   */
+  private leastLoaded(set: PodSet, reason: PickReason, key: number | null): Pick {
     const pods = this.candidates;
     const loads = this.loads;
+    let lowest = Infinity;
+    for (const l of loads) if (l < lowest) lowest = l;
     const start = set.rotation++ % pods.length;
-    let best = start;
-    for (let j = 1; j < pods.length; j++) {
+    let best = -1;
+    let bestWeight = -1;
+    for (let j = 0; j < pods.length; j++) {
       const i = (start + j) % pods.length;
-      if (loads[i] < loads[best]) best = i;
+      if (loads[i] > lowest + LOAD_SLACK) continue;
+      if (key === null) {
+        if (best === -1) best = i;
+        continue;
+      }
+      const w = mix(key ^ pods[i].id);
+      if (w > bestWeight) {
+        best = i;
+        bestWeight = w;
+      }
     }
     return { address: pods[best].address, pod: pods[best], reason };
   }
