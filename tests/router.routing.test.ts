@@ -14,7 +14,7 @@ import { ROUTER_ENV } from "@vllm-fleet/router/contract";
 import { podsServiceName, podsTarget, SERVICE_NAME_MAX } from "../router/src/routing/naming";
 import { KV_WEIGHT, Pod } from "../router/src/routing/pods";
 import { affinityKey, KEY_MAX_CHARS } from "../router/src/routing/prefixKey";
-import { EndpointRouting, type RoutingConfig } from "../router/src/routing/routing";
+import { EndpointRouting, LOAD_SLACK, type RoutingConfig } from "../router/src/routing/routing";
 import { VllmLoadReader } from "../router/src/routing/vllmLoad";
 
 describe("routing: the headless Service's name", () => {
@@ -283,6 +283,29 @@ describe("routing: picking a pod", () => {
       Array.from({ length: 4 }, () => routing.pick(entry, { json: {} })!.address),
     );
     assert.equal(seen.size, 2);
+  });
+
+  it("least-loaded lets the prompt choose among pods within one request of the lowest load, never a busier one", async () => {
+    const routing = await routingOf("least-loaded");
+    const chat = (content: string) => ({ messages: [{ role: "user", content }] });
+    // Idle pods are all equal: each prompt keeps to one pod, and many prompts use every pod.
+    const home = routing.pick(entry, { json: chat("prompt 0") })!;
+    for (let i = 0; i < 5; i++)
+      assert.equal(routing.pick(entry, { json: chat("prompt 0") })!.address, home.address);
+    const used = new Set(
+      Array.from(
+        { length: 64 },
+        (_, i) => routing.pick(entry, { json: chat(`prompt ${i}`) })!.address,
+      ),
+    );
+    assert.equal(used.size, pods.length);
+    // One request more (LOAD_SLACK) still counts as equal; two more does not.
+    home.pod!.inflight = LOAD_SLACK;
+    assert.equal(routing.pick(entry, { json: chat("prompt 0") })!.address, home.address);
+    home.pod!.inflight = LOAD_SLACK + 1;
+    for (let i = 0; i < 5; i++)
+      assert.notEqual(routing.pick(entry, { json: chat("prompt 0") })!.address, home.address);
+    home.pod!.inflight = 0;
   });
 
   it("retries on untried pods only, then gives up; all pods down means the Service", async () => {
