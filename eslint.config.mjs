@@ -3,15 +3,18 @@ import tseslint from "typescript-eslint";
 // Import boundaries (tests/structure.test.ts and tests/layers.test.ts check they fire).
 //
 // Workspace packages are used through their public entries: the registry through
-// @vllm-fleet/registry everywhere; the router's and the policy pack's modules only by their
-// own tests.
+// @vllm-fleet/registry everywhere; the router through @vllm-fleet/router/routing (the headless
+// Service's name and the routing variables the program sets); the router's other modules and
+// the policy pack's only by their own tests.
 const REGISTRY_INTERNALS = {
   regex: "^(\\.\\.?/)+(.*/)?registry/src(/|$)|^@vllm-fleet/registry/",
   message: "Import the registry through its public entry, @vllm-fleet/registry.",
 };
 const PACKAGE_INTERNALS = {
-  regex: "^(\\.\\./)+(router|policies)(/|$)|^\\./(router|policies)/|^@vllm-fleet/router/",
-  message: "The router and the policy pack are workspace packages: import their public entry.",
+  regex:
+    "^(\\.\\./)+(router|policies)(/|$)|^\\./(router|policies)/|^@vllm-fleet/router/(?!routing$)",
+  message:
+    "The router and the policy pack are workspace packages: import their public entry (@vllm-fleet/router/routing).",
 };
 // components/ is layered: spec (config, naming) <- manifests (pure builders) <- resources
 // (Pulumi). Spec and manifests are loaded offline (render, scripts, policy tests), so they import

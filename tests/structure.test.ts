@@ -29,6 +29,9 @@ describe("workspace boundaries", function () {
     ["components/resources/probe.ts", "../../router/src/upstream"],
     ["scripts/probe.ts", "../policies/rules"],
     ["index.ts", "./router/src/app"],
+    ["components/spec/probe.ts", "@vllm-fleet/router/src/routing/naming"],
+    ["scripts/probe.ts", "@vllm-fleet/router/routing/config"],
+    ["components/manifests/probe.ts", "../../router/src/routing/naming"],
   ])
     it(`refuses ${specifier} in ${file}`, async () => {
       assert.equal(await restricted(file, specifier), true);
@@ -38,6 +41,8 @@ describe("workspace boundaries", function () {
     ["components/resources/probe.ts", "@vllm-fleet/registry"],
     ["router/src/probe.ts", "@vllm-fleet/registry"],
     ["components/spec/probe.ts", "@vllm-fleet/policies/kube"],
+    ["components/spec/probe.ts", "@vllm-fleet/router/routing"],
+    ["scripts/probe.ts", "@vllm-fleet/router/routing"],
     ["registry/src/probe.ts", "./types"],
     // A package's own tests may exercise its modules.
     ["tests/probe.ts", "../router/src/resolver"],
@@ -46,15 +51,22 @@ describe("workspace boundaries", function () {
       assert.equal(await restricted(file, specifier), false);
     });
 
-  it("the registry's exports map: compiled JavaScript under vllm-compiled (the image), TypeScript otherwise", () => {
-    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, "registry/package.json"), "utf8")) as {
-      exports: Record<string, Record<string, string>>;
-    };
-    const entry = pkg.exports["."];
-    // Node picks the first matching condition in object order (nodejs.org/api/packages.html#conditional-exports).
-    assert.deepEqual(Object.keys(entry), ["vllm-compiled", "types", "default"]);
-    assert.equal(entry["vllm-compiled"], "./dist/index.js");
-    assert.ok(fs.existsSync(path.join(ROOT, "registry", entry.default)));
-    assert.equal(require.resolve("@vllm-fleet/registry"), path.join(ROOT, "registry/src/index.ts"));
-  });
+  // Node picks the first matching condition in object order (nodejs.org/api/packages.html#conditional-exports).
+  for (const [pkgDir, subpath, compiled, source] of [
+    ["registry", ".", "./dist/index.js", "./src/index.ts"],
+    ["router", "./routing", "./dist/routing/naming.js", "./src/routing/naming.ts"],
+  ])
+    it(`${pkgDir}'s exports map ${subpath}: compiled JavaScript under vllm-compiled (the image), TypeScript otherwise`, () => {
+      const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, pkgDir, "package.json"), "utf8")) as {
+        name: string;
+        exports: Record<string, Record<string, string>>;
+      };
+      const entry = pkg.exports[subpath];
+      assert.deepEqual(Object.keys(entry), ["vllm-compiled", "types", "default"]);
+      assert.equal(entry["vllm-compiled"], compiled);
+      assert.equal(entry.types, source);
+      assert.equal(entry.default, source);
+      const specifier = path.posix.join(pkg.name, subpath);
+      assert.equal(require.resolve(specifier), path.join(ROOT, pkgDir, source));
+    });
 });

@@ -1,7 +1,8 @@
 // The routing settings among the router's environment variables (read by config.ts).
 import { isIP } from "node:net";
 import { readStaticPods } from "./staticSource";
-import { ROUTING_MODES, type RoutingConfig, type RoutingMode } from "./routing";
+import { AFFINITY_LOAD_FACTOR, ROUTING_ENV, ROUTING_MODES, type RoutingMode } from "./naming";
+import type { RoutingConfig } from "./routing";
 
 type IntReader = (name: string, fallback: number, min: number, max: number) => number;
 
@@ -22,16 +23,16 @@ export function readRoutingConfig(
   int: IntReader,
   problems: string[],
 ): RoutingConfig {
-  const mode = (env.ROUTER_ROUTING_MODE || "service") as RoutingMode;
+  const mode = (env[ROUTING_ENV.mode] || "service") as RoutingMode;
   if (!ROUTING_MODES.includes(mode))
-    problems.push(`ROUTER_ROUTING_MODE must be one of ${ROUTING_MODES.join(", ")} (got '${mode}')`);
-  const staticFile = env.ROUTER_DISCOVERY_STATIC_FILE || undefined;
+    problems.push(`${ROUTING_ENV.mode} must be one of ${ROUTING_MODES.join(", ")} (got '${mode}')`);
+  const staticFile = env[ROUTING_ENV.staticFile] || undefined;
   let staticPods;
   if (staticFile) {
     try {
       staticPods = readStaticPods(staticFile);
     } catch (e) {
-      problems.push(`ROUTER_DISCOVERY_STATIC_FILE (${staticFile}): ${(e as Error).message}`);
+      problems.push(`${ROUTING_ENV.staticFile} (${staticFile}): ${(e as Error).message}`);
     }
   }
   const dnsServers = (env.ROUTER_DISCOVERY_DNS_SERVERS ?? "")
@@ -49,13 +50,14 @@ export function readRoutingConfig(
     problems.push(
       `ROUTER_POD_METRICS_TIMEOUT_MS (${podMetricsTimeoutMs}) must not exceed ROUTER_POD_METRICS_INTERVAL_MS (${podMetricsIntervalMs}): a reading ends before the next one starts`,
     );
-  const rawFactor = env.ROUTER_AFFINITY_LOAD_FACTOR;
-  let affinityLoadFactor = 1.25;
+  const rawFactor = env[ROUTING_ENV.affinityLoadFactor];
+  const { min, max } = AFFINITY_LOAD_FACTOR;
+  let affinityLoadFactor: number = AFFINITY_LOAD_FACTOR.default;
   if (rawFactor !== undefined && rawFactor !== "") {
     affinityLoadFactor = Number(rawFactor);
-    if (!(affinityLoadFactor > 1 && affinityLoadFactor <= 10))
+    if (!(affinityLoadFactor > min && affinityLoadFactor <= max))
       problems.push(
-        `ROUTER_AFFINITY_LOAD_FACTOR must be a number above 1 and at most 10 (got '${rawFactor}'): a pod takes a prefix's requests while its load stays within this factor times the mean`,
+        `${ROUTING_ENV.affinityLoadFactor} must be a number above ${min} and at most ${max} (got '${rawFactor}'): a pod takes a prefix's requests while its load stays within this factor times the mean`,
       );
   }
   return {

@@ -2,7 +2,8 @@
 // Service. Kubernetes' DNS answers a headless Service's name with one A record per ready
 // endpoint, and NXDOMAIN when none is ready (kubernetes/dns docs/specification.md, 2.4.1
 // "A Records"; not-ready pods are listed only with publishNotReadyAddresses). Pure: the
-// Pulumi program names the Service with the same function the router resolves it with.
+// Pulumi program names the Service with the same function the router resolves it with, and
+// sets the routing variables below by these names, to values these constants accept.
 import { createHash } from "node:crypto";
 
 /** Suffix of the headless Service's name. */
@@ -50,3 +51,17 @@ export function podsTarget(endpoint: string): PodsTarget | undefined {
   if (!m || !Number.isInteger(port) || port < 1 || port > 65535) return undefined;
   return { host: `${podsServiceName(m[1])}.${m[3]}${m[5]}`, port };
 }
+
+/** The routing modes (`ROUTER_ROUTING_MODE`); `service` sends every request to the endpoint. */
+export const ROUTING_MODES = ["service", "least-loaded", "scored"] as const;
+export type RoutingMode = (typeof ROUTING_MODES)[number];
+
+/** Names of the routing variables others set: the Pulumi program, `npm run local`, the bench. */
+export const ROUTING_ENV = {
+  mode: "ROUTER_ROUTING_MODE",
+  affinityLoadFactor: "ROUTER_AFFINITY_LOAD_FACTOR",
+  staticFile: "ROUTER_DISCOVERY_STATIC_FILE",
+} as const;
+
+/** `ROUTER_AFFINITY_LOAD_FACTOR`: its default, and the range (above `min`, at most `max`). */
+export const AFFINITY_LOAD_FACTOR = { default: 1.25, min: 1, max: 10 } as const;

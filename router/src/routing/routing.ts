@@ -15,8 +15,8 @@ import type { Pod, PodSet } from "./pods";
 import { affinityKey } from "./prefixKey";
 import { StaticSource, type StaticPods } from "./staticSource";
 
-export const ROUTING_MODES = ["service", "least-loaded", "scored"] as const;
-export type RoutingMode = (typeof ROUTING_MODES)[number];
+import type { RoutingMode } from "./naming";
+export { ROUTING_MODES, type RoutingMode } from "./naming";
 
 /** Why a request went where it went (the `reason` label of router_endpoint_picks_total). */
 export type PickReason = "service" | "affinity" | "spill" | "least_loaded" | "retry";
