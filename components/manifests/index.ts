@@ -39,6 +39,7 @@ export {
   buildRouterServiceMonitor,
   buildRouterRegistrySecret,
   routerConnectionLimit,
+  routingEnv,
   ROUTER_DRAIN_SECONDS,
   ROUTER_METRICS_PORT,
   ROUTER_NAME,

@@ -10,7 +10,13 @@ import type { IService } from "kubernetes-models/v1/Service";
 import type { IServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
 import { ROUTER_CONNECTIONS_PER_PROCESS } from "@vllm-fleet/registry";
 import type { StackSpec } from "../spec";
-import { routerLabels, routerSelector, VLLM_PORT } from "../spec";
+import {
+  AFFINITY_LOAD_FACTOR,
+  routerLabels,
+  routerSelector,
+  ROUTING_ENV,
+  VLLM_PORT,
+} from "../spec";
 import type { SecretManifest } from "./manifest";
 
 type Named<T> = T & { metadata: { name: string } };
@@ -108,6 +114,26 @@ export function buildRouterRegistryCa(spec: StackSpec): Named<IConfigMap> | unde
   };
 }
 
+/**
+ * The router's routing variables (router.routing): the mode always, so the Deployment shows it;
+ * the load factor in mode scored, the only one that bounds load (the router's default unless set).
+ */
+export function routingEnv(
+  routing: StackSpec["router"]["routing"],
+): { name: string; value: string }[] {
+  return [
+    { name: ROUTING_ENV.mode, value: routing.mode },
+    ...(routing.mode === "scored"
+      ? [
+          {
+            name: ROUTING_ENV.affinityLoadFactor,
+            value: String(routing.affinityLoadFactor ?? AFFINITY_LOAD_FACTOR.default),
+          },
+        ]
+      : []),
+  ];
+}
+
 export function buildRouterDeployment(spec: StackSpec, wiring: RouterWiring): Named<IDeployment> {
   const secretEnv = (name: string, secret: string, key: string) => ({
     name,
@@ -129,6 +155,7 @@ export function buildRouterDeployment(spec: StackSpec, wiring: RouterWiring): Na
     ...(ca
       ? [{ name: "REGISTRY_SSLROOTCERT", value: `${REGISTRY_CA_DIR}/${REGISTRY_CA_KEY}` }]
       : []),
+    ...routingEnv(spec.router.routing),
   ];
   return {
     apiVersion: "apps/v1",

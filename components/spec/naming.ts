@@ -11,6 +11,16 @@ export {
 } from "@vllm-fleet/registry";
 export type { Environment } from "@vllm-fleet/registry";
 
+// The router package owns the headless Service's name (its discovery resolves it), the routing
+// modes and the names and range of the routing variables the router Deployment gets.
+export {
+  AFFINITY_LOAD_FACTOR,
+  podsServiceName,
+  ROUTING_ENV,
+  ROUTING_MODES,
+} from "@vllm-fleet/router/routing";
+export type { RoutingMode } from "@vllm-fleet/router/routing";
+
 /** vLLM's OpenAI server port; the Service exposes the same port. */
 export const VLLM_PORT = 8000;
 
