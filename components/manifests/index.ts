@@ -20,9 +20,11 @@ export {
   buildModelCacheClaim,
   buildModelDeployment,
   buildModelObjects,
+  buildModelPodsService,
   buildModelService,
   huggingFaceSecretName,
   modelRegistration,
+  POD_DISCOVERY_COMPONENT,
   probeBudget,
   releaseRevision,
 } from "./modelManifests";

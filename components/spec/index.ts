@@ -28,6 +28,7 @@ export {
   DNS_LABEL,
   ENVIRONMENTS,
   modelEndpoint,
+  MODEL_SERVER_COMPONENT,
   modelLabels,
   modelSelector,
   podsServiceName,
