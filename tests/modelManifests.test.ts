@@ -23,6 +23,7 @@ import {
   renderStack,
   schemaProblems,
 } from "../components/manifests";
+import type { Manifest } from "../components/manifests";
 import { podsServiceName } from "@vllm-fleet/router/routing";
 
 const SKIP_AWAIT = "pulumi.com/skipAwait";
@@ -334,7 +335,7 @@ describe("model manifests: the headless pods Service the router resolves", () =>
       assert.equal(pods.metadata.name, podsServiceName(serviceName(name, env)));
       assert.ok(pods.metadata.name.length <= 63, pods.metadata.name);
       assert.match(pods.metadata.name, DNS_LABEL);
-      assert.deepEqual(schemaProblems(pods), []);
+      assert.deepEqual(schemaProblems(pods as Manifest), []);
     }
   });
 

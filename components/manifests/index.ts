@@ -3,7 +3,7 @@
 // offline checks on them (schemas, metric names). No Pulumi SDK (eslint.config.mjs): values
 // known only at deploy time are builder parameters.
 export { ALERT_THRESHOLDS, buildPrometheusRule, LISTEN_STALE_SECONDS, RUNBOOKS } from "./alerts";
-export { buildDashboard, buildDashboardConfigMap } from "./dashboard";
+export { buildDashboard, buildDashboardConfigMap, PICKED_POD_LABEL } from "./dashboard";
 export type { Panel } from "./dashboard";
 export {
   buildEnvironmentObjects,
