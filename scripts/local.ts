@@ -10,7 +10,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { InvalidArgumentError } from "commander";
-import { ROUTING_ENV, StackSpec, loadStackSpec } from "../components/spec";
+import { ROUTING_ENV, RoutingMode, StackSpec, loadStackSpec } from "../components/spec";
 import { modelRegistration, routingEnv } from "../components/manifests";
 import { RegistryEntryInputs, registryEntryProvider } from "../components/resources";
 import { connectClient, redactUrl, withRegistryClient, migrate } from "@vllm-fleet/registry";
@@ -71,7 +71,7 @@ export interface LocalPlatform {
   redisUrl?: string;
   models: LocalModel[];
   /** The router's routing mode (the stack's router.routing.mode). */
-  routingMode: string;
+  routingMode: RoutingMode;
   /** The router's static discovery file: each registry endpoint's pods. */
   podsFile: string;
   routerLog: string;
