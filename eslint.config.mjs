@@ -4,17 +4,18 @@ import tseslint from "typescript-eslint";
 //
 // Workspace packages are used through their public entries: the registry through
 // @vllm-fleet/registry everywhere; the router through its contract, @vllm-fleet/router/contract
-// (env var names, ports, Secret key, metric names); the router's and the policy pack's other
-// modules only by their own tests.
+// (env var names, ports, Secret key, metric names, routing modes), and @vllm-fleet/router/routing
+// (the headless Service's name); the router's and the policy pack's other modules only by their
+// own tests.
 const REGISTRY_INTERNALS = {
   regex: "^(\\.\\.?/)+(.*/)?registry/src(/|$)|^@vllm-fleet/registry/",
   message: "Import the registry through its public entry, @vllm-fleet/registry.",
 };
 const PACKAGE_INTERNALS = {
   regex:
-    "^(\\.\\./)+(router|policies)(/|$)|^\\./(router|policies)/|^@vllm-fleet/router/(?!contract$)",
+    "^(\\.\\./)+(router|policies)(/|$)|^\\./(router|policies)/|^@vllm-fleet/router/(?!(contract|routing)$)",
   message:
-    "The router and the policy pack are workspace packages: import their public entries (the router's is @vllm-fleet/router/contract).",
+    "The router and the policy pack are workspace packages: import their public entries (@vllm-fleet/router/contract, @vllm-fleet/router/routing).",
 };
 // components/ is layered: spec (config, naming) <- manifests (pure builders) <- resources
 // (Pulumi). Spec and manifests are loaded offline (render, scripts, policy tests), so they import

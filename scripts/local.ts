@@ -1,15 +1,17 @@
 // npm run local: the whole data plane of the development stack on this machine, no cluster.
-// PostgreSQL (embedded unless DATABASE_URL is set), Redis when REDIS_URL is set, a vLLM
-// simulator per model, the registry rows registered as the Pulumi program's provider does,
-// the router (a child process, from source), then the verification through the router.
-// Everything started here is stopped on exit, on Ctrl-C and on failure.
+// PostgreSQL (embedded unless DATABASE_URL is set), Redis when REDIS_URL is set, per model
+// several engine-model vLLM simulators (its pods) behind a Service stand-in, the registry rows
+// registered as the Pulumi program's provider does, the router (a child process, from source)
+// in the stack's routing mode with the pods listed in a static discovery file, then the
+// verification through the router. Everything started here is stopped on exit, on Ctrl-C and
+// on failure.
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { InvalidArgumentError } from "commander";
-import { StackSpec, loadStackSpec } from "../components/spec";
-import { modelRegistration } from "../components/manifests";
+import { ROUTING_ENV, RoutingMode, StackSpec, loadStackSpec } from "../components/spec";
+import { modelRegistration, routingEnv } from "../components/manifests";
 import {
   checkedRegistration,
   connectClient,
@@ -20,7 +22,7 @@ import {
   withRegistryClient,
 } from "@vllm-fleet/registry";
 import { ROUTER_ENV } from "@vllm-fleet/router/contract";
-import { startSimulator, Simulator } from "./simulator";
+import { startSimulator, Simulator } from "./simulator/server";
 import { startEmbeddedPostgres } from "./lib/embeddedPostgres";
 import { freePort } from "./lib/freePort";
 import {
@@ -34,6 +36,7 @@ import {
 } from "./lib/cli";
 import { formatTable } from "./lib/format";
 import { spawnRouter } from "./lib/routerProcess";
+import { ServiceProxy, startServiceProxy } from "./lib/serviceProxy";
 import { CheckResult, formatResults, passed, verifyPlatform } from "./lib/verification";
 
 /** Exit codes: the table every script shares (printed by --help). */
@@ -43,6 +46,8 @@ export { EXIT };
 export const LOCAL_MANAGER = "local";
 const ROUTER_START_TIMEOUT_MS = 30000;
 const ROUTER_STOP_TIMEOUT_MS = 5000;
+/** Simulated pods per model unless --replicas says otherwise: enough to see picks differ. */
+export const LOCAL_REPLICAS = 2;
 
 export interface LocalOptions {
   /** Stack whose models are simulated (development). */
@@ -51,6 +56,17 @@ export interface LocalOptions {
   port: number;
   /** Exit after the verification instead of serving until interrupted. */
   once: boolean;
+  /** Simulated pods per model. */
+  replicas: number;
+}
+
+/** One model as run here: its Service stand-in (the registry endpoint) and its pods. */
+export interface LocalModel {
+  model: string;
+  /** The Service stand-in the registry row points at. */
+  url: string;
+  port: number;
+  pods: { url: string; port: number }[];
 }
 
 /** What is running, for the summary and for tests. */
@@ -61,7 +77,11 @@ export interface LocalPlatform {
   /** Whether this run started its own PostgreSQL. */
   embeddedPostgres: boolean;
   redisUrl?: string;
-  simulators: { model: string; url: string; port: number }[];
+  models: LocalModel[];
+  /** The router's routing mode (the stack's router.routing.mode). */
+  routingMode: RoutingMode;
+  /** The router's static discovery file: each registry endpoint's pods. */
+  podsFile: string;
   routerLog: string;
   results: CheckResult[];
 }
@@ -170,24 +190,48 @@ export async function startLocal(
     (r) => `schema at version ${r.to}`,
   );
 
-  const sims: Simulator[] = [];
+  // Per model: its pods, engine-model simulators (each with its own prefix cache and queue,
+  // which is what the router's picks are about), and a Service stand-in in front of them.
+  const models: { pods: Simulator[]; service: ServiceProxy }[] = [];
   await step(
     io,
-    `starting ${spec.models.length} vLLM simulator(s)`,
+    `starting ${opts.replicas} vLLM simulator(s) per model`,
     async () => {
       for (const m of spec.models) {
-        const sim = await startSimulator({
-          port: 0,
-          model: m.name,
-          servedModelName: m.servedModelName,
-          ttftMs: 50,
-          tokensPerSecond: 50,
-        });
-        teardown.add(`simulator ${m.name}`, () => sim.close());
-        sims.push(sim);
+        const pods: Simulator[] = [];
+        for (let i = 0; i < opts.replicas; i++) {
+          const sim = await startSimulator({
+            port: 0,
+            model: m.name,
+            servedModelName: m.servedModelName,
+            engine: {},
+          });
+          teardown.add(`simulator ${m.name} #${i}`, () => sim.close());
+          pods.push(sim);
+        }
+        const service = await startServiceProxy(pods);
+        teardown.add(`Service stand-in ${m.name}`, () => service.close());
+        models.push({ pods, service });
       }
     },
-    () => sims.map((s) => s.endpoint).join(", "),
+    () =>
+      spec.models
+        .map((m, i) => `${m.name} ${models[i].pods.map((p) => p.endpoint).join(" ")}`)
+        .join(", "),
+  );
+  // What the cluster DNS answers for each model's headless Service: its pods, by endpoint.
+  const podsFile = path.join(
+    fs.mkdtempSync(path.join(os.tmpdir(), "vllm-fleet-local-pods-")),
+    "pods.json",
+  );
+  teardown.add("discovery file", async () =>
+    fs.rmSync(path.dirname(podsFile), { recursive: true, force: true }),
+  );
+  fs.writeFileSync(
+    podsFile,
+    JSON.stringify(
+      Object.fromEntries(models.map((m) => [m.service.endpoint, m.pods.map((p) => p.endpoint)])),
+    ),
   );
 
   await step(
@@ -197,7 +241,7 @@ export async function startLocal(
       for (const [i, m] of spec.models.entries())
         await registerModel(
           { connectionString: pg.url, redisUrl },
-          checkedRegistration(localRegistration(spec, m, sims[i].endpoint)),
+          checkedRegistration(localRegistration(spec, m, models[i].service.endpoint)),
         );
     },
     () => spec.models.map((m) => `${m.name} ${m.enabled ? "ready" : "disabled"}`).join(", "),
@@ -225,6 +269,9 @@ export async function startLocal(
           // Nothing balances traffic away from a local router: stop at once on Ctrl-C.
           [ROUTER_ENV.shutdownDelayMs]: "0",
           [ROUTER_ENV.drainTimeoutMs]: "2000",
+          // The stack's routing, with the pods from the file instead of cluster DNS.
+          ...Object.fromEntries(routingEnv(spec.router.routing).map((e) => [e.name, e.value])),
+          [ROUTING_ENV.staticFile]: podsFile,
         },
         timeoutMs: ROUTER_START_TIMEOUT_MS,
         // A router started after an interrupt's teardown is stopped at once; its log is closed.
@@ -252,7 +299,7 @@ export async function startLocal(
         models: spec.models.map((m, i) => ({
           name: m.name,
           enabled: m.enabled,
-          endpoint: sims[i].endpoint,
+          endpoint: models[i].service.endpoint,
         })),
       }),
     (r) => (passed(r) ? "all checks passed" : `${r.filter((c) => !c.ok).length} check(s) failed`),
@@ -263,11 +310,14 @@ export async function startLocal(
     databaseUrl: pg.url,
     embeddedPostgres: pg.embedded,
     redisUrl,
-    simulators: spec.models.map((m, i) => ({
+    models: spec.models.map((m, i) => ({
       model: m.name,
-      url: sims[i].url,
-      port: sims[i].port,
+      url: models[i].service.url,
+      port: models[i].service.port,
+      pods: models[i].pods.map((p) => ({ url: p.url, port: p.port })),
     })),
+    routingMode: spec.router.routing.mode,
+    podsFile,
     routerLog,
     results,
   };
@@ -291,9 +341,13 @@ function assertPortFree(port: number): Promise<void> {
 /** The summary: what runs where, and a request to paste. */
 export function formatSummary(p: LocalPlatform): string {
   const firstReady = p.results.find((r) => r.check === "completion" && r.ok)?.target;
-  const model = firstReady ?? p.simulators[0]?.model ?? "MODEL";
+  const model = firstReady ?? p.models[0]?.model ?? "MODEL";
   const rows = [
-    ["router", p.routerUrl, `pid ${p.routerPid}, no API key (local), log ${p.routerLog}`],
+    [
+      "router",
+      p.routerUrl,
+      `pid ${p.routerPid}, mode ${p.routingMode} (pods from ${p.podsFile}), no API key (local), log ${p.routerLog}`,
+    ],
     [
       "registry",
       redactUrl(p.databaseUrl),
@@ -304,7 +358,14 @@ export function formatSummary(p: LocalPlatform): string {
       p.redisUrl ? redactUrl(p.redisUrl) : "none",
       p.redisUrl ? "REDIS_URL" : "set REDIS_URL to use Redis",
     ],
-    ...p.simulators.map((s) => [`model ${s.model}`, s.url, "vLLM simulator"]),
+    ...p.models.flatMap((m) => [
+      [
+        `model ${m.model}`,
+        m.url,
+        `Service stand-in: each connection to one of its ${m.pods.length} pods`,
+      ],
+      ...m.pods.map((pod, i) => [`pod ${m.model}-${i}`, pod.url, "vLLM simulator (engine model)"]),
+    ]),
   ];
   const curl = [
     `curl -s ${p.routerUrl}/v1/chat/completions \\`,
@@ -312,6 +373,13 @@ export function formatSummary(p: LocalPlatform): string {
     `  -d '{"model":"${model}","messages":[{"role":"user","content":"Hello"}],"max_tokens":16}'`,
   ].join("\n");
   return `${formatTable(["COMPONENT", "ADDRESS", "NOTE"], rows)}\n\nTry it:\n\n${curl}`;
+}
+
+function parseReplicas(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 16)
+    throw new InvalidArgumentError("--replicas must be an integer between 1 and 16");
+  return n;
 }
 
 function parsePort(value: string): number {
@@ -325,7 +393,7 @@ export async function run(args: string[], io: ScriptIo): Promise<number> {
   const program = scriptCommand(io, {
     name: "npm run local --",
     description:
-      "Run the development stack's data plane on this machine: PostgreSQL, a vLLM simulator per model, the registry, the router; then verify it through the router.",
+      "Run the development stack's data plane on this machine: PostgreSQL, vLLM simulators as each model's pods behind a Service stand-in, the registry, the router in the stack's routing mode; then verify it through the router.",
     help: `Environment: DATABASE_URL (use this PostgreSQL instead of an embedded one; development rows
 are overwritten), REDIS_URL (put Redis in front of the registry).
 
@@ -335,6 +403,12 @@ on Linux the router and PostgreSQL also die with it if it is killed outright (SI
   })
     .option("--once", "exit after the verification (exit code says whether it passed)")
     .option("--port <port>", "router port (0 picks a free one)", parsePort, 8080)
+    .option(
+      "--replicas <n>",
+      "simulated pods per model, each with its own prefix cache and queue",
+      parseReplicas,
+      LOCAL_REPLICAS,
+    )
     .option("--stack <name>", "stack whose models to simulate", "development");
   return runScript<LocalOptions>(io, program, args, async (opts) => {
     const started = Date.now();

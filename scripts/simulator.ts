@@ -1,6 +1,16 @@
-// `npm run sim -- --port 8001 --model my-model`: a vLLM-compatible server without a GPU.
-import { Command, InvalidArgumentError, Option } from "commander";
-import { EXIT, EXIT_HELP } from "./lib/cli";
+// `npm run sim -- --port 8001 --model my-model`: a vLLM-compatible server without a GPU. The
+// server itself is the library scripts/simulator/server.ts (what `npm run local` and the tests
+// start in-process); this file is the command around it.
+import { InvalidArgumentError, Option } from "commander";
+import {
+  EXIT,
+  main,
+  runScript,
+  scriptCommand,
+  ScriptError,
+  ScriptIo,
+  stopSignals,
+} from "./lib/cli";
 import { ENGINE_DEFAULTS, EngineParameters, engineParameterError } from "./simulator/engine";
 import { SIMULATOR_FAULTS, SimulatorFault, startSimulator } from "./simulator/server";
 
@@ -29,11 +39,25 @@ const ENGINE_FLAGS: Record<keyof EngineParameters, [flag: string, help: string]>
   decodeMsPerSeq: ["--decode-ms-per-seq <ms>", "step time each decoding sequence adds"],
 };
 
-async function main(argv: string[]): Promise<void> {
-  const program = new Command("sim")
-    .description(
+type SimulatorFlags = {
+  model: string;
+  port: number;
+  host: string;
+  servedModelName?: string;
+  ttftMs: number;
+  tokensPerSecond: number;
+  maxModelLen: number;
+  fault?: SimulatorFault;
+  engine?: boolean;
+} & Partial<EngineParameters>;
+
+export async function run(args: string[], io: ScriptIo): Promise<number> {
+  const program = scriptCommand(io, {
+    name: "npm run sim --",
+    description:
       "Simulated vLLM OpenAI server: /health, /v1/models, completions, chat completions, /metrics",
-    )
+    help: "Serves until Ctrl-C, SIGTERM, SIGHUP or its parent process exiting.",
+  })
     .requiredOption(
       "--model <name>",
       "model name (also the served name unless --served-model-name)",
@@ -75,43 +99,33 @@ async function main(argv: string[]): Promise<void> {
     };
     program.option(flag, `${help} (engine; default ${ENGINE_DEFAULTS[k]})`, parse);
   }
-  program
-    .addHelpText("after", `\n${EXIT_HELP}`)
-    .showHelpAfterError()
-    // Usage errors exit with the shared usage code (commander's own is 1).
-    .exitOverride((e) => process.exit(e.exitCode === 0 ? EXIT.ok : EXIT.usage));
-  program.parse(argv);
-  const o = program.opts<
-    {
-      model: string;
-      port: number;
-      host: string;
-      servedModelName?: string;
-      ttftMs: number;
-      tokensPerSecond: number;
-      maxModelLen: number;
-      fault?: SimulatorFault;
-      engine?: boolean;
-    } & Partial<EngineParameters>
-  >();
-  const given = (Object.keys(ENGINE_FLAGS) as (keyof EngineParameters)[]).filter(
-    (k) => o[k] !== undefined,
-  );
-  const engine = Object.fromEntries(given.map((k) => [k, o[k]]));
-  const modelled = o.engine || given.length > 0;
-  const sim = await startSimulator({ ...o, engine: modelled ? engine : undefined });
-  // Handlers before the announcement: whoever waits for it may signal at once.
-  const stop = () => void sim.close().then(() => process.exit(EXIT.ok));
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
-  process.stdout.write(
-    `vLLM simulator for '${o.servedModelName ?? o.model}' listening on ${sim.url}${modelled ? " (engine model)" : ""}\n`,
-  );
-}
-
-if (require.main === module) {
-  main(process.argv).catch((err) => {
-    process.stderr.write(`simulator failed: ${(err as Error).message}\n`);
-    process.exit(EXIT.startFailed);
+  return runScript<SimulatorFlags>(io, program, args, async (o) => {
+    const given = (Object.keys(ENGINE_FLAGS) as (keyof EngineParameters)[]).filter(
+      (k) => o[k] !== undefined,
+    );
+    const engine = Object.fromEntries(given.map((k) => [k, o[k]]));
+    const modelled = o.engine || given.length > 0;
+    // Listening before the announcement: whoever waits for it may signal at once.
+    const signals = stopSignals();
+    try {
+      const sim = await startSimulator({ ...o, engine: modelled ? engine : undefined }).catch(
+        (e: Error) => {
+          throw new ScriptError(`simulator failed: ${e.message}`, EXIT.startFailed);
+        },
+      );
+      try {
+        io.out(
+          `vLLM simulator for '${o.servedModelName ?? o.model}' listening on ${sim.url}${modelled ? " (engine model)" : ""}`,
+        );
+        await signals.received;
+        return EXIT.ok;
+      } finally {
+        await sim.close();
+      }
+    } finally {
+      signals.dispose();
+    }
   });
 }
+
+if (require.main === module) main(run);

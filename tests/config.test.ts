@@ -249,6 +249,31 @@ describe("stack config", () => {
       /^router\.replicas: production needs at least 2 router replicas/,
     ],
     [
+      "an unknown routing mode",
+      (c) => (c.router.routing = { mode: "random" }),
+      /^router\.routing\.mode: must be one of service, least-loaded, scored: /,
+    ],
+    [
+      "an affinity load factor of 1 (no room above the mean: the router refuses it)",
+      (c) => (c.router.routing = { mode: "scored", affinityLoadFactor: 1 }),
+      /^router\.routing\.affinityLoadFactor: must be a number above 1 and at most 10 \(the router refuses others\)/,
+    ],
+    [
+      "an affinity load factor above 10",
+      (c) => (c.router.routing = { mode: "scored", affinityLoadFactor: 11 }),
+      /^router\.routing\.affinityLoadFactor: must be a number above 1 and at most 10/,
+    ],
+    [
+      "an affinity load factor outside mode scored, where nothing reads it",
+      (c) => (c.router.routing = { mode: "least-loaded", affinityLoadFactor: 2 }),
+      /^router\.routing\.affinityLoadFactor: only applies in mode scored \(router\.routing\.mode is 'least-loaded'\); remove it, or set router\.routing\.mode: scored$/,
+    ],
+    [
+      "a misspelt routing key",
+      (c) => (c.router.routing = { mod: "scored" }),
+      /^router\.routing: unknown key 'mod'; remove it or fix the spelling/,
+    ],
+    [
       "production registry without TLS",
       (c) => (c.registry.sslmode = "disable"),
       /^registry\.sslmode: production must not disable TLS/,

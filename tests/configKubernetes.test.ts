@@ -493,6 +493,11 @@ const INVALID: Record<string, { mutate: (c: Raw) => void; base?: () => Raw; secr
     "router.imageRegistry": { mutate: (c) => (c.router = { replicas: 2 }), base: staging },
     "router.imageRegistryUsername": { mutate: (c) => (c.router.imageRegistryUsername = 5) },
     "router.image": { mutate: (c) => (c.router.image = "ghcr.io/acme/vllm-router:v1") },
+    "router.routing": { mutate: (c) => (c.router.routing = "scored") },
+    "router.routing.mode": { mutate: (c) => (c.router.routing = { mode: "round-robin" }) },
+    "router.routing.affinityLoadFactor": {
+      mutate: (c) => (c.router.routing = { mode: "scored", affinityLoadFactor: 0.5 }),
+    },
     routerImageRegistryPassword: {
       mutate: (c) => (c.router.imageRegistryUsername = "ci-bot"),
       base: staging,

@@ -4,15 +4,27 @@ import { strict as assert } from "node:assert";
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import type { IPersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClaim";
 import type { IService } from "kubernetes-models/v1/Service";
-import { ModelSpec, StackSpec, loadStackSpec } from "../components/spec";
+import {
+  DNS_LABEL,
+  ModelSpec,
+  StackSpec,
+  loadStackSpec,
+  routerLabels,
+  serviceName,
+} from "../components/spec";
 import {
   buildHuggingFaceTokenSecret,
   buildModelCacheClaim,
   buildModelDeployment,
+  buildModelObjects,
+  buildModelPodsService,
   buildModelService,
   huggingFaceSecretName,
   renderStack,
+  schemaProblems,
 } from "../components/manifests";
+import type { Manifest } from "../components/manifests";
+import { podsServiceName } from "@vllm-fleet/router/routing";
 
 const SKIP_AWAIT = "pulumi.com/skipAwait";
 
@@ -43,10 +55,13 @@ function deploymentAwaitFinishes(
  * checkAndLogStatus since 4.17.0, pulumi/pulumi-kubernetes#3142): a ClusterIP Service with a
  * selector is done once its Endpoints object has settled with no not-ready addresses; zero
  * endpoints is fine. The endpoints controller writes that object even for zero pods
- * (kubernetes pkg/controller/endpoint/endpoints_controller.go, syncService).
+ * (kubernetes pkg/controller/endpoint/endpoints_controller.go, syncService). A headless Service
+ * (`spec.clusterIP` exactly "None", corev1.ClusterIPNone: isHeadlessService) or one without a
+ * selector is done as soon as it exists: shouldWaitForPods is false for them.
  */
 function serviceAwaitFinishes(s: IService, endpoints: { notReady: number }): boolean {
   if (s.metadata?.annotations?.[SKIP_AWAIT] === "true") return true;
+  if (s.spec?.clusterIP === "None") return true;
   if (!s.spec?.selector || Object.keys(s.spec.selector).length === 0) return true;
   return endpoints.notReady === 0;
 }
@@ -85,6 +100,17 @@ describe("model manifests: Pulumi waits only for what can happen", () => {
     const svc = buildModelService(s, withModel(s, "llama-3-1-8b-instruct", { enabled: false }));
     assert.ok(serviceAwaitFinishes(svc, { notReady: 0 }), "0 pods: empty Endpoints, done");
     assert.equal(serviceAwaitFinishes(svc, { notReady: 1 }), false, "a loading pod: waits");
+  });
+
+  it("lets the headless pods Service await finish at once, even while a pod loads (service.go, shouldWaitForPods)", () => {
+    for (const change of [{}, { enabled: false }]) {
+      const pods = buildModelPodsService(s, withModel(s, "llama-3-1-8b-instruct", change));
+      assert.equal(pods.metadata.annotations?.[SKIP_AWAIT], undefined, "no skipAwait needed");
+      assert.ok(serviceAwaitFinishes(pods, { notReady: 1 }));
+      // The rule it rests on: the same Service with a cluster IP would wait for the pod.
+      const clustered = { ...pods, spec: { ...pods.spec, clusterIP: undefined } };
+      assert.equal(serviceAwaitFinishes(clustered, { notReady: 1 }), false);
+    }
   });
 
   it("uses a Kubernetes provider whose Service await finishes with zero endpoints (4.17.0, #3142)", () => {
@@ -294,5 +320,71 @@ describe("model tensor parallelism", () => {
         "--tensor-parallel-size=2",
       ),
     );
+  });
+});
+
+describe("model manifests: the headless pods Service the router resolves", () => {
+  const s = loadStackSpec("staging");
+
+  it("is named by the router's podsServiceName, a DNS-1035 label even for the longest model names", () => {
+    const env = s.environment;
+    // The longest model name whose Service `{model}-{env}` still fits 63 characters.
+    const longest = "m".repeat(63 - `-${env}`.length);
+    for (const name of ["llama-3-1-8b-instruct", longest]) {
+      const pods = buildModelPodsService(s, withModel(s, "llama-3-1-8b-instruct", { name }));
+      assert.equal(pods.metadata.name, podsServiceName(serviceName(name, env)));
+      assert.ok(pods.metadata.name.length <= 63, pods.metadata.name);
+      assert.match(pods.metadata.name, DNS_LABEL);
+      assert.deepEqual(schemaProblems(pods as Manifest), []);
+    }
+  });
+
+  it("lists only ready pods: headless, publishNotReadyAddresses false (kubernetes/dns specification 2.4.1, A records)", () => {
+    for (const m of s.models) {
+      const { service, podsService } = buildModelObjects(s, m);
+      assert.equal(podsService.spec!.clusterIP, "None");
+      // DNS lists not-ready endpoints only with publishNotReadyAddresses; a loading vLLM pod
+      // (readiness on /v1/models) must not be picked.
+      assert.equal(podsService.spec!.publishNotReadyAddresses, false);
+      assert.deepEqual(podsService.spec!.selector, service.spec!.selector);
+      assert.deepEqual(podsService.spec!.ports, service.spec!.ports);
+    }
+  });
+
+  it("is not scraped: the ServiceMonitor selects the model's Service only (one target per pod)", () => {
+    // prometheus-operator: a ServiceMonitor's selector picks Services, and every endpoint of
+    // each picked Service becomes a target, so two Services over one pod scrape it twice.
+    const m = s.models[0];
+    const { service, podsService, serviceMonitor } = buildModelObjects(s, m);
+    const selects = (labels: Record<string, string> | undefined) =>
+      Object.entries(serviceMonitor!.spec.selector.matchLabels!).every(
+        ([k, v]) => labels?.[k] === v,
+      );
+    assert.ok(selects(service.metadata.labels));
+    assert.equal(selects(podsService.metadata.labels), false);
+  });
+
+  it("lets the router dial the pods it resolves: the model's NetworkPolicy admits the router pods on the pod's port, for requests and /metrics", () => {
+    // A NetworkPolicy port is the pod's port (k8s.io/api networking/v1 NetworkPolicyPort): the
+    // router sends requests and reads vLLM's /metrics (served on the API port) at <pod IP>:8000,
+    // the headless Service's port, which is the container port it targets.
+    for (const m of s.models) {
+      const { podsService, networkPolicy, deployment } = buildModelObjects(s, m);
+      const [port] = podsService.spec!.ports!;
+      const container = deployment.spec!.template.spec!.containers[0];
+      const target = container.ports!.find((p) => p.name === port.targetPort)!;
+      assert.equal(target.containerPort, port.port, "the pod listens on the port DNS clients use");
+      const fromRouter = networkPolicy.spec!.ingress!.filter((r) =>
+        r.from!.some((f) =>
+          Object.entries(f.podSelector?.matchLabels ?? { none: "" }).every(
+            ([k, v]) => routerLabels(s.environment)[k] === v,
+          ),
+        ),
+      );
+      assert.deepEqual(
+        fromRouter.flatMap((r) => r.ports),
+        [{ port: port.port, protocol: "TCP" }],
+      );
+    }
   });
 });

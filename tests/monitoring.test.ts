@@ -13,6 +13,8 @@ import {
   Panel,
   buildDashboard,
   buildDashboardConfigMap,
+  buildRouterObjects,
+  PICKED_POD_LABEL,
   ALLOWED_SERIES,
   HISTOGRAMS,
   VLLM_METRICS,
@@ -220,6 +222,8 @@ describe("dashboard (Grafana ConfigMap)", () => {
         "GPU KV-cache use",
         "Queue",
         "Registry listener",
+        "Endpoint picks",
+        "Requests in flight per pod",
       ]) {
         assert.ok(titles.includes(t), `panel ${t}`);
       }
@@ -230,4 +234,34 @@ describe("dashboard (Grafana ConfigMap)", () => {
       }
     });
   }
+});
+
+describe("dashboard: endpoint-aware routing panels", () => {
+  const spec = loadStackSpec("staging");
+  const panel = (title: string) =>
+    (buildDashboard(spec).panels as Panel[]).find((p) => p.title === title)!;
+
+  it("shows router_endpoint_picks_total by model and reason", () => {
+    const [t] = panel("Endpoint picks").targets;
+    assert.deepEqual(seriesIn(t.expr), [ROUTER_METRICS.endpointPicks]);
+    assert.match(t.expr, /sum by \(model, reason\)/);
+    assert.match(t.legendFormat, /\{\{reason\}\}/);
+  });
+
+  // Prometheus scrape_config honor_labels (default false): a scraped label that clashes with a
+  // target label is renamed exported_<label>. The prometheus-operator gives every target of a
+  // ServiceMonitor the label `pod` (the router pod), so the router's own `pod` label (the model
+  // pod) is stored as exported_pod; grouping by `pod` would show router pods instead.
+  it("shows per-pod in-flight requests by the model pod, stored as exported_pod (honor_labels off)", () => {
+    const sm = buildRouterObjects(spec, {
+      image: "r@sha256:" + "0".repeat(64),
+      registrySecretName: "s",
+    }).serviceMonitor!;
+    assert.ok(sm.spec.endpoints.every((e) => !e.honorLabels));
+    const [t] = panel("Requests in flight per pod").targets;
+    assert.deepEqual(seriesIn(t.expr), [ROUTER_METRICS.podInflight]);
+    assert.equal(PICKED_POD_LABEL, "exported_pod");
+    assert.match(t.expr, /sum by \(model, exported_pod\)/);
+    assert.match(t.legendFormat, /\{\{exported_pod\}\}/);
+  });
 });

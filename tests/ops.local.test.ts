@@ -16,7 +16,15 @@ import {
   registryKey,
 } from "@vllm-fleet/registry";
 import { loadStackSpec } from "../components/spec";
-import { EXIT, LOCAL_MANAGER, localRegistration, run } from "../scripts/local";
+import {
+  EXIT,
+  LOCAL_MANAGER,
+  LOCAL_REPLICAS,
+  localRegistration,
+  run,
+  startLocal,
+  Teardown,
+} from "../scripts/local";
 import { EXIT_HELP } from "../scripts/lib/cli";
 import { runProgram } from "./support/program";
 import { eventually } from "./support/router";
@@ -52,12 +60,17 @@ function addresses(out: string) {
     out,
   );
   const sim = /^model \S+\s+http:\/\/127\.0\.0\.1:(\d+)/m.exec(out);
-  assert.ok(router && sim, `summary lists the router and the simulator:\n${out}`);
+  const pods = [...out.matchAll(/^pod \S+\s+http:\/\/127\.0\.0\.1:(\d+)/gm)].map((m) =>
+    Number(m[1]),
+  );
+  assert.ok(router && sim, `summary lists the router and the Service stand-in:\n${out}`);
+  assert.equal(pods.length, LOCAL_REPLICAS, `summary lists the pods:\n${out}`);
   return {
     routerPort: Number(router[1]),
     routerPid: Number(router[2]),
     pgPort: pg ? Number(pg[1]) : undefined,
     simPort: Number(sim[1]),
+    podPorts: pods,
   };
 }
 
@@ -134,7 +147,9 @@ describe("npm run local", () => {
     assert.doesNotMatch(stdout + stderr, /postgres:[0-9a-f]{16,}@/, "no password in the output");
     const a = addresses(stdout);
     assert.ok(a.pgPort, "the embedded PostgreSQL is listed");
-    for (const port of [a.routerPort, a.pgPort!, a.simPort, metricsPort])
+    // The router in development's routing mode, with the pods from its discovery file.
+    assert.match(stdout, /^router\s+\S+\s+pid \d+, mode scored \(pods from \S+pods\.json\)/m);
+    for (const port of [a.routerPort, a.pgPort!, a.simPort, metricsPort, ...a.podPorts])
       assert.ok(await refused(port), `port ${port} is closed after exit`);
     assert.equal(alive(a.routerPid), false, "the router process is gone");
     const ps = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" });
@@ -175,7 +190,9 @@ describe("npm run local", () => {
       `everything local started to stop after ${how}`,
       async () => {
         const ps = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" });
-        const ports = await Promise.all([a.routerPort, a.pgPort!, a.simPort].map(refused));
+        const ports = await Promise.all(
+          [a.routerPort, a.pgPort!, a.simPort, ...a.podPorts].map(refused),
+        );
         return (
           ports.every(Boolean) &&
           !alive(a.routerPid) &&
@@ -319,6 +336,70 @@ describe("npm run local", () => {
       assert.equal(alive(a.routerPid), false, "the router process is gone");
       assert.ok(await refused(a.routerPort));
       assert.ok(await refused(a.simPort));
+    });
+
+    it("runs each model's pods: conversations spread over them, and each conversation stays on its pod (mode scored)", async function () {
+      this.timeout(60000);
+      const io = {
+        env: { PATH: process.env.PATH, DATABASE_URL: db },
+        out: () => undefined,
+        err: () => undefined,
+      };
+      const teardown = new Teardown();
+      try {
+        const p = await startLocal(
+          io,
+          { stack: "development", port: 0, once: true, replicas: 2 },
+          teardown,
+        );
+        assert.equal(p.routingMode, "scored");
+        const [m] = p.models;
+        assert.equal(m.pods.length, 2);
+        // Each pod's own count of answered requests (vLLM's vllm:request_success_total).
+        const served = async () =>
+          Promise.all(
+            m.pods.map(async (pod) => {
+              const text = await (await fetch(`${pod.url}/metrics`)).text();
+              return [...text.matchAll(/^vllm:request_success_total\{[^}]*\} (\d+)/gm)].reduce(
+                (n, x) => n + Number(x[1]),
+                0,
+              );
+            }),
+          );
+        /** Sends one chat turn through the router; the pod that answered it. */
+        const turn = async (messages: { role: string; content: string }[]) => {
+          const before = await served();
+          const res = await fetch(`${p.routerUrl}/v1/chat/completions`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ model: MODEL, messages, max_tokens: 4 }),
+          });
+          assert.equal(res.status, 200);
+          await res.arrayBuffer();
+          const after = await served();
+          const pod = after.findIndex((n, i) => n > before[i]);
+          assert.ok(pod >= 0, "a pod answered");
+          return pod;
+        };
+        const system = { role: "system", content: "You are terse." };
+        const firstPods: number[] = [];
+        // 16 conversations: all on one of two pods by chance is 2 in 2^16.
+        for (let c = 0; c < 16; c++) {
+          const user = { role: "user", content: `conversation ${c}: hello` };
+          const first = await turn([system, user]);
+          const second = await turn([
+            system,
+            user,
+            { role: "assistant", content: "Hi." },
+            { role: "user", content: "And then?" },
+          ]);
+          assert.equal(second, first, `conversation ${c}: its second turn went to another pod`);
+          firstPods.push(first);
+        }
+        assert.deepEqual([...new Set(firstPods)].sort(), [0, 1], "conversations use both pods");
+      } finally {
+        await teardown.run(() => undefined);
+      }
     });
 
     it("fails with exit code 3 naming the step when PostgreSQL is unreachable", async () => {

@@ -53,6 +53,13 @@ describe("policy pack on the real stacks (program under mocks)", () => {
             ],
         );
       assert.ok(apps.includes("vllm") && apps.includes("vllm-router"), `deployments: ${apps}`);
+      // The headless pods Services are judged with the rest (selectors, coverage).
+      const headless = resources.filter(
+        (r) =>
+          r.type === TYPES.service &&
+          (r.inputs.spec as { clusterIP?: string }).clusterIP === "None",
+      );
+      assert.equal(headless.length, spec.models.length, "a pods Service per model");
       // The file `pulumi up --policy-pack-config policies/config/<stack>.json` reads.
       const config = JSON.parse(
         fs.readFileSync(path.join(__dirname, "..", "policies", "config", `${stack}.json`), "utf8"),

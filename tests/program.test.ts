@@ -11,6 +11,7 @@ import {
   ProgramRun,
 } from "./support/program";
 import { modelEndpoint, loadStackSpec } from "../components/spec";
+import { podsServiceName } from "@vllm-fleet/router/routing";
 import { registryStackProblems } from "../components/resources";
 
 const STACKS = ["development", "staging", "production"] as const;
@@ -119,6 +120,29 @@ for (const stack of STACKS) {
         const sm = run.ofType(K.serviceMonitor).find((s) => s.inputs.metadata.name === name)!;
         assert.ok(matches(sm.inputs.spec.selector.matchLabels, svc.inputs.metadata.labels));
         assert.equal(sm.inputs.spec.endpoints[0].port, svc.inputs.spec.ports[0].name);
+      }
+    });
+
+    it("adds each model a headless Service named by the router's podsServiceName, with the Service's selector and port, that no ServiceMonitor scrapes", () => {
+      const models = run
+        .ofType(K.deployment)
+        .filter((x) => x.inputs.metadata.labels["app.kubernetes.io/name"] === "vllm");
+      assert.ok(models.length > 0);
+      for (const d of models) {
+        const name = d.inputs.metadata.name;
+        const svc = run.ofType(K.service).find((s) => s.inputs.metadata.name === name)!;
+        const pods = run
+          .ofType(K.service)
+          .find((s) => s.inputs.metadata.name === podsServiceName(name))!;
+        assert.ok(pods, `${name}: no headless Service ${podsServiceName(name)}`);
+        assert.equal(pods.inputs.spec.clusterIP, "None");
+        assert.equal(pods.inputs.spec.publishNotReadyAddresses, false);
+        assert.deepEqual(pods.inputs.spec.selector, svc.inputs.spec.selector);
+        assert.deepEqual(pods.inputs.spec.ports, svc.inputs.spec.ports);
+        // One target per endpoint of each selected Service: a monitor selecting both would
+        // scrape every pod twice.
+        for (const sm of run.ofType(K.serviceMonitor))
+          assert.ok(!matches(sm.inputs.spec.selector.matchLabels, pods.inputs.metadata.labels));
       }
     });
 
@@ -318,7 +342,7 @@ describe("program under mocks: the router image registry login", () => {
 });
 
 describe("program under mocks: registration is proof of readiness", () => {
-  it("creates each registry row only after its Deployment and Service are ready", async () => {
+  it("creates each registry row only after its Deployment, Service and pods Service are ready", async () => {
     const run = await runProgram("staging", {
       createDelays: { "kubernetes:apps/v1:Deployment": 40, "kubernetes:core/v1:Service": 20 },
     });
@@ -328,6 +352,10 @@ describe("program under mocks: registration is proof of readiness", () => {
       const svc = run.ofType(K.service).find((s) => s.inputs.metadata.name === name)!;
       assert.ok(entry.createdSeq! > dep.createdSeq!, `${name}: row after Deployment`);
       assert.ok(entry.createdSeq! > svc.createdSeq!, `${name}: row after Service`);
+      const pods = run
+        .ofType(K.service)
+        .find((s) => s.inputs.metadata.name === podsServiceName(name))!;
+      assert.ok(entry.createdSeq! > pods.createdSeq!, `${name}: row after the pods Service`);
     }
   });
 
@@ -443,6 +471,27 @@ describe("program under mocks: a disabled model does not make Pulumi wait", () =
       .ofType(REGISTRY_ENTRY)
       .find((e) => e.inputs.modelName === "qwen2-5-32b-instruct-awq")!;
     assert.ok(entry.createdSeq! > off.createdSeq!);
+  });
+
+  // pulumi-kubernetes provider/pkg/await/service.go: shouldWaitForPods is false when
+  // isHeadlessService (spec.clusterIP == "None", corev1.ClusterIPNone), so the awaiter reports
+  // the Service ready once it exists and never waits for endpoints. The disabled model's pods
+  // Service, with no pod behind it, therefore needs no skipAwait; were it not headless, the
+  // awaiter would wait for ready endpoints that never come until the timeout.
+  it("gives a pod-less model's headless Service no skipAwait: the provider does not wait for pods behind clusterIP None", async () => {
+    const run = await runProgram("staging", {
+      overrides: {
+        capacity: {
+          "llama-3-1-8b-instruct": { replicas: 1, gpu: { count: 1 } },
+          "qwen2-5-32b-instruct-awq": { replicas: 1, gpu: { count: 2 }, enabled: false },
+        },
+      },
+    });
+    await settle();
+    const name = podsServiceName("qwen2-5-32b-instruct-awq-staging");
+    const pods = run.ofType(K.service).find((s) => s.inputs.metadata.name === name)!;
+    assert.strictEqual(pods.inputs.spec.clusterIP, "None");
+    assert.equal(pods.inputs.metadata.annotations?.["pulumi.com/skipAwait"], undefined);
   });
 });
 

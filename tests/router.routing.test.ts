@@ -272,6 +272,18 @@ describe("routing: picking a pod", () => {
     assert.ok(perPod.get(hot)! >= Math.max(...perPod.values()) - 1);
   });
 
+  it("keeps a prefix on its pod at low load when a reading adds a fraction (KV-cache use)", async () => {
+    const routing = await routingOf("scored", pods.slice(0, 2));
+    const json = { messages: [{ role: "user", content: "a quiet conversation" }] };
+    const first = routing.pick(entry, { json })!;
+    assert.equal(first.reason, "affinity");
+    // A reading taken while its last request ran: idle now, but 0.2% of the KV cache in use.
+    first.pod!.report({ running: 0, waiting: 0, kvUsage: 0.002 }, Date.now());
+    const again = routing.pick(entry, { json })!;
+    assert.equal(again.address, first.address);
+    assert.equal(again.reason, "affinity");
+  });
+
   it("least-loaded takes the idle pod, and takes tied pods in turn", async () => {
     const routing = await routingOf("least-loaded", pods.slice(0, 2));
     const first = routing.pick(entry, { json: {} })!;

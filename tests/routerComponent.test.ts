@@ -238,6 +238,53 @@ describe("router manifests", () => {
   });
 });
 
+describe("router.routing on the router Deployment", () => {
+  /** The Deployment's literal env (secrets stand in), as the router process reads it. */
+  const deploymentEnv = (s: ReturnType<typeof loadStackSpec>) => {
+    const env = buildRouterDeployment(s, wiring).spec!.template.spec!.containers[0].env!;
+    const secrets: Record<string, string> = {
+      DATABASE_URL: "postgresql://u@db:5432/r",
+      REDIS_URL: "redis://cache:6379/0",
+    };
+    return Object.fromEntries(env.map((e) => [e.name, e.value ?? secrets[e.name]]));
+  };
+
+  for (const [stack, mode, factor] of [
+    ["development", "scored", 2], // the router's default
+    ["staging", "scored", 2],
+    ["production", "service", undefined],
+  ] as const)
+    it(`${stack}: mode ${mode}, read back by the router's own config reader`, () => {
+      const env = deploymentEnv(loadStackSpec(stack));
+      assert.equal(env.ROUTER_ROUTING_MODE, mode);
+      // The factor only in mode scored, the one mode that bounds load.
+      assert.equal(
+        env.ROUTER_AFFINITY_LOAD_FACTOR,
+        factor === undefined ? undefined : String(factor),
+      );
+      const routing = readRouterConfig(env).routing;
+      assert.equal(routing.mode, mode);
+      if (factor !== undefined) assert.equal(routing.affinityLoadFactor, factor);
+    });
+
+  it("passes a stack's affinityLoadFactor as given; the router accepts every value the spec does", () => {
+    const s = loadStackSpec("staging");
+    for (const affinityLoadFactor of [1.01, 2, 10]) {
+      const env = deploymentEnv({
+        ...s,
+        router: { ...s.router, routing: { mode: "scored", affinityLoadFactor } },
+      });
+      assert.equal(readRouterConfig(env).routing.affinityLoadFactor, affinityLoadFactor);
+    }
+    const leastLoaded = deploymentEnv({
+      ...s,
+      router: { ...s.router, routing: { mode: "least-loaded" } },
+    });
+    assert.equal(leastLoaded.ROUTER_ROUTING_MODE, "least-loaded");
+    assert.equal(leastLoaded.ROUTER_AFFINITY_LOAD_FACTOR, undefined);
+  });
+});
+
 describe("registryAddress", () => {
   // Docker's rule (distribution/reference normalize.go, splitDockerDomain): the first segment is a
   // registry host only with '.', ':', `localhost` or upper case; otherwise the name is Docker Hub's.

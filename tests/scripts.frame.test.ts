@@ -18,6 +18,7 @@ import { run as promote } from "../scripts/promote";
 import { run as registry } from "../scripts/registry";
 import { run as render } from "../scripts/render";
 import { run as rollback } from "../scripts/rollback";
+import { run as sim } from "../scripts/simulator";
 import { run as status } from "../scripts/status";
 import { run as verify } from "../scripts/verify";
 import { scriptRunner } from "./support/scriptIo";
@@ -30,6 +31,7 @@ const COMMANDS: [string, ScriptRun][] = [
   ["registry", registry],
   ["render", render],
   ["rollback", rollback],
+  ["sim", sim],
   ["status", status],
   ["verify", verify],
 ];
@@ -107,24 +109,32 @@ describe("the operator commands' frame (scripts/lib/cli.ts)", () => {
     });
   });
 
-  it("libraries (scripts/lib) never import a command's entry point (scripts/*.ts)", () => {
-    const entryPoints = fs
-      .readdirSync(path.join(ROOT, "scripts"))
-      .filter((f) => f.endsWith(".ts"))
-      .map((f) => path.join(ROOT, "scripts", f.replace(/\.ts$/, "")));
-    const libs = fs.readdirSync(path.join(ROOT, "scripts/lib")).filter((f) => f.endsWith(".ts"));
-    assert.ok(entryPoints.length > 5 && libs.length > 5);
-    for (const lib of libs) {
-      const text = fs.readFileSync(path.join(ROOT, "scripts/lib", lib), "utf8");
+  it("libraries (scripts/lib, scripts/simulator) and commands never import a command's entry point (scripts/*.ts)", () => {
+    const ts = (dir: string) =>
+      fs
+        .readdirSync(path.join(ROOT, dir))
+        .filter((f) => f.endsWith(".ts"))
+        .map((f) => path.join(ROOT, dir, f));
+    const commands = ts("scripts");
+    const entryPoints = commands.map((f) => f.replace(/\.ts$/, ""));
+    const importers = [...ts("scripts/lib"), ...ts("scripts/simulator"), ...commands];
+    assert.ok(entryPoints.length > 5 && importers.length > 15);
+    for (const file of importers) {
+      const text = fs.readFileSync(file, "utf8");
       for (const [, spec] of text.matchAll(/from "(\.[^"]+)"/g)) {
-        const target = path.resolve(ROOT, "scripts/lib", spec);
-        assert.ok(!entryPoints.includes(target), `scripts/lib/${lib} imports ${spec}`);
+        const target = path.resolve(path.dirname(file), spec);
+        assert.ok(!entryPoints.includes(target), `${path.relative(ROOT, file)} imports ${spec}`);
       }
     }
     // Commander stays inside the frame: a command builds its program with scriptCommand.
+    const { scripts } = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as {
+      scripts: Record<string, string>;
+    };
     for (const [name] of COMMANDS) {
-      const text = fs.readFileSync(path.join(ROOT, "scripts", `${name}.ts`), "utf8");
-      assert.doesNotMatch(text, /new Command\(/, `scripts/${name}.ts builds its own program`);
+      // The file `npm run <name>` runs.
+      const file = /\s(scripts\/\S+\.ts)$/.exec(scripts[name])![1];
+      const text = fs.readFileSync(path.join(ROOT, file), "utf8");
+      assert.doesNotMatch(text, /new Command\(/, `${file} builds its own program`);
       assert.match(text, /^if \(require\.main === module\) main\(run\);$/m, name);
     }
   });

@@ -25,6 +25,13 @@ export interface Panel {
 /** Router series of the selected environment and models. */
 const ROUTER = `environment="$environment", model=~"$model"`;
 
+/**
+ * The label under which Prometheus stores the router's own `pod` label (the pod a request went
+ * to): the ServiceMonitor leaves honorLabels off, so the target's `pod` (the router pod) wins
+ * and the scraped one is renamed `exported_pod` (Prometheus scrape_config, honor_labels).
+ */
+export const PICKED_POD_LABEL = "exported_pod";
+
 function panel(
   title: string,
   description: string,
@@ -133,6 +140,28 @@ export function buildDashboard(spec: StackSpec) {
         "{{model_name}} generated",
       ],
     ]),
+    panel(
+      "Endpoint picks",
+      "Where the router sent requests, by reason: service (the model's Service), affinity (the pod the prompt prefix hashes to), spill (the next pod, past the load bound), least_loaded, retry (another pod after a connect failure)",
+      "reqps",
+      [
+        [
+          `sum by (model, reason) (rate(${R.endpointPicks}{namespace="${ns}", model=~"$model"}[$__rate_interval]))`,
+          "{{model}} {{reason}}",
+        ],
+      ],
+    ),
+    panel(
+      "Requests in flight per pod",
+      "Requests the routers have in flight on each model pod (modes least-loaded and scored), summed over router replicas: an even spread, or one pod taking a hot prefix",
+      "short",
+      [
+        [
+          `sum by (model, ${PICKED_POD_LABEL}) (${R.podInflight}{namespace="${ns}", model=~"$model"})`,
+          `{{model}} {{${PICKED_POD_LABEL}}}`,
+        ],
+      ],
+    ),
     panel("Registry", "Registry lookups by source, errors by backend, degraded routers", "short", [
       [
         `sum by (source) (rate(${R.registryLookups}{namespace="${ns}"}[$__rate_interval]))`,

@@ -3,7 +3,7 @@
 // offline checks on them (schemas, metric names). No Pulumi SDK (eslint.config.mjs): values
 // known only at deploy time are builder parameters.
 export { ALERT_THRESHOLDS, buildPrometheusRule, LISTEN_STALE_SECONDS, RUNBOOKS } from "./alerts";
-export { buildDashboard, buildDashboardConfigMap } from "./dashboard";
+export { buildDashboard, buildDashboardConfigMap, PICKED_POD_LABEL } from "./dashboard";
 export type { Panel } from "./dashboard";
 export {
   buildEnvironmentObjects,
@@ -20,9 +20,11 @@ export {
   buildModelCacheClaim,
   buildModelDeployment,
   buildModelObjects,
+  buildModelPodsService,
   buildModelService,
   huggingFaceSecretName,
   modelRegistration,
+  POD_DISCOVERY_COMPONENT,
   probeBudget,
   releaseRevision,
 } from "./modelManifests";
@@ -39,6 +41,7 @@ export {
   buildRouterServiceMonitor,
   buildRouterRegistrySecret,
   routerConnectionLimit,
+  routingEnv,
   ROUTER_DRAIN_SECONDS,
   ROUTER_NAME,
   ROUTER_PRESTOP_SECONDS,

@@ -1,5 +1,5 @@
 // Pure builders: one model of one stack -> its Kubernetes objects (cache volume, Deployment,
-// Service, PDB, NetworkPolicy, ServiceMonitor, Hugging Face token Secret).
+// Service, headless pods Service, PDB, NetworkPolicy, ServiceMonitor, Hugging Face token Secret).
 import { createHash } from "node:crypto";
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import type { IPersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClaim";
@@ -10,7 +10,15 @@ import type { IServiceMonitor } from "@kubernetes-models/prometheus-operator/mon
 import type { ModelSpec, StackSpec } from "../spec";
 import type { ModelRegistration } from "@vllm-fleet/registry";
 import type { SecretManifest } from "./manifest";
-import { modelLabels, modelSelector, routerSelector, serviceName, VLLM_PORT } from "../spec";
+import {
+  MODEL_SERVER_COMPONENT,
+  modelLabels,
+  modelSelector,
+  podsServiceName,
+  routerSelector,
+  serviceName,
+  VLLM_PORT,
+} from "../spec";
 
 /** Seconds the pod keeps serving after removal from endpoints, so in-flight routing settles. */
 export const PRESTOP_SECONDS = 15;
@@ -329,6 +337,44 @@ export function buildModelService(
   };
 }
 
+/** `app.kubernetes.io/component` of the headless pods Service, which no ServiceMonitor selects. */
+export const POD_DISCOVERY_COMPONENT = "pod-discovery";
+
+/**
+ * The headless Service the router resolves to find the model's ready pods (modes least-loaded
+ * and scored): `podsServiceName("{model}-{env}")`, the router's own naming function, with the
+ * model Service's selector and port. `clusterIP: None` makes the cluster DNS answer its name
+ * with one A record per ready endpoint, and `publishNotReadyAddresses: false` keeps it to ready
+ * ones (kubernetes/dns docs/specification.md, 2.4.1 "A Records"), so a pod that fails readiness
+ * stops being picked. Made for every model in every mode: it costs no cluster IP and no
+ * kube-proxy rules (kube-proxy skips headless Services), and switching router.routing.mode is
+ * then only a router rollout, never a wait for DNS names to appear. The registry row keeps
+ * pointing at the model's Service.
+ */
+export function buildModelPodsService(
+  spec: StackSpec,
+  model: ModelSpec,
+): IService & { metadata: { name: string } } {
+  const service = serviceName(model.name, spec.environment);
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: {
+      ...meta(spec, model, podsServiceName(service)),
+      labels: {
+        ...modelLabels(model.name, spec.environment),
+        "app.kubernetes.io/component": POD_DISCOVERY_COMPONENT,
+      },
+    },
+    spec: {
+      clusterIP: "None",
+      selector: modelSelector(model.name, spec.environment),
+      ports: [{ name: "http", port: VLLM_PORT, targetPort: "http", protocol: "TCP" }],
+      publishNotReadyAddresses: false,
+    },
+  };
+}
+
 /** Only when there is more than one replica: a PDB on a single replica blocks node drains forever. */
 export function buildModelDisruptionBudget(
   spec: StackSpec,
@@ -397,7 +443,15 @@ export function buildModelServiceMonitor(
       },
     },
     spec: {
-      selector: { matchLabels: modelSelector(model.name, spec.environment) },
+      // The model's Service only: the headless pods Service has the same endpoints, and a
+      // ServiceMonitor makes one target per endpoint of every Service it selects, so selecting
+      // both would scrape each pod twice and double every sum over vLLM's series.
+      selector: {
+        matchLabels: {
+          ...modelSelector(model.name, spec.environment),
+          "app.kubernetes.io/component": MODEL_SERVER_COMPONENT,
+        },
+      },
       namespaceSelector: { matchNames: [spec.namespace] },
       endpoints: [{ port: "http", path: "/metrics", interval: "30s", scrapeTimeout: "10s" }],
     },
@@ -410,6 +464,7 @@ export function buildModelObjects(spec: StackSpec, model: ModelSpec) {
     cacheClaim: buildModelCacheClaim(spec, model),
     deployment: buildModelDeployment(spec, model),
     service: buildModelService(spec, model),
+    podsService: buildModelPodsService(spec, model),
     disruptionBudget: buildModelDisruptionBudget(spec, model),
     networkPolicy: buildModelNetworkPolicy(spec, model),
     serviceMonitor: buildModelServiceMonitor(spec, model),

@@ -16,7 +16,13 @@ import {
   ROUTER_PORT,
 } from "@vllm-fleet/router/contract";
 import type { StackSpec } from "../spec";
-import { routerLabels, routerSelector, VLLM_PORT } from "../spec";
+import {
+  AFFINITY_LOAD_FACTOR,
+  routerLabels,
+  routerSelector,
+  ROUTING_ENV,
+  VLLM_PORT,
+} from "../spec";
 import type { SecretManifest } from "./manifest";
 
 type Named<T> = T & { metadata: { name: string } };
@@ -109,6 +115,26 @@ export function buildRouterRegistryCa(spec: StackSpec): Named<IConfigMap> | unde
   };
 }
 
+/**
+ * The router's routing variables (router.routing): the mode always, so the Deployment shows it;
+ * the load factor in mode scored, the only one that bounds load (the router's default unless set).
+ */
+export function routingEnv(
+  routing: StackSpec["router"]["routing"],
+): { name: string; value: string }[] {
+  return [
+    { name: ROUTING_ENV.mode, value: routing.mode },
+    ...(routing.mode === "scored"
+      ? [
+          {
+            name: ROUTING_ENV.affinityLoadFactor,
+            value: String(routing.affinityLoadFactor ?? AFFINITY_LOAD_FACTOR.default),
+          },
+        ]
+      : []),
+  ];
+}
+
 export function buildRouterDeployment(spec: StackSpec, wiring: RouterWiring): Named<IDeployment> {
   const secretEnv = (name: string, secret: string, key: string) => ({
     name,
@@ -128,6 +154,7 @@ export function buildRouterDeployment(spec: StackSpec, wiring: RouterWiring): Na
       ? [{ name: ENV.apiKeysFile, value: `${API_KEYS_DIR}/${API_KEYS_KEY}` }]
       : []),
     ...(ca ? [{ name: ENV.registryCa, value: `${REGISTRY_CA_DIR}/${REGISTRY_CA_KEY}` }] : []),
+    ...routingEnv(spec.router.routing),
   ];
   return {
     apiVersion: "apps/v1",

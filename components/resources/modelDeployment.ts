@@ -36,8 +36,9 @@ export interface RegistryConnection {
 }
 
 /**
- * One vLLM model served in one environment: cache volume, Deployment, Service, PDB,
- * NetworkPolicy and ServiceMonitor, built by the pure functions in manifests/modelManifests.ts.
+ * One vLLM model served in one environment: cache volume, Deployment, Service, headless pods
+ * Service, PDB, NetworkPolicy and ServiceMonitor, built by the pure functions in
+ * manifests/modelManifests.ts.
  */
 export class ModelDeployment extends pulumi.ComponentResource {
   /** In-cluster endpoint: `{model}-{env}.{namespace}.svc.cluster.local:8000`. */
@@ -48,6 +49,8 @@ export class ModelDeployment extends pulumi.ComponentResource {
   readonly registryKey: string;
   readonly deployment: k8s.apps.v1.Deployment;
   readonly service: k8s.core.v1.Service;
+  /** The headless Service listing the model's ready pods (`{model}-{env}-pods`) for the router. */
+  readonly podsService: k8s.core.v1.Service;
   /** The model's registry row; `ready` only once the Deployment's pods are. */
   readonly registryEntry: RegistryEntry;
 
@@ -98,6 +101,14 @@ export class ModelDeployment extends pulumi.ComponentResource {
         deleteBeforeReplace: true,
       },
     );
+    // No custom timeout: the provider's Service await does not wait for pods when the Service
+    // is headless (pulumi-kubernetes provider/pkg/await/service.go, shouldWaitForPods), so it
+    // is ready as soon as it exists, with zero ready pods too (a disabled model).
+    this.podsService = new k8s.core.v1.Service(
+      `${name}-pods-service`,
+      objs.podsService as k8s.core.v1.ServiceArgs,
+      { ...child, deleteBeforeReplace: true },
+    );
     if (objs.disruptionBudget) {
       new k8s.policy.v1.PodDisruptionBudget(
         `${name}-pdb`,
@@ -131,7 +142,14 @@ export class ModelDeployment extends pulumi.ComponentResource {
       },
       {
         parent: this,
-        dependsOn: [this.deployment, this.service, ...(args.registry.dependsOn ?? [])],
+        // The pods Service first too, so a router in a pod mode finds the pods as soon as it
+        // reads the row (without it the router sends to the Service, which works, but spreads).
+        dependsOn: [
+          this.deployment,
+          this.service,
+          this.podsService,
+          ...(args.registry.dependsOn ?? []),
+        ],
       },
     );
     this.registerOutputs({

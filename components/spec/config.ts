@@ -14,9 +14,11 @@ import {
   qualifiedNameProblem,
 } from "./kubeSyntax";
 import {
+  AFFINITY_LOAD_FACTOR,
   DNS_LABEL,
   ENVIRONMENTS,
   Environment,
+  ROUTING_MODES,
   STACK_ENVIRONMENTS,
   serviceName,
   stackEnvironment,
@@ -289,6 +291,37 @@ const capacitySchema = z
   })
   .strict();
 
+const { min: FACTOR_MIN, max: FACTOR_MAX } = AFFINITY_LOAD_FACTOR;
+const FACTOR_RANGE = `must be a number above ${FACTOR_MIN} and at most ${FACTOR_MAX} (the router refuses others): a pod takes a prefix's requests while its load stays within this factor times the mean load`;
+
+/** How the router picks where a model's request goes (README, Endpoint-aware routing). */
+const routingSchema = z
+  .object({
+    mode: z
+      .enum(ROUTING_MODES, {
+        errorMap: () => ({
+          message: `must be one of ${ROUTING_MODES.join(", ")}: service sends a model's requests to its Service, least-loaded to its least loaded ready pod, scored by prompt prefix within a load bound`,
+        }),
+      })
+      .default("service"),
+    affinityLoadFactor: z
+      .number({ invalid_type_error: FACTOR_RANGE })
+      .gt(FACTOR_MIN, FACTOR_RANGE)
+      .lte(FACTOR_MAX, FACTOR_RANGE)
+      .optional(),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    // Only the scorer bounds load; elsewhere a set factor would be silently ignored.
+    if (r.affinityLoadFactor !== undefined && r.mode !== "scored")
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ["affinityLoadFactor"],
+        message: `only applies in mode scored (router.routing.mode is '${r.mode}'); remove it, or set router.routing.mode: scored`,
+      });
+  })
+  .default({});
+
 const configSchema = z
   .object({
     environment: z.enum(ENVIRONMENTS, {
@@ -308,6 +341,7 @@ const configSchema = z
         imageRegistry: z.string().optional(),
         imageRegistryUsername: z.string().optional(),
         image: z.string().optional(),
+        routing: routingSchema,
       })
       .strict()
       .default({}),

@@ -24,19 +24,24 @@ export {
   qualifiedNameProblem,
 } from "./kubeSyntax";
 export {
+  AFFINITY_LOAD_FACTOR,
   DNS_LABEL,
   ENVIRONMENTS,
   modelEndpoint,
+  MODEL_SERVER_COMPONENT,
   modelLabels,
   modelSelector,
+  podsServiceName,
   registryKey,
   routerLabels,
   routerSelector,
+  ROUTING_ENV,
+  ROUTING_MODES,
   serviceName,
   STACK_ENVIRONMENTS,
   stackEnvironment,
   VLLM_PORT,
 } from "./naming";
-export type { Environment } from "./naming";
+export type { Environment, RoutingMode } from "./naming";
 export { loadStackSpec, stackFileConfig } from "./stackFile";
 export type { StackSource } from "./stackFile";

@@ -11,6 +11,16 @@ export {
 } from "@vllm-fleet/registry";
 export type { Environment } from "@vllm-fleet/registry";
 
+// The router package owns the headless Service's name (its discovery resolves it), the routing
+// modes and the names and range of the routing variables the router Deployment gets.
+export {
+  AFFINITY_LOAD_FACTOR,
+  podsServiceName,
+  ROUTING_ENV,
+  ROUTING_MODES,
+} from "@vllm-fleet/router/routing";
+export type { RoutingMode } from "@vllm-fleet/router/routing";
+
 /** vLLM's OpenAI server port; the Service exposes the same port. */
 export const VLLM_PORT = 8000;
 
@@ -27,12 +37,15 @@ export function modelEndpoint(model: string, environment: Environment, namespace
   return `${serviceName(model, environment)}.${namespace}.svc.cluster.local:${VLLM_PORT}`;
 }
 
+/** `app.kubernetes.io/component` of a model's objects (the ServiceMonitor selects its Service by it). */
+export const MODEL_SERVER_COMPONENT = "model-server";
+
 /** Recommended `app.kubernetes.io/*` labels of one model's objects. */
 export function modelLabels(model: string, environment: Environment): Record<string, string> {
   return {
     "app.kubernetes.io/name": "vllm",
     "app.kubernetes.io/instance": serviceName(model, environment),
-    "app.kubernetes.io/component": "model-server",
+    "app.kubernetes.io/component": MODEL_SERVER_COMPONENT,
     "app.kubernetes.io/part-of": "vllm-fleet",
     "app.kubernetes.io/managed-by": "pulumi",
     "vllm.ai/model": model,

@@ -1,6 +1,11 @@
 // The routing settings among the router's environment variables (read by config.ts).
 import { isIP } from "node:net";
-import { ROUTER_ENV as ENV, ROUTING_MODES, type RoutingMode } from "../contract";
+import {
+  AFFINITY_LOAD_FACTOR,
+  ROUTER_ENV as ENV,
+  ROUTING_MODES,
+  type RoutingMode,
+} from "../contract";
 import { readStaticPods } from "./staticSource";
 import type { RoutingConfig } from "./routing";
 
@@ -51,16 +56,13 @@ export function readRoutingConfig(
       `${ENV.podMetricsTimeoutMs} (${podMetricsTimeoutMs}) must not exceed ${ENV.podMetricsIntervalMs} (${podMetricsIntervalMs}): a reading ends before the next one starts`,
     );
   const rawFactor = env[ENV.affinityLoadFactor];
-  // 2, not the 1.25 of proxies whose misses are cheap: a prefix-cache miss here recomputes the
-  // whole shared prompt. With eight 7k-token system prompts on four replicas (`npm run bench --
-  // --routing`), 1.25 spilled over half the picks (p90 time to first token 1.5 s, 85% of prompt
-  // tokens cached) and 2 about 5% (0.2 s, 95%); a hot prefix still gets at most twice the mean.
-  let affinityLoadFactor = 2;
+  const { min, max } = AFFINITY_LOAD_FACTOR;
+  let affinityLoadFactor: number = AFFINITY_LOAD_FACTOR.default;
   if (rawFactor !== undefined && rawFactor !== "") {
     affinityLoadFactor = Number(rawFactor);
-    if (!(affinityLoadFactor > 1 && affinityLoadFactor <= 10))
+    if (!(affinityLoadFactor > min && affinityLoadFactor <= max))
       problems.push(
-        `${ENV.affinityLoadFactor} must be a number above 1 and at most 10 (got '${rawFactor}'): a pod takes a prefix's requests while its load stays within this factor times the mean`,
+        `${ENV.affinityLoadFactor} must be a number above ${min} and at most ${max} (got '${rawFactor}'): a pod takes a prefix's requests while its load stays within this factor times the mean`,
       );
   }
   return {

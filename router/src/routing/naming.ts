@@ -2,8 +2,10 @@
 // Service. Kubernetes' DNS answers a headless Service's name with one A record per ready
 // endpoint, and NXDOMAIN when none is ready (kubernetes/dns docs/specification.md, 2.4.1
 // "A Records"; not-ready pods are listed only with publishNotReadyAddresses). Pure: the
-// Pulumi program names the Service with the same function the router resolves it with.
+// Pulumi program names the Service with the same function the router resolves it with, and
+// sets the routing variables below by these names, to values these constants accept.
 import { createHash } from "node:crypto";
+import { ROUTER_ENV } from "../contract";
 
 /** Suffix of the headless Service's name. */
 export const PODS_SUFFIX = "-pods";
@@ -50,3 +52,12 @@ export function podsTarget(endpoint: string): PodsTarget | undefined {
   if (!m || !Number.isInteger(port) || port < 1 || port > 65535) return undefined;
   return { host: `${podsServiceName(m[1])}.${m[3]}${m[5]}`, port };
 }
+
+// The routing settings the program sets, by the router's contract (one copy of each name).
+export { AFFINITY_LOAD_FACTOR, ROUTING_MODES, type RoutingMode } from "../contract";
+/** Names of the routing variables others set: the Pulumi program, `npm run local`, the bench. */
+export const ROUTING_ENV = {
+  mode: ROUTER_ENV.routingMode,
+  affinityLoadFactor: ROUTER_ENV.affinityLoadFactor,
+  staticFile: ROUTER_ENV.discoveryStaticFile,
+} as const;

@@ -187,11 +187,14 @@ export class EndpointRouting {
    * mix(key ^ pod), and the highest-ranked pod whose load, with this request, stays within
    * ceil(factor x mean) takes it (Mirrokni, Thorup, Zadimoghaddam, "Consistent Hashing with
    * Bounded Loads", 2018). The ranking depends only on the key and the pod addresses, so every
-   * router agrees; the bound keeps a hot prefix from piling onto one pod.
+   * router agrees; the bound keeps a hot prefix from piling onto one pod. The bound counts
+   * whole requests, as the paper's does: a load's fraction (KV-cache use, a fading reading)
+   * rounds away, or an idle pod's 0.004 would lift it over ceil(1.25 x 1.004 / 2) = 1 and
+   * every lightly loaded prefix would spill off its pod.
    */
   private rendezvous(key: number, pods: Pod[], loads: number[]): Pick | undefined {
     let total = 1; // the request being placed
-    for (const l of loads) total += l;
+    for (const l of loads) total += Math.round(l);
     const cap = Math.ceil((this.c.affinityLoadFactor * total) / pods.length);
     let best = -1;
     let bestWeight = -1;
@@ -199,7 +202,7 @@ export class EndpointRouting {
     for (let i = 0; i < pods.length; i++) {
       const w = mix(key ^ pods[i].id);
       if (w > topWeight) topWeight = w;
-      if (loads[i] + 1 <= cap && w > bestWeight) {
+      if (Math.round(loads[i]) + 1 <= cap && w > bestWeight) {
         best = i;
         bestWeight = w;
       }
