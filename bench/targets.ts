@@ -3,7 +3,7 @@
 // Throughput is gated against the bare proxy measured in the same run, not against direct
 // calls: on two cores shared by the load generator, the simulator and the proxy, a proxy with
 // no logic at all keeps only 0.35-0.55 of direct throughput (README, "Tests and CI"), so the
-// issue's "router >= 0.5 of direct" left the router's own work a negative budget. The same 0.5
+// requirement "router >= 0.5 of direct" left the router's own work a negative budget. The same 0.5
 // is kept, with the unavoidable proxy hop moved into the baseline: the router keeps at least
 // half the bare proxy's throughput, and its own work (auth, lookup, ids, metrics, logs) costs
 // no more CPU than the forwarding it wraps. `throughput_ratio` (router / direct) is reported.

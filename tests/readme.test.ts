@@ -2,6 +2,7 @@
 // and exit codes are the program's, every file it points at is in the repository, and every
 // example value of the committed stack files that must be replaced is named as a placeholder.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse } from "yaml";
@@ -166,6 +167,22 @@ describe("docs/architecture.md", () => {
     assert.ok(guarded.length >= 20, "the invariant tables are there");
     for (const row of guarded)
       assert.match(row.split(" | ").at(-1) ?? "", /`tests\/[\w.]+\.test\.ts`/, row);
+  });
+
+  it("nothing in the repository points outside it: no design document, issue or review", () => {
+    const files = execFileSync("git", ["ls-files", "-z"], { cwd: ROOT, encoding: "utf8" })
+      .split("\0")
+      .filter((f) => /\.(ts|mjs|md|ya?ml|json|sh)$|Dockerfile$/.test(f))
+      .filter((f) => f !== "package-lock.json" && f !== "tests/readme.test.ts");
+    assert.ok(files.length > 100, `${files.length} files`);
+    const outside =
+      /DESIGN\.md|design document|\.\.\/shared\/|\bthe (issue|review)\b|\bthe seeds\b/i;
+    const hits = files.filter(
+      (f) =>
+        fs.existsSync(path.join(ROOT, f)) &&
+        outside.test(fs.readFileSync(path.join(ROOT, f), "utf8")),
+    );
+    assert.deepEqual(hits, []);
   });
 
   it("is linked from the top of the README and points at nothing outside the repository", () => {
