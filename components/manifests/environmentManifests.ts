@@ -3,9 +3,24 @@ import type { ILimitRange } from "kubernetes-models/v1/LimitRange";
 import type { INamespace } from "kubernetes-models/v1/Namespace";
 import type { IResourceQuota } from "kubernetes-models/v1/ResourceQuota";
 import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
+import type { INetworkPolicyEgressRule } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicyEgressRule";
 import type { StackSpec } from "../spec";
 
 type Named<T> = T & { metadata: { name: string } };
+
+/** Egress to the cluster DNS (kube-dns in kube-system, port 53 over UDP and TCP); a new object each call. */
+export const dnsEgress = (): INetworkPolicyEgressRule => ({
+  to: [
+    {
+      namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
+      podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
+    },
+  ],
+  ports: [
+    { port: 53, protocol: "UDP" },
+    { port: 53, protocol: "TCP" },
+  ],
+});
 
 function labels(spec: StackSpec): Record<string, string> {
   return {
@@ -85,20 +100,7 @@ export function buildDefaultDenyPolicy(spec: StackSpec): Named<INetworkPolicy> {
     spec: {
       podSelector: {},
       policyTypes: ["Ingress", "Egress"],
-      egress: [
-        {
-          to: [
-            {
-              namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
-              podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
-            },
-          ],
-          ports: [
-            { port: 53, protocol: "UDP" },
-            { port: 53, protocol: "TCP" },
-          ],
-        },
-      ],
+      egress: [dnsEgress()],
     },
   };
 }

@@ -23,6 +23,7 @@ import {
   ROUTING_ENV,
   VLLM_PORT,
 } from "../spec";
+import { dnsEgress } from "./environmentManifests";
 import type { SecretManifest } from "./manifest";
 
 type Named<T> = T & { metadata: { name: string } };
@@ -402,18 +403,7 @@ export function buildRouterNetworkPolicy(spec: StackSpec): Named<INetworkPolicy>
         },
         egressTo(spec.registry.host, spec.registry.port),
         ...(redis ? [egressTo(redis.host, redis.port)] : []),
-        {
-          to: [
-            {
-              namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
-              podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
-            },
-          ],
-          ports: [
-            { port: 53, protocol: "UDP" },
-            { port: 53, protocol: "TCP" },
-          ],
-        },
+        dnsEgress(),
       ],
     },
   };
